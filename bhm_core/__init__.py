@@ -1,0 +1,6 @@
+"""Bayesian hierarchical sales forecasting: data, cube, model, fit, prediction and evaluation.
+
+Pure library: never imports streamlit. The dashboard (app.py, pages/, ui/) sits on top of it.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""The store x day cube, indexed by calendar date.
+
+Each row of the sales table lands at (store position, days since the first date), never at "the
+n-th row of its store": a store with a gap keeps its later days on their real dates. Cells with no
+row and closed days are not observations; neither are open days with zero sales (see README: on
+Rossmann those 54 rows also have 0-5 customers, i.e. recording glitches, and Kaggle's metric ignores
+them), nor open days whose sales are blank (future rows that only carry the promo calendar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .features import Covariates, Design, FeatureSpec, encode
+
+MISSING, OPEN, CLOSED = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class SalesCube:
+    store_ids: np.ndarray    # (S,) int64, ascending
+    dates: np.ndarray        # (T,) datetime64[D], consecutive days
+    sales: np.ndarray        # (S, T) float32, 0 where not observed
+    observed: np.ndarray     # (S, T) bool
+    status: np.ndarray       # (S, T) int8: MISSING, OPEN or CLOSED
+    covariates: Covariates
+    design: Design
+    stores: pd.DataFrame     # store attributes, one row per store in store_ids order
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+    label: str = ""
+
+    @property
+    def n_stores(self) -> int:
+        return len(self.store_ids)
+
+    @property
+    def n_days(self) -> int:
+        return len(self.dates)
+
+    @property
+    def feature_names(self) -> tuple:
+        return self.design.names
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of everything a fit sees; equal data gives an equal key."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            h = hashlib.blake2b(digest_size=16)
+            for array in (self.store_ids, self.dates.astype(np.int64), self.sales, self.observed,
+                          self.design.index, self.design.value):
+                h.update(np.ascontiguousarray(array).tobytes())
+            h.update(repr(self.design.names).encode())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def store_rows(self, store_ids) -> np.ndarray:
+        """Positions of the given store ids; unknown ids raise DataError naming them."""
+        ids = np.asarray(store_ids, dtype=np.int64)
+        rows = np.searchsorted(self.store_ids, ids)
+        rows = np.clip(rows, 0, self.n_stores - 1)
+        unknown = ids[self.store_ids[rows] != ids]
+        if unknown.size:
+            raise DataError(f"unknown store id(s) {unknown[:10].tolist()}; the data has "
+                            f"{self.n_stores} stores from {self.store_ids[0]} to {self.store_ids[-1]}")
+        return rows
+
+    def select_stores(self, store_ids) -> "SalesCube":
+        rows = self.store_rows(np.unique(np.asarray(store_ids, dtype=np.int64)))
+        return self._take(rows, slice(None))
+
+    def select_days(self, first=None, last=None) -> "SalesCube":
+        """Days in [first, last] (inclusive; None = open end)."""
+        keep = np.ones(self.n_days, bool)
+        if first is not None:
+            keep &= self.dates >= np.datetime64(first, "D")
+        if last is not None:
+            keep &= self.dates <= np.datetime64(last, "D")
+        if not keep.any():
+            raise DataError(f"no days between {first} and {last}; the data covers "
+                            f"{self.dates[0]}..{self.dates[-1]}")
+        return self._take(slice(None), np.flatnonzero(keep))
+
+    def _take(self, rows, cols) -> "SalesCube":
+        cov = self.covariates
+        if not isinstance(rows, slice):
+            cov = cov.take_stores(rows)
+        if not isinstance(cols, slice):
+            cov = cov.take_days(cols)
+        grid = (rows, cols) if isinstance(rows, slice) or isinstance(cols, slice) else np.ix_(rows, cols)
+        design = Design(self.design.index[grid], self.design.value[grid], self.design.names,
+                        self.design.groups)
+        stores = self.stores if isinstance(rows, slice) else self.stores.iloc[rows].reset_index(drop=True)
+        return SalesCube(self.store_ids[rows], self.dates[cols], self.sales[grid], self.observed[grid],
+                         self.status[grid], cov, design, stores, self.spec, self.label)
+
+    def summary(self) -> dict:
+        status = self.status
+        return {
+            "n_stores": self.n_stores,
+            "n_days": self.n_days,
+            "first_date": str(self.dates[0]),
+            "last_date": str(self.dates[-1]),
+            "n_rows": int((status != MISSING).sum()),
+            "n_observed": int(self.observed.sum()),
+            "n_closed": int((status == CLOSED).sum()),
+            "n_missing_rows": int((status == MISSING).sum()),
+            "n_open_not_observed": int(((status == OPEN) & ~self.observed).sum()),
+            "n_features": self.design.n_features,
+        }
+
+
+def _variant_codes(stores: pd.DataFrame) -> tuple[np.ndarray, tuple]:
+    combos = (stores["StoreType"].astype(str) + "/" + stores["Assortment"].astype(str)).to_numpy()
+    levels, codes = np.unique(combos, return_inverse=True)
+    return codes.astype(np.int16), tuple(levels.tolist())
+
+
+def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | None = None,
+               label: str = "") -> SalesCube:
+    """Canonical (validated) sales and store tables -> SalesCube."""
+    spec = spec or FeatureSpec()
+    if train.empty:
+        raise DataError("the sales table has no rows")
+    store_ids = np.unique(train["Store"].to_numpy())
+    day_of_row = train["Date"].to_numpy().astype("datetime64[D]")
+    first, last = day_of_row.min(), day_of_row.max()
+    dates = np.arange(first, last + np.timedelta64(1, "D"), dtype="datetime64[D]")
+    shape = (len(store_ids), len(dates))
+    rows = np.searchsorted(store_ids, train["Store"].to_numpy())
+    cols = (day_of_row - first).astype(np.int64)
+
+    def grid(values, dtype, fill=0):
+        out = np.full(shape, fill, dtype=dtype)
+        out[rows, cols] = values
+        return out
+
+    is_open = train["Open"].to_numpy() == 1
+    sales_raw = train["Sales"].to_numpy(dtype=np.float64)
+    is_observed = is_open & np.isfinite(sales_raw) & (sales_raw > 0)
+    status = grid(np.where(is_open, OPEN, CLOSED), np.int8, MISSING)
+    observed = grid(is_observed, bool, False)
+    sales = grid(np.where(is_observed, sales_raw, 0.0), np.float32)
+
+    stores = stores.set_index("Store").loc[store_ids].reset_index()
+    variant, variant_levels = _variant_codes(stores)
+    cov = Covariates(
+        dates=dates,
+        promo=grid(train["Promo"].to_numpy(), np.int8),
+        state_holiday=grid(train["StateHoliday"].to_numpy(), np.int8),
+        school_holiday=grid(train["SchoolHoliday"].to_numpy(), np.int8),
+        promo2=stores["Promo2"].to_numpy().astype(np.int8),
+        variant=variant,
+        variant_levels=variant_levels,
+    )
+    return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
+                     status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,
+                     label=label)

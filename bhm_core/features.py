@@ -1,0 +1,140 @@
+"""Feature encoding: raw per-cell covariates -> an index-coded design.
+
+Layout choice: every feature group contributes one or more *slots* per cell, each slot holding the
+column index of the active feature and its value. A categorical group (weekday, state holiday, store
+variant) fills one slot with value 1, a binary or real feature fills one slot with its value. The
+linear predictor is then ``eta[s, t] = sum_k theta[s, index[s, t, k]] * value[s, t, k]``: a gather of
+K numbers per cell instead of a dot product with a dense one-hot row. For the reference features
+that is 6 slots instead of 23 columns (Rossmann: 38 MB int16+float32 instead of 97 MB float32), and
+the fit touches only K parameters per cell. New feature groups add slots here without any change to
+the cube or the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+STATE_HOLIDAY_LEVELS = ("0", "a", "b", "c")
+STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christmas"}
+FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
+                  "yearly")
+MAX_YEARLY_HARMONICS = 10
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which feature groups the model sees. The weekday dummies are always on: they are the intercept."""
+
+    promo: bool = True
+    state_holiday: bool = True
+    school_holiday: bool = True
+    promo2: bool = True
+    store_variant: bool = True
+    yearly_harmonics: int = 0
+
+    def __post_init__(self):
+        h = self.yearly_harmonics
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h <= MAX_YEARLY_HARMONICS:
+            raise ConfigError(
+                f"FeatureSpec.yearly_harmonics must be an integer in 0..{MAX_YEARLY_HARMONICS}, got {h!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Covariates:
+    """Raw inputs on the store x day grid, before encoding. Codes, not one-hot."""
+
+    dates: np.ndarray          # (T,) datetime64[D]
+    promo: np.ndarray          # (S, T) int8, 0/1
+    state_holiday: np.ndarray  # (S, T) int8, index into STATE_HOLIDAY_LEVELS
+    school_holiday: np.ndarray  # (S, T) int8, 0/1
+    promo2: np.ndarray         # (S,) int8, 0/1
+    variant: np.ndarray        # (S,) int16, index into variant_levels
+    variant_levels: tuple      # e.g. ("a/a", "a/c", ...) as StoreType/Assortment
+
+    def take_stores(self, rows: np.ndarray) -> "Covariates":
+        return Covariates(self.dates, self.promo[rows], self.state_holiday[rows],
+                          self.school_holiday[rows], self.promo2[rows], self.variant[rows],
+                          self.variant_levels)
+
+    def take_days(self, cols: np.ndarray) -> "Covariates":
+        return Covariates(self.dates[cols], self.promo[:, cols], self.state_holiday[:, cols],
+                          self.school_holiday[:, cols], self.promo2, self.variant, self.variant_levels)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Index-coded design: see the module docstring."""
+
+    index: np.ndarray   # (S, T, K) int16 feature column per slot
+    value: np.ndarray   # (S, T, K) float32
+    names: tuple        # (F,) feature names
+    groups: tuple       # (F,) feature group of each feature, one of FEATURE_GROUPS
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+
+def weekday_of(dates: np.ndarray) -> np.ndarray:
+    """Monday = 0 ... Sunday = 6 (1970-01-01 was a Thursday)."""
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    return ((days + 3) % 7).astype(np.int16)
+
+
+def _yearly_terms(dates: np.ndarray, harmonics: int) -> np.ndarray:
+    """(T, 2H) Fourier terms of the day of year, period 365.25 days."""
+    days = dates.astype("datetime64[D]").astype(np.float64)
+    k = np.arange(1, harmonics + 1)
+    angle = 2 * np.pi * days[:, None] * k[None, :] / 365.25
+    return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)
+
+
+def encode(spec: FeatureSpec, cov: Covariates) -> Design:
+    """Encode covariates into slots; feature order is fixed by the spec and the variant levels."""
+    n_stores, n_days = cov.promo.shape
+    names: list[str] = []
+    groups: list[str] = []
+    slot_index: list[np.ndarray] = []
+    slot_value: list[np.ndarray] = []
+
+    def add_group(group, labels):
+        start = len(names)
+        names.extend(labels)
+        groups.extend([group] * len(labels))
+        return start
+
+    def add_slot(index, value):
+        slot_index.append(np.broadcast_to(index, (n_stores, n_days)).astype(np.int16))
+        slot_value.append(np.broadcast_to(value, (n_stores, n_days)).astype(np.float32))
+
+    start = add_group("weekday", [f"weekday_{d}" for d in WEEKDAY_NAMES])
+    add_slot(start + weekday_of(cov.dates)[None, :], 1.0)
+    if spec.promo:
+        start = add_group("promo", ["promo"])
+        add_slot(start, cov.promo)
+    if spec.state_holiday:
+        start = add_group("state_holiday", [f"state_holiday_{lvl}" for lvl in STATE_HOLIDAY_LEVELS])
+        add_slot(start + cov.state_holiday, 1.0)
+    if spec.school_holiday:
+        start = add_group("school_holiday", ["school_holiday"])
+        add_slot(start, cov.school_holiday)
+    if spec.promo2:
+        start = add_group("promo2", ["promo2"])
+        add_slot(start, cov.promo2[:, None])
+    if spec.store_variant:
+        start = add_group("store_variant", [f"variant_{v}" for v in cov.variant_levels])
+        add_slot(start + cov.variant[:, None], 1.0)
+    if spec.yearly_harmonics:
+        h = spec.yearly_harmonics
+        labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]
+        start = add_group("yearly", labels)
+        terms = _yearly_terms(cov.dates, h)
+        for j in range(2 * h):
+            add_slot(start + j, terms[None, :, j])
+    return Design(index=np.stack(slot_index, axis=-1), value=np.stack(slot_value, axis=-1),
+                  names=tuple(names), groups=tuple(groups))
