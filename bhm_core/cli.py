@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     try:
         result = args.run(args)
     except BhmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return 2
     if args.json:
         print(json.dumps(result))

@@ -32,6 +32,11 @@ PROMO2 = (-0.06, 0.05)
 VARIANT_SIGMA = 0.35
 R_MU, R_SIGMA = 4.3, 0.8
 STORE_TYPE_P = {"a": 0.54, "b": 0.02, "c": 0.13, "d": 0.31}
+KAGGLE_TRAIN_COLUMNS = ("Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo",
+                        "StateHoliday", "SchoolHoliday")
+KAGGLE_STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance",
+                        "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear", "Promo2",
+                        "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
 
 
 def _easter(year: int) -> np.datetime64:
@@ -96,6 +101,26 @@ def _stores(rng, n_stores: int) -> pd.DataFrame:
         "Promo2": promo2,
         "PromoInterval": np.where(promo2 == 1, "Jan,Apr,Jul,Oct", ""),
     })
+
+
+def _kaggle_store_columns(stores: pd.DataFrame, rng) -> pd.DataFrame:
+    """Add store.csv's remaining Kaggle columns, blank where Kaggle leaves them blank, in its order.
+
+    Takes its own generator: drawing from the main one would change every demo sale already pinned.
+    """
+    n = len(stores)
+    has_since = rng.random(n) < 0.7  # Kaggle: about a third of the stores have no opening date
+    promo2 = stores["Promo2"].to_numpy() == 1
+    extra = {
+        "CompetitionOpenSinceMonth": np.where(has_since, rng.integers(1, 13, n), np.nan),
+        "CompetitionOpenSinceYear": np.where(has_since, rng.integers(2000, 2016, n), np.nan),
+        "Promo2SinceWeek": np.where(promo2, rng.integers(1, 51, n), np.nan),
+        "Promo2SinceYear": np.where(promo2, rng.integers(2009, 2016, n), np.nan),
+    }
+    # Nullable integers: written as Kaggle writes them, "9" or blank rather than "9.0" or "nan".
+    extra = {k: pd.array(v, dtype="Float64").astype("Int64") for k, v in extra.items()}
+    extra["CompetitionDistance"] = stores["CompetitionDistance"].astype("Int64")
+    return stores.assign(**extra)[list(KAGGLE_STORE_COLUMNS)]
 
 
 def _presence(rng, n_stores: int, n_days: int) -> np.ndarray:
@@ -172,6 +197,7 @@ def generate_demo(source: DemoSource = DemoSource()) -> Dataset:
     frame["Customers"] = np.where(open_, customers, 0).ravel()
     frame = frame[present.ravel()].reset_index(drop=True)
     truth["store_ids"] = stores["Store"].to_numpy()
+    stores = _kaggle_store_columns(stores, np.random.default_rng([source.seed, 1]))
     return Dataset(frame, stores, source.kind, source.label, truth)
 
 
@@ -185,8 +211,8 @@ def to_kaggle_csv(dataset: Dataset, folder) -> None:
     train["Date"] = pd.to_datetime(train["Date"]).dt.strftime("%Y-%m-%d")
     train["StateHoliday"] = np.asarray(STATE_HOLIDAY_LEVELS)[train["StateHoliday"].to_numpy()]
     train["Sales"] = train["Sales"].round().astype(np.int64)
-    train["Customers"] = train.get("Customers", 0)
-    columns = ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday",
-               "SchoolHoliday"]
-    train[columns].to_csv(folder / "train.csv", index=False)
+    # Kaggle writes whole numbers; a float column would come out as "775.0".
+    train["Customers"] = (train["Customers"].round().astype(np.int64) if "Customers" in train
+                          else 0)
+    train[list(KAGGLE_TRAIN_COLUMNS)].to_csv(folder / "train.csv", index=False)
     dataset.stores.to_csv(folder / "store.csv", index=False)

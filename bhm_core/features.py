@@ -38,10 +38,17 @@ class FeatureSpec:
     yearly_harmonics: int = 0
 
     def __post_init__(self):
+        # A string such as "no" from a form or a config file is truthy and would switch a group on.
+        for name in ("promo", "state_holiday", "school_holiday", "promo2", "store_variant"):
+            flag = getattr(self, name)
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"FeatureSpec.{name} must be True or False, got {flag!r}")
+            object.__setattr__(self, name, bool(flag))  # np.bool_ -> bool: one repr per cache key
         h = self.yearly_harmonics
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h <= MAX_YEARLY_HARMONICS:
             raise ConfigError(
                 f"FeatureSpec.yearly_harmonics must be an integer in 0..{MAX_YEARLY_HARMONICS}, got {h!r}")
+        object.__setattr__(self, "yearly_harmonics", int(h))
 
 
 @dataclass(frozen=True, eq=False)

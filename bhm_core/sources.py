@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,26 +78,70 @@ class Dataset:
         return build_cube(self.train, self.stores, spec, label=self.label)
 
 
+def _bytes(n: int) -> str:
+    # Exact bytes below 1 MiB so that a small configured limit is shown as it was set, not as "0 MB".
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.1f} MB"
+
+
+def _one_line(exc: Exception) -> str:
+    # pandas' tokenizer messages end in a newline; the command line promises one line per error.
+    return " ".join(str(exc).split())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _CappedReader(io.RawIOBase):
+    """Counts the bytes the parser pulls and stops past the cap.
+
+    The size on disk is not enough for .gz: 2 GB of text compresses below any sensible limit and
+    would then be parsed into memory. Counting the decompressed stream refuses it after reading
+    just over the limit, whatever the compression.
+    """
+
+    def __init__(self, stream, limit: int):
+        self._stream, self._limit, self._count = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        self._count += n
+        if self._count > self._limit:
+            raise _TooLarge
+        return n
+
+
 def read_csv_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFrame:
     """Read a CSV (optionally .gz) with every column as text; file problems become DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    advice = f"above the limit of {_bytes(max_bytes)} for one file; raise the limit or split the file"
     size = path.stat().st_size
-    if size > max_bytes:
-        raise DataError(f"{path.name}: {size / 2**20:,.0f} MB is above the {max_bytes / 2**20:,.0f} MB "
-                        f"limit for one file; raise the limit or split the file")
+    if size > max_bytes:  # refuse at once, before opening anything
+        raise DataError(f"{path.name}: {_bytes(size)} is {advice}")
+    opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                           compression="infer", skipinitialspace=True)
+        with opener(path, "rb") as stream:
+            capped = io.BufferedReader(_CappedReader(stream, max_bytes), buffer_size=1 << 20)
+            return pd.read_csv(capped, dtype=str, keep_default_na=False, na_values=[""],
+                               encoding="utf-8", skipinitialspace=True)
+    except _TooLarge:
+        raise DataError(f"{path.name}: the decompressed text is {advice}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name}: the file is empty (expected a header row)") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path.name}: not a well-formed CSV ({exc})") from None
+        raise DataError(f"{path.name}: not a well-formed CSV ({_one_line(exc)})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path.name}: not a UTF-8 text file") from None
     except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-        raise DataError(f"{path.name}: the compressed file is corrupt or truncated ({exc})") from None
+        raise DataError(f"{path.name}: the compressed file is corrupt or truncated "
+                        f"({_one_line(exc)})") from None
+    except OSError as exc:  # permissions, a file removed mid-read: still the user's to fix
+        raise DataError(f"{path.name}: cannot read the file ({_one_line(exc)})") from None
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -129,7 +174,10 @@ def _load_csv(source: CsvSource, max_bytes: int) -> Dataset:
     if absent:
         raise DataError(f"{Path(source.path).name}: mapped column(s) not in the file: {absent}; "
                         f"the file has {list(raw.columns)}")
-    raw = raw.rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    # A file column that already bears a mapped name (e.g. 'Sales' while Sales <- 'revenue') would
+    # otherwise survive the rename as a second, ambiguous 'Sales'.
+    shadowed = [c for c in raw.columns if c in mapping and c not in mapping.values()]
+    raw = raw.drop(columns=shadowed).rename(columns={theirs: ours for ours, theirs in mapping.items()})
     name = Path(source.path).name
     train = validate_train(raw, name)
     store_ids = np.unique(train["Store"])
@@ -158,7 +206,8 @@ def sniff_header(path: Path) -> list[str]:
     """Column names of a CSV, for the column-mapping form; reads one line only."""
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
-        with opener(path, "rt", newline="") as handle:
+        # utf-8-sig: spreadsheet exports start with a BOM that would stick to the first name.
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
             return next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{Path(path).name}: cannot read the header ({exc})") from None

@@ -1,0 +1,330 @@
+"""Fitting: pack the cube into cells, start near the optimum, run jitted SVI in chunks.
+
+Compile once: the cells, the priors and every numeric setting are arguments of one ahead-of-time
+compiled chunk runner; only shapes (bucketed) and structure (optimizer, schedule kind, particles,
+chunk length, which sites train) pick a different program. Programs are kept in memory per process
+and on disk through JAX's persistent compilation cache.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import gammaln as _jax_gammaln
+import numpy as np
+
+from .config import FitConfig, Priors
+from .cube import SalesCube
+from .errors import DataError, FitDivergedError
+from .lsq import fit_log_linear
+from .model import (GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays,
+                    to_unconstrained)
+from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
+
+INITIAL_LOG_SCALE = math.log(0.05)
+COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
+_PROGRAMS: dict = {}
+
+
+def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
+    """Persist compiled programs so that a restarted app or CLI does not compile again."""
+    path = Path(directory or os.environ.get("BHM_JAX_CACHE") or
+                Path(__file__).resolve().parent.parent / "data" / "jax_cache")
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return path
+
+
+def bucket(n: int, minimum: int = 64) -> int:
+    """Round up to at most ~12% above n so that similar sizes share one compiled program."""
+    n = max(n, minimum)
+    step = 2 ** max(0, n.bit_length() - 4)
+    return -(-n // step) * step
+
+
+def scipy_gammaln(x):
+    return np.asarray(_jax_gammaln(x))
+
+
+# ----------------------------------------------------------------------------------------------
+# Packing
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """Observed cells of a cube as flat arrays, before padding."""
+
+    store: np.ndarray   # (n,) int32
+    day: np.ndarray     # (n,) int32
+    index: np.ndarray   # (n, K) int32
+    value: np.ndarray   # (n, K) float32
+    y: np.ndarray       # (n,) float32
+
+
+def observed_cells(cube: SalesCube) -> Cells:
+    store, day = np.nonzero(cube.observed)
+    if store.size == 0:
+        raise DataError("no observed store-days to fit: every day is closed or missing")
+    return Cells(store.astype(np.int32), day.astype(np.int32),
+                 cube.design.index[store, day].astype(np.int32), cube.design.value[store, day],
+                 cube.sales[store, day].astype(np.float32))
+
+
+def pack(cells: Cells, n_stores: int) -> ModelData:
+    """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
+    n, k = cells.index.shape
+    n_pad, s_pad = bucket(n), bucket(n_stores, minimum=8)
+
+    def pad(a, size, fill=0):
+        out = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+        out[:len(a)] = a
+        return out
+
+    return ModelData(
+        cell_store=pad(cells.store, n_pad), cell_index=pad(cells.index, n_pad),
+        cell_value=pad(cells.value, n_pad), y=pad(cells.y, n_pad),
+        lgamma_y1=pad(scipy_gammaln(cells.y.astype(np.float64) + 1).astype(np.float32), n_pad),
+        cell_mask=pad(np.ones(n, bool), n_pad, False), store_mask=pad(np.ones(n_stores, bool), s_pad, False),
+        scale=np.float32(1.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Starting point
+
+def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
+    """Guide locations from per-store ridge regression on log sales (or the prior means)."""
+    if config.init == "least_squares":
+        _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y,
+                                             n_stores, n_features)
+        theta_mu = theta.mean(0)
+        theta_sigma = np.maximum(theta.std(0), 0.05)
+        z = (theta - theta_mu) / theta_sigma
+        # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
+        mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
+            np.bincount(cells.store, minlength=n_stores), 1)
+        r_store = np.log(np.clip(resid_var * np.maximum(mean_y, 1.0) - 1.0, 1.0, 1e6))
+        r_mu = float(np.median(r_store))
+        r_sigma = max(float(r_store.std()) / float(priors_arr.w_scale), 0.1)
+        w = np.clip((r_store - r_mu) / r_sigma, -3 * float(priors_arr.w_scale), 3 * float(priors_arr.w_scale))
+    else:
+        theta_mu = np.asarray(priors_arr.mu_loc, np.float64)
+        theta_sigma = np.full(n_features, 0.5)
+        z = np.zeros((n_stores, n_features))
+        r_mu, r_sigma, w = float(priors_arr.r_mu_loc), 0.5, np.zeros(n_stores)
+    values = {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": np.asarray(r_mu),
+              "r_sigma": np.asarray(r_sigma), "z": z, "w": w}
+    return {name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
+                             np.full(np.shape(v), INITIAL_LOG_SCALE, np.float32))
+            for name, v in values.items()}
+
+
+def pad_locals(params: dict, s_pad: int) -> dict:
+    """Pad per-store guide parameters to the store bucket (padding stores sit at the prior)."""
+    out = dict(params)
+    for name in LOCAL_SITES:
+        if name in params:
+            loc, log_scale = params[name]
+            extra = s_pad - loc.shape[0]
+            out[name] = SiteParams(np.concatenate([loc, np.zeros((extra, *loc.shape[1:]), loc.dtype)]),
+                                   np.concatenate([log_scale, np.zeros((extra, *loc.shape[1:]),
+                                                                       log_scale.dtype)]))
+    return out
+
+
+def trim_locals(tree, n_stores: int):
+    return {name: SiteParams(*(a[:n_stores] if name in LOCAL_SITES else a for a in site))
+            for name, site in tree.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled chunk runner
+
+class Hyper(NamedTuple):
+    """Numeric settings, traced: changing them never recompiles."""
+
+    lr: jnp.ndarray
+    final_fraction: jnp.ndarray
+    clip_norm: jnp.ndarray
+    schedule_start: jnp.ndarray  # optimizer step at which this run's schedule starts
+    schedule_steps: jnp.ndarray  # length of this run's schedule
+    n_steps: jnp.ndarray         # steps to run in this chunk (<= chunk length)
+
+
+class ChunkOut(NamedTuple):
+    params: dict
+    opt_state: AdamState
+    losses: jnp.ndarray        # (chunk length,), NaN past the steps run
+    diverged_at: jnp.ndarray   # () int32 global step of the first non-finite loss, -1 if none
+
+
+def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, schedule, clipped,
+               particles):
+    def loss_fn(trainable, step_key):
+        merged = {**jax.lax.stop_gradient(fixed), **trainable}
+        return negative_elbo(merged, step_key, data, prior, particles=particles)
+
+    value_and_grad = jax.value_and_grad(loss_fn)
+
+    def body(carry):
+        i, params, state, losses, diverged_at = carry
+        step_key = jax.random.fold_in(key, state.step)
+        loss, grads = value_and_grad(params, step_key)
+        if clipped:
+            grads = clip_by_global_norm(grads, hyper.clip_norm)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.array(
+            [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        progress = (state.step - hyper.schedule_start).astype(jnp.float32) / jnp.maximum(
+            hyper.schedule_steps, 1)
+        lr = hyper.lr * schedule_factor(schedule, progress, hyper.final_fraction)
+        new_params, new_state = adam_update(params, grads, state, lr)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+        diverged_at = jnp.where(finite, diverged_at, state.step + 1)
+        return (i + 1, keep(new_params, params), keep(new_state, state), losses.at[i].set(loss),
+                diverged_at)
+
+    def cond(carry):
+        i, _, _, _, diverged_at = carry
+        return (i < hyper.n_steps) & (diverged_at < 0)
+
+    init = (jnp.int32(0), params, opt_state, jnp.full((chunk,), jnp.nan, jnp.float32), jnp.int32(-1))
+    _, params, opt_state, losses, diverged_at = jax.lax.while_loop(cond, body, init)
+    return ChunkOut(params, opt_state, losses, diverged_at)
+
+
+def _program(args, static: dict):
+    """AOT-compiled chunk runner for these shapes and this structure; (program, compile seconds)."""
+    shapes = jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype.str), args)
+    key = (str(shapes), tuple(sorted(static.items())))
+    if key in _PROGRAMS:
+        return _PROGRAMS[key], 0.0
+    start = time.perf_counter()
+    program = jax.jit(partial(_run_chunk, **static)).lower(*args).compile()
+    COMPILE_COUNT["n"] += 1
+    _PROGRAMS[key] = program
+    return program, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    params: dict                 # site -> SiteParams (numpy), locals trimmed to the fitted stores
+    opt_state: AdamState         # numpy; step count and moments for warm starts
+    losses: np.ndarray           # (steps done,) negative ELBO per step
+    store_ids: np.ndarray
+    feature_names: tuple
+    feature_groups: tuple
+    priors: Priors
+    config: FitConfig
+    data_fingerprint: str
+    meta: dict = field(default_factory=dict)  # seconds, compile_seconds, steps, final_loss, ...
+
+    @property
+    def final_loss(self) -> float:
+        finite = self.losses[np.isfinite(self.losses)]
+        return float(np.mean(finite[-20:])) if finite.size else float("nan")
+
+
+def _to_numpy(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None = None, *,
+        rng_key=None, init: FitResult | None = None, trainable: tuple = GLOBAL_SITES + LOCAL_SITES,
+        on_progress: Callable[[int, float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> FitResult:
+    """Fit the model to the cube's observed cells.
+
+    init: a previous FitResult on the same stores and features to continue from (Adam's step count
+    and moments continue); sites not in `trainable` keep init's guide (cold start freezes globals).
+    on_progress(step, loss) runs between chunks; should_stop() returning True ends the fit there.
+    """
+    config = config or FitConfig()
+    priors = priors or Priors()
+    rng_key = jax.random.PRNGKey(config.seed) if rng_key is None else rng_key
+    started = time.perf_counter()
+    cells = observed_cells(cube)
+    prior = prior_arrays(priors, cube.design.groups)
+    data = pack(cells, cube.n_stores)
+    s_pad = data.store_mask.shape[0]
+    if init is not None:
+        _check_compatible(init, cube)
+        params, opt_state = init.params, init.opt_state
+    else:
+        params = initial_params(cells, cube.n_stores, cube.design.n_features, config, prior)
+        opt_state = None
+    params = pad_locals(params, s_pad)
+    train = {k: v for k, v in params.items() if k in trainable}
+    fixed = {k: v for k, v in params.items() if k not in trainable}
+    if opt_state is None or set(opt_state.mu) != set(train):
+        opt_state = adam_init(train)
+    else:
+        opt_state = AdamState(opt_state.step, pad_locals(opt_state.mu, s_pad), pad_locals(opt_state.nu, s_pad))
+
+    static = {"chunk": config.chunk_steps, "schedule": config.schedule,
+              "clipped": config.optimizer == "clipped_adam", "particles": config.particles}
+    # A warm start runs a fresh schedule over its own steps while Adam's step count continues.
+    start_step = int(opt_state.step)
+    hyper = Hyper(np.float32(config.learning_rate), np.float32(config.final_lr_fraction),
+                  np.float32(config.clip_norm), np.int32(start_step), np.int32(config.steps),
+                  np.int32(config.chunk_steps))
+    program, compile_seconds = _program((train, opt_state, fixed, rng_key, data, prior, hyper), static)
+
+    losses, done, cancelled = [], 0, False
+    while done < config.steps:
+        n = min(config.chunk_steps, config.steps - done)
+        out = program(train, opt_state, fixed, rng_key, data, prior, hyper._replace(n_steps=np.int32(n)))
+        chunk_losses = np.asarray(out.losses)[:n]
+        diverged_at = int(out.diverged_at)
+        if diverged_at >= 0:
+            good = chunk_losses[np.isfinite(chunk_losses)]
+            losses.extend(good.tolist())
+            last_good = _result(cube, out.params, fixed, out.opt_state, losses, priors, config,
+                                started, compile_seconds, {"diverged_at": diverged_at})
+            raise FitDivergedError(
+                f"the fit diverged at step {diverged_at}: the loss became non-finite. Lower the "
+                f"learning rate (now {config.learning_rate:g}), use clipped_adam, or check the "
+                f"priors; the parameters of step {diverged_at - 1} were kept.",
+                step=diverged_at, last_good=last_good)
+        train, opt_state = out.params, out.opt_state
+        losses.extend(chunk_losses.tolist())
+        done += n
+        if on_progress is not None:
+            on_progress(start_step + done, float(chunk_losses[-1]))
+        if should_stop is not None and done < config.steps and should_stop():
+            cancelled = True
+            break
+    return _result(cube, train, fixed, opt_state, losses, priors, config, started, compile_seconds,
+                   {"cancelled": cancelled})
+
+
+def _check_compatible(init: FitResult, cube: SalesCube) -> None:
+    if tuple(init.feature_names) != tuple(cube.feature_names) or not np.array_equal(
+            init.store_ids, cube.store_ids):
+        raise DataError("cannot continue this fit: it was made for other stores or features; "
+                        "start a new fit instead")
+
+
+def _result(cube, train, fixed, opt_state, losses, priors, config, started, compile_seconds,
+            extra) -> FitResult:
+    n = cube.n_stores
+    params = trim_locals(_to_numpy({**fixed, **train}), n)
+    state = _to_numpy(opt_state)
+    state = AdamState(state.step, trim_locals(state.mu, n), trim_locals(state.nu, n))
+    losses = np.asarray(losses, np.float64)
+    meta = {"seconds": time.perf_counter() - started, "compile_seconds": compile_seconds,
+            "steps": int(state.step), "steps_this_run": len(losses),
+            "final_loss": float(np.mean(losses[-20:])) if len(losses) else float("nan"),
+            "n_cells": int(cube.observed.sum()), "first_date": str(cube.dates[0]),
+            "last_date": str(cube.dates[-1]), **extra}
+    return FitResult(params, state, losses, cube.store_ids.copy(), tuple(cube.feature_names),
+                     tuple(cube.design.groups), priors, config, cube.fingerprint, meta)

@@ -1,0 +1,161 @@
+"""The Gamma-Poisson hierarchical regression: one model function, a mean-field guide derived from it.
+
+Data reach the model as flat arrays over *cells* (observed store-days, padded to a bucket size so
+similar-sized problems share one compiled program). Closed days and days without a row never become
+cells; padding cells carry ``cell_mask = False`` and are masked out with ``numpyro.handlers.mask``.
+With ``y=None`` the same model samples predictions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax.scipy.special import gammaln
+from numpyro.infer.util import log_density
+
+from .config import Priors
+from .features import FEATURE_GROUPS
+
+GLOBAL_SITES = ("theta_mu", "theta_sigma", "r_mu", "r_sigma")
+LOCAL_SITES = ("z", "w")
+POSITIVE_SITES = ("theta_sigma", "r_sigma")
+
+
+class NegBinomialMean(dist.GammaPoisson):
+    """Gamma-Poisson parameterised by its mean and log-dispersion r: Var = mean (1 + exp(r)).
+
+    Same law as GammaPoisson(mean * exp(-r), exp(-r)); log_prob is written out so that log(rate)
+    is not recomputed and lgamma(y + 1), a constant of the data, can be passed in precomputed.
+    """
+
+    def __init__(self, mean, log_dispersion, lgamma_y1=None, *, validate_args=None):
+        self.log_dispersion = log_dispersion
+        self.lgamma_y1 = lgamma_y1
+        rate = jnp.exp(-log_dispersion)
+        super().__init__(mean * rate, rate, validate_args=validate_args)
+
+    def log_prob(self, value):
+        a, r = self.concentration, self.log_dispersion
+        const = gammaln(value + 1.0) if self.lgamma_y1 is None else self.lgamma_y1
+        return gammaln(value + a) - gammaln(a) - const - a * r - (a + value) * jnp.log1p(self.rate)
+
+
+class ModelData(NamedTuple):
+    cell_store: jnp.ndarray   # (N,) int32 row into the store arrays
+    cell_index: jnp.ndarray   # (N, K) int32 feature column per slot
+    cell_value: jnp.ndarray   # (N, K) float32
+    y: jnp.ndarray            # (N,) float32 sales (ignored when predicting)
+    lgamma_y1: jnp.ndarray    # (N,) float32 lgamma(y + 1), computed once
+    cell_mask: jnp.ndarray    # (N,) bool: False for padding
+    store_mask: jnp.ndarray   # (S,) bool: False for padding stores
+    scale: jnp.ndarray        # () float32: likelihood / local-prior rescaling for store minibatches
+
+
+class PriorArrays(NamedTuple):
+    """Priors as arrays, so changing a prior value never recompiles."""
+
+    mu_loc: jnp.ndarray       # (F,)
+    mu_scale: jnp.ndarray     # (F,)
+    sigma_scale: jnp.ndarray  # (F,)
+    r_mu_loc: jnp.ndarray
+    r_mu_scale: jnp.ndarray
+    r_sigma_scale: jnp.ndarray
+    w_scale: jnp.ndarray
+
+
+def prior_arrays(priors: Priors, groups: tuple) -> PriorArrays:
+    """Expand per-group priors to one value per feature (groups: the design's group of each feature)."""
+    unknown = set(groups) - set(FEATURE_GROUPS)
+    if unknown:
+        raise ValueError(f"features of unknown group(s) {sorted(unknown)}")
+    per_feature = [getattr(priors, g) for g in groups]
+    f32 = np.float32
+    return PriorArrays(
+        mu_loc=np.array([p.mu_loc for p in per_feature], f32),
+        mu_scale=np.array([p.mu_scale for p in per_feature], f32),
+        sigma_scale=np.array([p.sigma_scale for p in per_feature], f32),
+        r_mu_loc=f32(priors.r_mu_loc), r_mu_scale=f32(priors.r_mu_scale),
+        r_sigma_scale=f32(priors.r_sigma_scale), w_scale=f32(priors.w_scale))
+
+
+def linear_predictor(theta, cell_store, cell_index, cell_value):
+    """eta per cell: a gather of K coefficients, not a dense dot product."""
+    return (theta[cell_store[:, None], cell_index] * cell_value).sum(-1)
+
+
+def model(data: ModelData, prior: PriorArrays, predict: bool = False):
+    n_stores = data.store_mask.shape[0]
+    n_features = prior.mu_loc.shape[0]
+    theta_mu = numpyro.sample("theta_mu", dist.Normal(prior.mu_loc, prior.mu_scale).to_event(1))
+    theta_sigma = numpyro.sample("theta_sigma", dist.HalfNormal(prior.sigma_scale).to_event(1))
+    r_mu = numpyro.sample("r_mu", dist.Normal(prior.r_mu_loc, prior.r_mu_scale))
+    r_sigma = numpyro.sample("r_sigma", dist.HalfNormal(prior.r_sigma_scale))
+    with numpyro.plate("stores", n_stores), numpyro.handlers.scale(scale=data.scale), \
+            numpyro.handlers.mask(mask=data.store_mask):
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n_features]).to_event(1))
+        w = numpyro.sample("w", dist.Normal(0.0, prior.w_scale))
+    theta = theta_mu + theta_sigma * z
+    r = (r_mu + r_sigma * w)[data.cell_store]
+    mu = jnp.exp(linear_predictor(theta, data.cell_store, data.cell_index, data.cell_value))
+    with numpyro.plate("cells", data.cell_store.shape[0]), numpyro.handlers.scale(scale=data.scale), \
+            numpyro.handlers.mask(mask=data.cell_mask):
+        numpyro.sample("y", NegBinomialMean(mu, r, None if predict else data.lgamma_y1),
+                       obs=None if predict else data.y)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mean-field guide: a Normal per latent in unconstrained space (log for positive sites).
+
+class SiteParams(NamedTuple):
+    loc: jnp.ndarray
+    log_scale: jnp.ndarray
+
+
+def to_constrained(name, u):
+    return jnp.exp(u) if name in POSITIVE_SITES else u
+
+
+def to_unconstrained(name, x):
+    return jnp.log(x) if name in POSITIVE_SITES else x
+
+
+def sample_guide(params: dict, key, frozen: dict | None = None):
+    """Draw one set of latents by reparameterisation.
+
+    Returns (constrained values, log q(u) - log|Jacobian|). Sites in `frozen` are taken as given
+    (their guide terms are excluded), which is how cold start fits local sites with globals fixed.
+    """
+    frozen = frozen or {}
+    values, log_q = dict(frozen), 0.0
+    keys = jax.random.split(key, len(params))
+    for k, (name, site) in zip(keys, sorted(params.items())):
+        eps = jax.random.normal(k, site.loc.shape)
+        scale = jnp.exp(site.log_scale)
+        u = site.loc + scale * eps
+        # log N(u; loc, scale) summed, minus log|dx/du| = u for the exp transform
+        log_q = log_q + jnp.sum(-0.5 * eps**2 - site.log_scale - 0.5 * jnp.log(2 * jnp.pi))
+        if name in POSITIVE_SITES:
+            log_q = log_q - jnp.sum(u)
+        values[name] = to_constrained(name, u)
+    return values, log_q
+
+
+def negative_elbo(params: dict, key, data: ModelData, prior: PriorArrays, frozen: dict | None = None,
+                  particles: int = 1):
+    def one(k):
+        values, log_q = sample_guide(params, k, frozen)
+        log_p, _ = log_density(model, (data, prior), {}, values)
+        return log_q - log_p
+    if particles == 1:  # vmap over one particle batches the gathers and triples the step time
+        return one(key)
+    return jnp.mean(jax.lax.map(one, jax.random.split(key, particles)))
+
+
+def posterior_mean_values(params: dict) -> dict:
+    """Latents at the guide's location (median in constrained space): a cheap point estimate."""
+    return {name: to_constrained(name, site.loc) for name, site in params.items()}

@@ -1,0 +1,25 @@
+"""Data (home): choose the sales data, see what it holds and where it has gaps."""
+
+import streamlit as st
+
+from ui import charts, data, source_forms, state, widgets
+
+st.title("Data")
+st.caption("Choose the sales data to work with. Every other page uses the data chosen here.")
+
+with st.container(border=True):
+    source_forms.choose_source()
+
+cube = data.current_cube()
+if cube is None:
+    st.stop()
+
+st.subheader(f"In use: {state.current_source().label}")
+widgets.dataset_summary(cube)
+
+st.subheader("Coverage by store and day")
+grid = data.cached_status_grid(cube.fingerprint, cube)
+st.plotly_chart(charts.missingness_figure(grid), width="stretch", config={"displaylogo": False})
+if grid["days_per_cell"] > 1 or grid["stores_per_cell"] > 1:
+    st.caption(f"Each cell covers {grid['days_per_cell']} day(s) × {grid['stores_per_cell']} "
+               "store(s) and shows the status most of its days have.")

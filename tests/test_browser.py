@@ -1,0 +1,139 @@
+"""End to end: `streamlit run app.py` in a subprocess, driven by Playwright with Debian's chromium.
+
+Screenshots of every page land in test-artifacts/ (git-ignored) for a human look.
+Skipped, with the reason, where playwright or a chromium binary is missing; never downloads one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+VIEWPORT = {"width": 1400, "height": 2200}  # tall: Streamlit scrolls inside the page, not the page
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if CHROMIUM is None:
+    pytest.skip("no chromium binary on PATH (apt install chromium); browsers are never downloaded",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "BHM_DEMO_STORES": "60", "BHM_DEMO_DAYS": "942"}
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+def no_exceptions(page):
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def wait_for_chart(page, count=1):
+    page.locator(".js-plotly-plot").nth(count - 1).wait_for(timeout=30_000)
+    page.wait_for_timeout(800)  # let plotly finish drawing before a screenshot
+
+
+def test_pages_render_and_picks_carry_over(server, browser):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server)
+    page.get_by_text("Coverage by store and day").wait_for(timeout=60_000)
+    wait_for_chart(page)
+    assert page.get_by_text("synthetic demo data (60 stores").first.is_visible()
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "data.png")
+
+    page.get_by_role("link", name="Stores").click()
+    page.get_by_text("60 of 60 stores match").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Random sample of 6").click()
+    page.get_by_text("Sales history of the picked stores").wait_for()
+    wait_for_chart(page)
+    picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Picked stores")
+    picker.get_by_role("combobox").click()
+    page.keyboard.type("7")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1500)
+    panels = page.locator(".js-plotly-plot .annotation-text").filter(has_text=re.compile(r"^Store \d+$"))
+    assert panels.count() == 7
+    no_exceptions(page)
+    page.mouse.move(0, 0)
+    page.screenshot(path=ARTIFACTS / "stores.png")
+
+    page.get_by_role("link", name="Data").click()
+    page.get_by_text("Picked stores:").wait_for()
+    assert "7" in page.get_by_text("Picked stores:").inner_text()
+    page.get_by_role("link", name="Stores").click()
+    wait_for_chart(page)
+    assert picker.locator('[data-baseweb="tag"]').count() == 7
+    page.close()
+
+
+def test_dark_theme_and_bad_folder(server, browser):
+    page = browser.new_page(viewport=VIEWPORT, color_scheme="dark")
+    page.goto(server)
+    page.get_by_text("Coverage by store and day").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Local folder").click()
+    field = page.get_by_label("Folder with train.csv")
+    field.fill("/no/such/folder")
+    field.press("Enter")
+    page.get_by_role("button", name="Load folder").click()
+    alert = page.locator('[data-testid="stAlertContentError"]')
+    alert.wait_for(timeout=20_000)
+    assert "folder not found" in alert.inner_text()
+    wait_for_chart(page)  # the demo data stays in use
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "data_dark_error.png")
+    page.close()

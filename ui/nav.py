@@ -1,0 +1,27 @@
+"""The dashboard's pages, in menu order. Adding a page is one line in PAGES."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str  # relative to app.py
+    title: str
+    icon: str
+    default: bool = False
+
+
+PAGES = (
+    PageSpec("pages/data.py", "Data", ":material/database:", default=True),
+    PageSpec("pages/stores.py", "Stores", ":material/storefront:"),
+    # Planned: Model & fit, Forecast, Effects, Baselines, New stores.
+)
+
+
+def pages() -> list:
+    """st.Page objects for st.navigation (needs a running script, hence a function)."""
+    return [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES]

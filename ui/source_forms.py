@@ -1,0 +1,137 @@
+"""The Data page's source choice: one small form per kind of source.
+
+Each form returns a new source when the user asks to load it, else None; `choose_source` then
+tries it and only a source that loads replaces the one in use.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from bhm_core import kaggle_source
+from bhm_core.errors import DataError
+from bhm_core.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
+from bhm_core.validate import TRAIN_REQUIRED
+
+from . import data, state
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder",
+         "csv": "CSV upload"}
+KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
+NOT_MAPPED = "(not in the file)"
+RAW_HINT = kaggle_source.RAW_SUBDIR  # data/raw/rossmann, relative to the project
+
+
+def choose_source() -> None:
+    current = state.current_source()
+    state.seed_widget(state.W_SOURCE_KIND, KIND_OF_SOURCE.get(current.kind, "demo"))
+    kind = st.segmented_control("Data source", list(KINDS), format_func=KINDS.get, required=True,
+                                key=state.W_SOURCE_KIND)
+    candidate = {"demo": _demo, "kaggle": _kaggle, "folder": _folder, "csv": _csv}[kind](current)
+    if candidate is not None and data.try_source(candidate):
+        st.success(f"Now using {candidate.label}.")
+
+
+def _demo(current):
+    st.info("**Synthetic demo data.** A seeded retail chain drawn from the model itself, in the "
+            "Rossmann layout: not real sales. Its true parameters are known, so fits can be "
+            "checked against them.", icon=":material/science:")
+    base = current if isinstance(current, DemoSource) else state.default_demo_source()
+    left, middle, right = st.columns(3)
+    n_stores = left.number_input("Stores", 1, 5000, base.n_stores, step=10, key="w.demo_stores")
+    n_days = middle.number_input("Days", 7, 2000, base.n_days, step=7, key="w.demo_days")
+    seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key="w.demo_seed")
+    if st.button("Use demo data", type="primary"):
+        return DemoSource(n_stores=int(n_stores), n_days=int(n_days), seed=int(seed))
+    return None
+
+
+def _kaggle(current):
+    status = kaggle_source.credential_status()
+    (st.success if status.found else st.warning)(status.summary)
+    dest = _absolute(st.text_input("Download into", str(kaggle_source.default_raw_dir(ROOT)),
+                                   key="w.kaggle_dest"))
+    have_copy = (dest / "train.csv").is_file() and (dest / "store.csv").is_file()
+    left, right = st.columns(2)
+    download = left.button("Download from Kaggle", type="primary",
+                           help=f"Data set {kaggle_source.KAGGLE_DATASET}, about 40 MB")
+    use_copy = right.button("Use the downloaded copy", disabled=not have_copy,
+                            help=None if have_copy else f"No train.csv and store.csv in {dest} yet")
+    if download:
+        with st.status("Downloading the Rossmann data…", expanded=True) as box:
+            try:
+                kaggle_source.download_rossmann(dest, on_progress=box.write)
+            except DataError as exc:
+                box.update(label="Download failed", state="error")
+                st.error(str(exc))
+                return None
+            box.update(label="Download complete", state="complete", expanded=False)
+    return KaggleDirSource(str(dest)) if download or use_copy else None
+
+
+def _folder(current):
+    default = current.path if isinstance(current, KaggleDirSource) else str(RAW_HINT)
+    text = st.text_input("Folder with train.csv (or train.csv.gz) and store.csv", default,
+                         key="w.folder_path", help="Kaggle Rossmann layout; relative paths start "
+                         "at the project folder")
+    if st.button("Load folder", type="primary"):
+        if not text.strip():
+            st.error("Enter the path of a folder that holds train.csv and store.csv.")
+            return None
+        return KaggleDirSource(str(_absolute(text)))
+    return None
+
+
+def _csv(current):
+    uploaded = st.file_uploader(
+        "Long-format CSV: one row per store and day (.csv or .csv.gz)", type=["csv", "gz"],
+        key="w.csv_upload")
+    if uploaded is None:
+        st.caption(f"Required: {', '.join(TRAIN_REQUIRED)}. Optional: "
+                   f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}.")
+        return None
+    path = data.save_upload(uploaded)
+    try:
+        header = sniff_header(path)
+    except DataError as exc:
+        st.error(str(exc))
+        return None
+    mapping = _column_mapping(header, key=path.parent.name)
+    missing = [f for f in TRAIN_REQUIRED if f not in mapping]
+    if missing:
+        st.error(f"{uploaded.name}: choose the file's column for the required field(s) "
+                 f"{', '.join(missing)}; the file has the columns {header}.")
+    if st.button("Load CSV", type="primary", disabled=bool(missing)):
+        return CsvSource(str(path), columns=tuple(sorted(mapping.items())))
+    return None
+
+
+def _column_mapping(header: list[str], key: str) -> dict[str, str]:
+    """One selectbox per field of ours, preset to the file's column of the same name."""
+    st.markdown("**Column mapping** (our field ← the file's column)")
+    by_norm = {_norm(c): c for c in header}
+    mapping = {}
+    cells = st.columns(5)
+    for i, field in enumerate(MAPPABLE_COLUMNS):
+        options = [NOT_MAPPED, *header]
+        guess = by_norm.get(_norm(field), NOT_MAPPED)
+        label = f"{field} *" if field in TRAIN_REQUIRED else field
+        chosen = cells[i % 5].selectbox(label, options, index=options.index(guess),
+                                        key=f"w.map.{key}.{field}")
+        if chosen != NOT_MAPPED:
+            mapping[field] = chosen
+    return mapping
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _absolute(text: str) -> Path:
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else ROOT / path
+

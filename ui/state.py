@@ -1,0 +1,74 @@
+"""Every session-state key the dashboard uses, and the small functions that read and write them.
+
+Pages never spell a key themselves. Plain data lives under the ``bhm.`` keys and survives page
+switches; widget keys (``w.``) belong to one widget and Streamlit drops them when a page without
+that widget runs, so a widget that must remember its value across pages is seeded from a ``bhm.``
+key and writes back to it (see ``seed_widget`` and ``ui.widgets.store_picker``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from bhm_core.sources import DemoSource
+
+# Plain data, kept for the whole session.
+SOURCE = "bhm.source"                # frozen source dataclass in use: the last one that loaded
+SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
+FIT = "bhm.fit"                      # the current fit (engine pages); dropped when the data changes
+UPLOAD = "bhm.upload"                # (uploader file_id, saved path) of the last CSV upload
+
+# Widget keys that other code sets on purpose (buttons that change the picks, tests).
+W_SOURCE_KIND = "w.source_kind"
+W_STORE_PICKER = "w.store_picker"
+
+# The built-in demo's default size; tests shrink it through the environment.
+DEMO_STORES_ENV = "BHM_DEMO_STORES"
+DEMO_DAYS_ENV = "BHM_DEMO_DAYS"
+
+
+def default_demo_source() -> DemoSource:
+    """The data a new session starts with. BHM_DEMO_STORES / BHM_DEMO_DAYS override the size."""
+    base = DemoSource()
+    n_stores = int(os.environ.get(DEMO_STORES_ENV, base.n_stores))
+    n_days = int(os.environ.get(DEMO_DAYS_ENV, base.n_days))
+    return DemoSource(n_stores=n_stores, n_days=n_days, seed=base.seed)
+
+
+def current_source():
+    if SOURCE not in st.session_state:
+        st.session_state[SOURCE] = default_demo_source()
+    return st.session_state[SOURCE]
+
+
+def set_source(source) -> None:
+    """Switch the data in use. Picks and fit refer to the old data, so they go."""
+    if st.session_state.get(SOURCE) == source:
+        return
+    st.session_state[SOURCE] = source
+    set_selected_stores([])
+    st.session_state.pop(FIT, None)
+
+
+def selected_stores(valid_ids=None) -> list[int]:
+    """Picked store ids; with ``valid_ids``, only those that exist there (order kept)."""
+    picked = list(st.session_state.get(SELECTED_STORES, []))
+    if valid_ids is not None:
+        valid = set(int(i) for i in valid_ids)
+        picked = [i for i in picked if i in valid]
+    return picked
+
+
+def set_selected_stores(ids) -> None:
+    """Replace the picks; also moves the picker widget so it shows them on the next run."""
+    ids = [int(i) for i in dict.fromkeys(int(i) for i in ids)]
+    st.session_state[SELECTED_STORES] = ids
+    st.session_state[W_STORE_PICKER] = ids
+
+
+def seed_widget(widget_key: str, value) -> None:
+    """Give a widget its remembered value when it (re)appears, never overriding the user's."""
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = value
