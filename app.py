@@ -6,5 +6,7 @@ from ui import nav, widgets
 
 st.set_page_config(page_title="Sales forecasting", page_icon=":material/insights:", layout="wide")
 page = st.navigation(nav.pages())
-widgets.sidebar_status()
+status = st.sidebar.empty()
+widgets.sidebar_status(status)  # drawn first, so it is there even when a page stops early
 page.run()
+widgets.sidebar_status(status)  # and again: the page may have changed the data or the picks

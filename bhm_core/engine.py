@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -21,10 +21,10 @@ import jax.numpy as jnp
 from jax.scipy.special import gammaln as _jax_gammaln
 import numpy as np
 
-from .config import FitConfig, Priors
+from .config import EffectPrior, FitConfig, Priors
 from .cube import SalesCube
 from .errors import DataError, FitDivergedError
-from .lsq import fit_log_linear
+from .lsq import fit_log_linear, normal_equations, ridge
 from .model import (GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays,
                     to_unconstrained)
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
@@ -328,3 +328,66 @@ def _result(cube, train, fixed, opt_state, losses, priors, config, started, comp
             "last_date": str(cube.dates[-1]), **extra}
     return FitResult(params, state, losses, cube.store_ids.copy(), tuple(cube.feature_names),
                      tuple(cube.design.groups), priors, config, cube.fingerprint, meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# Derived fits: cold start and posterior-as-prior
+
+def fit_new_stores(global_fit: FitResult, cube: SalesCube, config: FitConfig | None = None, *,
+                   rng_key=None, on_progress=None, should_stop=None) -> FitResult:
+    """Fit only the local parameters of the cube's stores, the global posterior frozen.
+
+    The new stores start at the prior (z = 0, w = 0, unit scale) and the hyper-parameters are drawn
+    from the global fit's guide at every step without being trained.
+    """
+    if tuple(global_fit.feature_names) != tuple(cube.feature_names):
+        raise DataError(f"the new stores' features {list(cube.feature_names)} differ from the fit's "
+                        f"{list(global_fit.feature_names)}; use the same FeatureSpec and store variants")
+    n_stores, n_features = cube.n_stores, len(global_fit.feature_names)
+    locals_ = {"z": SiteParams(_new_store_z(global_fit, cube),
+                               np.full((n_stores, n_features), INITIAL_LOG_SCALE, np.float32)),
+               "w": SiteParams(np.zeros(n_stores, np.float32), np.full(n_stores, INITIAL_LOG_SCALE, np.float32))}
+    params = {**{k: global_fit.params[k] for k in GLOBAL_SITES}, **locals_}
+    start = FitResult(params, adam_init(locals_), np.zeros(0), cube.store_ids, global_fit.feature_names,
+                      global_fit.feature_groups, global_fit.priors, config or FitConfig(),
+                      cube.fingerprint)
+    return fit(cube, config, global_fit.priors, rng_key=rng_key, init=start, trainable=LOCAL_SITES,
+               on_progress=on_progress, should_stop=should_stop)
+
+
+def _new_store_z(global_fit: FitResult, cube: SalesCube) -> np.ndarray:
+    """Start new stores at the approximate MAP of a log-linear fit shrunk toward the hyper-means.
+
+    On the log scale a cell's noise variance is about (1 + e^r) / mean, so the prior N(mu, sigma^2)
+    acts as a ridge penalty (noise variance / sigma^2) per feature. Few known days stay near mu.
+    """
+    cells = observed_cells(cube)
+    mu = global_fit.params["theta_mu"].loc.astype(np.float64)
+    sigma = np.exp(global_fit.params["theta_sigma"].loc.astype(np.float64))
+    noise = (1 + np.exp(float(global_fit.params["r_mu"].loc))) * np.mean(1.0 / cells.y)
+    xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), cube.n_stores,
+                                   len(mu))
+    theta = ridge(xtx, xty, np.clip(noise / sigma**2, 1e-6, 1e6), mu)
+    return ((theta - mu) / sigma).astype(np.float32)
+
+
+def priors_from_posterior(result: FitResult, inflate: float = 2.0) -> Priors:
+    """Priors centred on a fitted posterior, per feature group, scales widened by `inflate`.
+
+    Group means of the hyper-means become mu_loc; their spread and posterior uncertainty give
+    mu_scale; the fitted per-store spreads give sigma_scale. Used to seed a fit of a new region.
+    """
+    loc_mu, log_scale_mu = result.params["theta_mu"]
+    sigma = np.exp(result.params["theta_sigma"].loc)
+    groups = np.asarray(result.feature_groups)
+    changes = {}
+    for group in dict.fromkeys(result.feature_groups):
+        sel = groups == group
+        spread = np.sqrt(np.var(loc_mu[sel]) + np.mean(np.exp(2 * log_scale_mu[sel])))
+        changes[group] = EffectPrior(mu_loc=float(np.mean(loc_mu[sel])),
+                                     mu_scale=float(np.clip(inflate * spread, 1e-3, 100)),
+                                     sigma_scale=float(np.clip(inflate * np.mean(sigma[sel]), 1e-3, 100)))
+    r_loc, r_log_scale = result.params["r_mu"]
+    return replace(result.priors, **changes, r_mu_loc=float(np.clip(r_loc, -20, 20)),
+                   r_mu_scale=float(np.clip(inflate * np.exp(r_log_scale), 1e-3, 100)),
+                   r_sigma_scale=float(np.clip(inflate * np.exp(result.params["r_sigma"].loc), 1e-3, 100)))

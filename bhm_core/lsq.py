@@ -27,14 +27,14 @@ def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, 
     return xtx.reshape(n_stores, n_features, n_features), xty.reshape(n_stores, n_features), counts
 
 
-def ridge(xtx, xty, penalty: float, toward) -> np.ndarray:
+def ridge(xtx, xty, penalty, toward) -> np.ndarray:
     """Solve (X'X + penalty I) theta = X'y + penalty * toward, batched over leading axes.
 
     The penalty pulls features a store never saw (or saw on too few days) toward `toward`, which
     keeps the solve well-posed when a store has more features than days.
     """
-    n_features = xtx.shape[-1]
-    lhs = xtx + penalty * np.eye(n_features)
+    penalty = np.broadcast_to(np.asarray(penalty, np.float64), xtx.shape[-1:])  # one per feature
+    lhs = xtx + np.diag(penalty)
     rhs = xty + penalty * np.asarray(toward)
     return np.linalg.solve(lhs, rhs[..., None])[..., 0]
 

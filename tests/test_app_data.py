@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -170,3 +171,17 @@ def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, 
     assert metric(app, "Stores") == "4"
     app.run()
     assert not button(app, "Use the downloaded copy").disabled
+
+
+def test_coverage_grid_keeps_the_majority_status_of_each_block():
+    from ui.charts import _block_mode, status_grid
+
+    codes = np.array([[0, 0, 3, 3, 3, 2, 2],
+                      [0, 2, 2, 1, 1, 1, 2]], np.int8)
+    # 2 x 3 blocks: the last block is 2 x 1 plus padding, which never counts.
+    assert _block_mode(codes, 2, 3).tolist() == [[0, 1, 2]]
+    cube = generate_demo(DemoSource(n_stores=30, n_days=200)).cube()
+    assert status_grid(cube)["z"].shape == (30, 200)
+    weekly = status_grid(cube, max_days=50, max_stores=10)
+    assert weekly["days_per_cell"] == 7 and weekly["stores_per_cell"] == 3
+    assert weekly["z"].shape == (10, 29) and weekly["y"][:2] == ["1–3", "4–6"]

@@ -116,8 +116,9 @@ def test_table_rows_can_be_added_to_the_picks(app):
     assert picker(app).value == [1, 3]
 
 
-def test_picks_survive_a_trip_to_another_page(app):
+def test_picks_and_filters_survive_a_trip_to_another_page(app):
     picker(app).set_value([3, 17, 21])
+    by_label(app.text_input, "Store ids").set_value("1-20")
     app.run()
     assert app.get("plotly_chart")
     app.toggle(key="w.weekly").set_value(False)  # daily history renders too
@@ -128,6 +129,7 @@ def test_picks_survive_a_trip_to_another_page(app):
     assert app.session_state[state.SELECTED_STORES] == [3, 17, 21]
     app.switch_page(STORES_PAGE).run()
     assert picker(app).value == [3, 17, 21]
+    assert len(table(app)) == 20
 
 
 def test_new_data_clears_the_picks(app):

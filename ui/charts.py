@@ -59,7 +59,7 @@ def status_grid(cube: SalesCube, max_days: int = 200, max_stores: int = 1200) ->
     grid = _block_mode(codes, stores, days)
     ids = cube.store_ids
     starts = ids[::stores]
-    ends = ids[np.minimum(np.arange(stores - 1, len(ids) + stores - 1, stores), len(ids) - 1)]
+    ends = ids[np.minimum(np.arange(len(starts)) * stores + stores - 1, len(ids) - 1)]
     labels = [str(a) if a == b else f"{a}–{b}" for a, b in zip(starts, ends)]
     return {"z": grid, "x": cube.dates[::days], "y": labels, "days_per_cell": days,
             "stores_per_cell": stores}
@@ -79,12 +79,14 @@ def missingness_figure(grid: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
                                  marker=dict(size=12, symbol="square", color=colour)))
     n_rows = len(grid["y"])
-    fig.update_layout(
-        height=int(min(720, max(280, 90 + 2.2 * n_rows))), margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0), plot_bgcolor="rgba(0,0,0,0)")
+    height = int(min(720, max(320, 90 + 4 * n_rows)))
+    every = math.ceil(n_rows / max(2, (height - 90) // 22))  # about one label per 22 px
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),
+                      plot_bgcolor="rgba(0,0,0,0)")
     fig.update_xaxes(title_text="Date", showgrid=False)
     fig.update_yaxes(title_text="Store", autorange="reversed", type="category", showgrid=False,
-                     nticks=min(n_rows, 25))
+                     tickmode="array", tickvals=grid["y"][::every])
     return fig
 
 

@@ -1,10 +1,11 @@
-"""Cached access to data: datasets and cubes as shared resources, small derived tables as data.
+"""Cached access to data: cubes as shared resources, small derived tables as cached data.
 
 Sources are frozen dataclasses, but a folder or a file can change under the same path, so the
 cache key is the source's repr plus the size and modification time of the files it reads.
-Datasets and cubes are large and never modified, so they are cached as resources (one copy shared
-by all sessions, no pickling); the per-store table and the status grid are small and are cached
-as data keyed by the cube's content fingerprint.
+Cubes are large and never modified, so they are cached as resources (one copy shared by all
+sessions, no pickling; the raw tables are dropped once the cube is built); the per-store table,
+the status grid and store histories are small and are cached as data keyed by the cube's content
+fingerprint.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.cube import SalesCube
+from bhm_core.cube import CLOSED, MISSING, SalesCube
 from bhm_core.errors import BhmError
-from bhm_core.sources import CsvSource, Dataset, KaggleDirSource, load_dataset
+from bhm_core.sources import CsvSource, KaggleDirSource, load_dataset
 
 from . import state
 from .charts import history_frame, status_grid
@@ -51,18 +52,8 @@ def source_key(source) -> str:
 
 
 @st.cache_resource(max_entries=3, show_spinner="Reading and checking the data…")
-def _dataset(key: str, _source) -> Dataset:
-    return load_dataset(_source)
-
-
-@st.cache_resource(max_entries=3, show_spinner="Building the store × day cube…")
 def _cube(key: str, _source) -> SalesCube:
-    return _dataset(key, _source).cube()
-
-
-def load_dataset_cached(source) -> Dataset:
-    """Raises BhmError (the message is for the user)."""
-    return _dataset(source_key(source), source)
+    return load_dataset(_source).cube()
 
 
 def load_cube(source) -> SalesCube:
@@ -93,10 +84,6 @@ def current_cube() -> SalesCube | None:
         return None
 
 
-def dataset_kind() -> str:
-    return state.current_source().kind
-
-
 @st.cache_data(max_entries=8, show_spinner=False)
 def store_table(fingerprint: str, _cube: SalesCube) -> pd.DataFrame:
     """One row per store: attributes plus mean sales over observed days and day counts."""
@@ -108,8 +95,8 @@ def store_table(fingerprint: str, _cube: SalesCube) -> pd.DataFrame:
     table["Promo2"] = table["Promo2"].astype(bool)
     table["MeanSales"] = mean.round(0)
     table["ObservedDays"] = n_obs
-    table["ClosedDays"] = (_cube.status == 2).sum(axis=1)
-    table["NoRowDays"] = (_cube.status == 0).sum(axis=1)
+    table["ClosedDays"] = (_cube.status == CLOSED).sum(axis=1)
+    table["NoRowDays"] = (_cube.status == MISSING).sum(axis=1)
     return table
 
 

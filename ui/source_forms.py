@@ -56,11 +56,11 @@ def _kaggle(current):
     dest = _absolute(st.text_input("Download into", str(kaggle_source.default_raw_dir(ROOT)),
                                    key="w.kaggle_dest"))
     have_copy = (dest / "train.csv").is_file() and (dest / "store.csv").is_file()
-    left, right = st.columns(2)
-    download = left.button("Download from Kaggle", type="primary",
-                           help=f"Data set {kaggle_source.KAGGLE_DATASET}, about 40 MB")
-    use_copy = right.button("Use the downloaded copy", disabled=not have_copy,
-                            help=None if have_copy else f"No train.csv and store.csv in {dest} yet")
+    row = st.container(horizontal=True)
+    download = row.button("Download from Kaggle", type="primary",
+                          help=f"Data set {kaggle_source.KAGGLE_DATASET}, about 40 MB")
+    use_copy = row.button("Use the downloaded copy", disabled=not have_copy,
+                          help=None if have_copy else f"No train.csv and store.csv in {dest} yet")
     if download:
         with st.status("Downloading the Rossmann data…", expanded=True) as box:
             try:

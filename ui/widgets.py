@@ -20,9 +20,10 @@ MAX_PANELS = 12  # small multiples drawn at once
 ANY, YES, NO = "Any", "Yes", "No"
 
 
-def sidebar_status() -> None:
+def sidebar_status(slot) -> None:
+    """Data in use and number of picks, into an st.empty() slot in the sidebar."""
     n_picked = len(state.selected_stores())
-    with st.sidebar:
+    with slot.container():
         st.caption(f"**Data:** {state.current_source().label}")
         st.caption(f"**Picked stores:** {n_picked}" if n_picked else
                    "No stores picked yet (see Stores).")
@@ -45,7 +46,7 @@ def dataset_summary(cube) -> None:
     bottom[3].metric("Cells without a row", f"{s['n_missing_rows']:,}", border=True,
                      help=f"{s['n_missing_rows'] / cells:.1%} of stores × days: gaps, late "
                           "openings. Not observations.")
-    gappy = int((cube.status == 0).any(axis=1).sum())
+    gappy = int((data.store_table(cube.fingerprint, cube)["NoRowDays"] > 0).sum())
     notes = [f"{gappy:,} store(s) have days without a row."] if gappy else []
     if s["n_open_not_observed"]:
         notes.append(f"{s['n_open_not_observed']:,} open day(s) with zero or blank sales are not "

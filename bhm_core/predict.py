@@ -1,0 +1,203 @@
+"""Posterior predictive forecasts from a fit, in chunks of stores so memory stays flat.
+
+Samples come from the model itself in prediction mode (``y=None``) through NumPyro's Predictive,
+with latents drawn from the fitted guide. Output is a tidy frame in the metrics schema
+(store, date, method, y, point, lo_L/hi_L, crps) plus `median`, `open` and `promo` columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from numpyro.infer import Predictive
+
+from .cube import CLOSED, MISSING, SalesCube
+from .engine import FitResult
+from .errors import DataError
+from .features import Covariates, encode
+from .metrics import crps_from_samples
+from .model import ModelData, model, to_constrained
+
+LEVELS = (50, 80, 90, 95)
+METHOD = "hierarchical"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What to assume for days the data do not cover (and, with promo set, for every forecast day).
+
+    promo: None = as recorded (future days: no promo), 0 = promo off, 1 = promo on Mon-Fri.
+    """
+
+    promo: int | None = None
+
+
+def _window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, scenario: Scenario):
+    """Covariates of the given stores on the given dates; days past the data get calendar defaults."""
+    base = cube.covariates.take_stores(rows)
+    col = (dates - cube.dates[0]).astype(np.int64)
+    known = (col >= 0) & (col < cube.n_days)
+    safe = np.clip(col, 0, cube.n_days - 1)
+
+    def per_cell(grid):
+        return np.where(known[None, :], grid[:, safe], 0).astype(grid.dtype)
+
+    promo = per_cell(base.promo)
+    if scenario.promo is not None:
+        weekday = ((dates.astype(np.int64) + 3) % 7)[None, :]
+        promo = np.broadcast_to((weekday < 5) & (scenario.promo == 1), promo.shape).astype(np.int8)
+    return Covariates(dates, promo, per_cell(base.state_holiday), per_cell(base.school_holiday),
+                      base.promo2, base.variant, base.variant_levels)
+
+
+def draw_latents(result: FitResult, key, n_samples: int, rows: np.ndarray) -> dict:
+    """Constrained latent samples from the guide; local sites only for the given store rows."""
+    out = {}
+    for i, (name, (loc, log_scale)) in enumerate(sorted(result.params.items())):
+        if name in ("z", "w"):
+            loc, log_scale = loc[rows], log_scale[rows]
+        eps = jax.random.normal(jax.random.fold_in(key, i), (n_samples, *np.shape(loc)))
+        out[name] = np.asarray(to_constrained(name, loc + np.exp(log_scale) * eps))
+    return out
+
+
+@jax.jit
+def _predict_chunk(latents, data, prior_dummy, key):
+    predictive = Predictive(model, posterior_samples=latents, return_sites=["y"])
+    return predictive(key, data, prior_dummy, predict=True)["y"]
+
+
+def _chunk_data(design_index, design_value) -> ModelData:
+    n_stores, n_days, _ = design_index.shape
+    store = np.repeat(np.arange(n_stores, dtype=np.int32), n_days)
+    n = store.size
+    return ModelData(store, design_index.reshape(n, -1).astype(np.int32),
+                     design_value.reshape(n, -1), np.zeros(n, np.float32), np.zeros(n, np.float32),
+                     np.ones(n, bool), np.ones(n_stores, bool), np.float32(1.0))
+
+
+def _prior_placeholder(result: FitResult):
+    """Predictive substitutes every latent, so prior values only give shapes."""
+    from .model import prior_arrays
+    return prior_arrays(result.priors, result.feature_groups)
+
+
+def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_samples: int = 500,
+                    seed: int = 0, scenario: Scenario = Scenario(), chunk_stores: int = 64):
+    """Yield (store ids of the chunk, samples (n_samples, chunk stores, days)) chunk by chunk."""
+    rows_fit = _fit_rows(result, store_ids)
+    rows_cube = cube.store_rows(store_ids)
+    prior = _prior_placeholder(result)
+    key = jax.random.PRNGKey(seed)
+    chunk_stores = min(chunk_stores, len(rows_cube))
+    for start in range(0, len(rows_cube), chunk_stores):
+        # Every chunk has the same shape (the last one padded by repeating a store): one program.
+        part = np.minimum(np.arange(start, start + chunk_stores), len(rows_cube) - 1)
+        n_real = min(chunk_stores, len(rows_cube) - start)
+        cov = _window_covariates(cube, rows_cube[part], dates, scenario)
+        design = encode(cube.spec, cov)
+        chunk_key = jax.random.fold_in(key, start)
+        latents = draw_latents(result, chunk_key, n_samples, rows_fit[part])
+        samples = _predict_chunk(latents, _chunk_data(design.index, design.value), prior,
+                                 jax.random.fold_in(chunk_key, 1))
+        samples = np.asarray(samples).reshape(n_samples, chunk_stores, len(dates))
+        yield np.asarray(store_ids)[part[:n_real]], samples[:, :n_real]
+
+
+def _fit_rows(result: FitResult, store_ids) -> np.ndarray:
+    ids = np.asarray(store_ids, dtype=np.int64)
+    rows = np.searchsorted(result.store_ids, ids)
+    rows = np.clip(rows, 0, len(result.store_ids) - 1)
+    missing = ids[result.store_ids[rows] != ids]
+    if missing.size:
+        raise DataError(f"store(s) {missing[:10].tolist()} are not in this fit; fit them first "
+                        f"(or treat them as new stores)")
+    return rows
+
+
+def _dates(first, last) -> np.ndarray:
+    first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
+    if last < first:
+        raise DataError(f"the forecast window ends ({last}) before it starts ({first})")
+    return np.arange(first, last + np.timedelta64(1, "D"))
+
+
+def summarise(samples: np.ndarray, levels=LEVELS) -> dict:
+    """Per-cell point and interval summaries over the leading sample axis."""
+    qs = sorted({50.0} | {50 - l / 2 for l in levels} | {50 + l / 2 for l in levels})
+    values = np.percentile(samples, qs, axis=0)
+    at = dict(zip(qs, values))
+    out = {"point": samples.mean(0), "median": at[50.0]}
+    for level in levels:
+        out[f"lo_{level}"], out[f"hi_{level}"] = at[50 - level / 2], at[50 + level / 2]
+    return out
+
+
+def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
+             n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
+             chunk_stores: int = 64) -> pd.DataFrame:
+    """Tidy per-store-day forecast over [first, last] (defaults: the cube's days).
+
+    Closed days get a forecast of 0 (a closed store sells nothing); `y` holds the actual where the
+    cube observed it, and `crps` is scored against it.
+    """
+    store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
+    dates = _dates(first if first is not None else cube.dates[0],
+                   last if last is not None else cube.dates[-1])
+    frames = []
+    for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
+                                        scenario=scenario, chunk_stores=chunk_stores):
+        actual, status = _actuals(cube, ids, dates)
+        samples = np.where(status == CLOSED, 0.0, samples)
+        stats = summarise(samples, levels)
+        flat_samples = samples.reshape(n_samples, -1).T
+        frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
+                              "method": METHOD, "y": actual.ravel(),
+                              **{k: v.ravel() for k, v in stats.items()},
+                              "crps": crps_from_samples(actual.ravel(), flat_samples),
+                              "open": (status != CLOSED).ravel(),
+                              "known": (status != MISSING).ravel()})
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out["date"] = pd.to_datetime(out["date"])
+    return out
+
+
+def _actuals(cube: SalesCube, ids, dates):
+    """Observed sales (NaN elsewhere) and status on the window, for stores of the cube."""
+    rows = cube.store_rows(ids)
+    col = (dates - cube.dates[0]).astype(np.int64)
+    inside = (col >= 0) & (col < cube.n_days)
+    safe = np.clip(col, 0, cube.n_days - 1)
+    observed = cube.observed[rows][:, safe] & inside[None, :]
+    actual = np.where(observed, cube.sales[rows][:, safe], np.nan)
+    status = np.where(inside[None, :], cube.status[rows][:, safe], MISSING)
+    return actual, status
+
+
+def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500,
+                   seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS) -> pd.DataFrame:
+    """Daily sum over the stores with an interval from summed samples (not summed quantiles)."""
+    dates = _dates(first, last)
+    total = np.zeros((n_samples, len(dates)))
+    actual_total = np.zeros(len(dates))
+    for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
+                                        scenario=scenario):
+        actual, status = _actuals(cube, ids, dates)
+        total += np.where(status == CLOSED, 0.0, samples).sum(1)
+        actual_total += np.nansum(actual, 0)
+    stats = summarise(total, levels)
+    return pd.DataFrame({"date": pd.to_datetime(dates), "y": actual_total, **stats})
+
+
+def store_day_samples(result: FitResult, cube: SalesCube, store_id: int, date, *, n_samples: int = 2000,
+                      seed: int = 0, scenario: Scenario = Scenario()) -> np.ndarray:
+    """Posterior predictive samples of one store-day, for its density."""
+    dates = _dates(date, date)
+    _, samples = next(sample_forecast(result, cube, [store_id], dates, n_samples=n_samples, seed=seed,
+                                      scenario=scenario))
+    return samples[:, 0, 0]

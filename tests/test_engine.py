@@ -1,0 +1,335 @@
+"""The inference engine: configuration, masking, compilation, recovery, warm/cold starts, artifacts."""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from bhm_core.artifacts import FitStore, fit_key, fit_or_load
+from bhm_core.config import EffectPrior, FitConfig, Priors
+from bhm_core.engine import (COMPILE_COUNT, fit, fit_new_stores, initial_params, observed_cells, pack,
+                             pad_locals, priors_from_posterior)
+from bhm_core.errors import ArtifactError, ConfigError, FitDivergedError
+from bhm_core.lsq import normal_equations, ridge
+from bhm_core.metrics import rmspe
+from bhm_core.model import ModelData, negative_elbo, prior_arrays, sample_guide
+from bhm_core.predict import forecast, forecast_total, store_day_samples
+from bhm_core.sources import DemoSource, load_dataset
+
+FAST = FitConfig(steps=60, chunk_steps=30)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_dataset(DemoSource(n_stores=40, n_days=400, seed=3))
+
+
+@pytest.fixture(scope="module")
+def cube(demo):
+    return demo.cube()
+
+
+@pytest.fixture(scope="module")
+def fitted(cube):
+    return fit(cube, FitConfig(steps=300, chunk_steps=100))
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: Priors(promo=EffectPrior(mu_scale=-1.0)), ["Priors.promo", "mu_scale", "-1.0", "(0"]),
+    (lambda: Priors(weekday=EffectPrior(sigma_scale=0.0)), ["Priors.weekday", "sigma_scale"]),
+    (lambda: Priors(r_mu_loc=float("nan")), ["r_mu_loc", "finite"]),
+    (lambda: FitConfig(learning_rate=0.0), ["learning_rate", "0.0", "(0, 10]"]),
+    (lambda: FitConfig(steps=0), ["steps", "[1"]),
+    (lambda: FitConfig(optimizer="sgd"), ["optimizer", "adam"]),
+    (lambda: FitConfig(batch_size=0), ["batch_size"]),
+])
+def test_invalid_settings_name_field_value_and_range(make, words):
+    with pytest.raises(ConfigError) as info:
+        make()
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_priors_round_trip_through_dict():
+    priors = Priors().with_group("promo", mu_loc=0.3, mu_scale=0.2)
+    assert Priors.from_dict(priors.to_dict()) == priors
+    assert hash(priors) != hash(Priors())
+
+
+# ---------------------------------------------------------------------------------------------
+# the log density
+
+def _loss_inputs(cube):
+    cells = observed_cells(cube)
+    prior = prior_arrays(Priors(), cube.design.groups)
+    data = pack(cells, cube.n_stores)
+    params = pad_locals(initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior),
+                        data.store_mask.shape[0])
+    return data, prior, params
+
+
+def test_padding_cells_and_stores_do_not_change_the_loss(cube):
+    data, prior, params = _loss_inputs(cube)
+    key = jax.random.PRNGKey(1)
+    base = float(negative_elbo(params, key, data, prior))
+    # Fill every padding cell with wild values: masked cells must contribute exactly nothing.
+    pad = ~data.cell_mask
+    noisy = data._replace(y=np.where(pad, 1e6, data.y), cell_value=np.where(pad[:, None], 50.0, data.cell_value),
+                          lgamma_y1=np.where(pad, -3.0, data.lgamma_y1))
+    assert pad.sum() > 0
+    assert float(negative_elbo(params, key, noisy, prior)) == pytest.approx(base, rel=1e-6)
+
+
+def test_closed_and_missing_days_are_not_cells(cube):
+    cells = observed_cells(cube)
+    assert len(cells.y) == cube.observed.sum()
+    assert np.all(cube.observed[cells.store, cells.day])
+    assert np.all(cells.y > 0)
+
+
+def test_jit_equals_no_jit(cube):
+    data, prior, params = _loss_inputs(cube)
+    key = jax.random.PRNGKey(2)
+    jitted = float(jax.jit(negative_elbo)(params, key, data, prior))
+    with jax.disable_jit():
+        plain = float(negative_elbo(params, key, data, prior))
+    assert jitted == pytest.approx(plain, rel=1e-5)
+
+
+def test_log_likelihood_matches_gamma_poisson(cube):
+    """The hand-written NegBinomialMean log_prob equals NumPyro's GammaPoisson."""
+    import numpyro.distributions as dist
+    from bhm_core.model import NegBinomialMean
+    y = np.array([0.0, 1.0, 7.0, 5000.0, 12000.0])
+    mean = np.array([3.0, 2.0, 8.0, 6000.0, 9000.0])
+    r = np.array([0.5, 4.0, 2.0, 4.0, 5.0])
+    from scipy.special import gammaln
+    ours = NegBinomialMean(mean, r).log_prob(y)
+    a, b = mean * np.exp(-r), np.exp(-r)  # float64 reference of the same law
+    exact = gammaln(y + a) - gammaln(a) - gammaln(y + 1) + a * np.log(b) - (a + y) * np.log1p(b)
+    # float32 lgamma differences of numbers near 1e5 lose ~3 decimals; the gradient does not.
+    np.testing.assert_allclose(ours, exact, rtol=5e-4)
+    np.testing.assert_allclose(dist.GammaPoisson(a, b).log_prob(y), exact, rtol=5e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting
+
+def test_fit_reports_progress_and_converges(cube):
+    seen = []
+    result = fit(cube, FitConfig(steps=90, chunk_steps=30), on_progress=lambda s, l: seen.append((s, l)))
+    assert [s for s, _ in seen] == [30, 60, 90]
+    assert len(result.losses) == 90 and np.all(np.isfinite(result.losses))
+    assert result.losses[-10:].mean() < result.losses[:10].mean()
+
+
+def test_no_recompilation_when_numbers_change(cube):
+    fit(cube, FAST)
+    before = COMPILE_COUNT["n"]
+    fit(cube, FitConfig(steps=45, chunk_steps=30, learning_rate=0.01, seed=4))
+    fit(cube, FAST, Priors(promo=EffectPrior(mu_loc=0.5, mu_scale=0.1), r_mu_loc=3.0))
+    # Another subset of similar size lands in the same shape bucket.
+    fit(cube.select_stores(cube.store_ids[1:]), FAST)
+    assert COMPILE_COUNT["n"] == before
+
+
+def test_cancel_between_chunks(cube):
+    result = fit(cube, FitConfig(steps=300, chunk_steps=30), should_stop=lambda: True)
+    assert result.meta["cancelled"] is True
+    assert len(result.losses) == 30
+
+
+def test_divergence_is_caught_and_last_good_parameters_kept(cube):
+    with pytest.raises(FitDivergedError) as info:
+        fit(cube, FitConfig(steps=200, chunk_steps=50, learning_rate=10.0, schedule="constant", init="prior"))
+    err = info.value
+    assert err.step is not None and err.step >= 1
+    assert "learning rate" in str(err)
+    leaves = jax.tree.leaves(err.last_good.params)
+    assert all(np.all(np.isfinite(a)) for a in leaves)
+
+
+def test_warm_start_continues_adam(cube):
+    first = fit(cube, FAST)
+    more = fit(cube, FAST, init=first)
+    assert int(more.opt_state.step) == 2 * FAST.steps
+    assert more.losses[-10:].mean() <= first.losses[-10:].mean() + 0.001 * abs(first.losses[-1])
+
+
+def test_refit_after_new_days_starts_from_previous(cube):
+    early = fit(cube.select_days(None, cube.dates[-60]), FAST)
+    later = fit(cube, FitConfig(steps=30, chunk_steps=30), init=early)
+    fresh = fit(cube, FitConfig(steps=30, chunk_steps=30))
+    assert int(later.opt_state.step) == FAST.steps + 30
+    assert later.losses[:5].mean() < fresh.losses[:5].mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# recovery of the demo's true parameters
+
+def _guide_samples(result, n=400):
+    draws = [sample_guide(result.params, k)[0] for k in jax.random.split(jax.random.PRNGKey(0), n)]
+    return {k: np.stack([d[k] for d in draws]) for k in draws[0]}
+
+
+def test_recovers_true_weekday_and_promo_effects(demo, cube, fitted):
+    truth = demo.truth
+    names = list(cube.feature_names)
+    draws = _guide_samples(fitted)
+    theta = draws["theta_mu"][:, None, :] + draws["theta_sigma"][:, None, :] * draws["z"]
+    promo = names.index("promo")
+    wd = [names.index(f"weekday_{d}") for d in ("Tue", "Wed", "Thu", "Fri", "Sat")]
+    mon = names.index("weekday_Mon")
+    # Weekday effects relative to Monday are identified per store; absolute levels are not
+    # (a store-level feature adds the same constant to every day).
+    est = np.concatenate([theta[:, :, [promo]], theta[:, :, wd] - theta[:, :, [mon]]], axis=2)
+    true = np.concatenate([truth["theta"][:, [promo]], truth["theta"][:, wd] - truth["theta"][:, [mon]]], axis=1)
+    lo, hi = np.percentile(est, [5, 95], axis=0)
+    inside = (true >= lo) & (true <= hi)
+    assert inside[:, 0].mean() >= 0.85, f"promo effect covered for {inside[:, 0].mean():.0%} of stores"
+    assert inside[:, 1:].mean() >= 0.85, f"weekday effects covered for {inside[:, 1:].mean():.0%}"
+    hyper = draws["theta_mu"]
+    assert abs(hyper[:, promo].mean() - truth["theta_mu"][promo]) < 0.05
+    contrast = hyper[:, wd].mean(0) - hyper[:, mon].mean()
+    np.testing.assert_allclose(contrast, truth["theta_mu"][wd] - truth["theta_mu"][mon], atol=0.05)
+    r_mu = draws["r_mu"].mean()
+    assert abs(r_mu - truth["r_mu"]) < 0.3
+
+
+# ---------------------------------------------------------------------------------------------
+# prediction
+
+def test_forecast_shapes_intervals_and_closed_days(cube, fitted):
+    stores = cube.store_ids[:3]
+    frame = forecast(fitted, cube, stores, cube.dates[-14], cube.dates[-1], n_samples=200)
+    assert len(frame) == 3 * 14
+    assert {"store", "date", "method", "y", "point", "median", "lo_50", "hi_90", "crps"} <= set(frame.columns)
+    open_ = frame[frame["open"]]
+    assert np.all(open_["lo_90"] <= open_["lo_50"]) and np.all(open_["lo_50"] <= open_["median"])
+    assert np.all(open_["median"] <= open_["hi_50"]) and np.all(open_["hi_50"] <= open_["hi_90"])
+    assert np.all(frame.loc[~frame["open"], "point"] == 0)
+
+
+def test_future_dates_and_promo_scenario(cube, fitted):
+    from bhm_core.predict import Scenario
+    last = cube.dates[-1]
+    on = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300,
+                  scenario=Scenario(promo=1))
+    off = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300,
+                   scenario=Scenario(promo=0))
+    weekdays = on["date"].dt.day_of_week < 5
+    assert on["y"].isna().all()
+    ratio = on.loc[weekdays, "point"].sum() / off.loc[weekdays, "point"].sum()
+    assert ratio > 1.2  # the demo's promo lifts sales by about exp(0.38)
+
+
+def test_chunked_prediction_equals_unchunked(cube, fitted):
+    a = forecast(fitted, cube, cube.store_ids[:5], cube.dates[-7], cube.dates[-1], n_samples=50, chunk_stores=2)
+    b = forecast(fitted, cube, cube.store_ids[:5], cube.dates[-7], cube.dates[-1], n_samples=50, chunk_stores=5)
+    assert a.shape == b.shape
+    # Different chunking draws different random numbers; the summaries agree statistically.
+    np.testing.assert_allclose(a["point"], b["point"], rtol=0.25)
+
+
+def test_total_interval_comes_from_summed_samples(cube, fitted):
+    stores = cube.store_ids[:6]
+    total = forecast_total(fitted, cube, stores, cube.dates[-7], cube.dates[-1], n_samples=400)
+    per_store = forecast(fitted, cube, stores, cube.dates[-7], cube.dates[-1], n_samples=400)
+    summed = per_store.groupby("date")[["point", "lo_90", "hi_90"]].sum()
+    np.testing.assert_allclose(total["point"], summed["point"], rtol=0.1)
+    # Quantiles of a sum are tighter than the sum of quantiles (independent store noise).
+    open_days = summed["point"].to_numpy() > 0
+    width_total = (total["hi_90"] - total["lo_90"]).to_numpy()[open_days]
+    width_summed = (summed["hi_90"] - summed["lo_90"]).to_numpy()[open_days]
+    assert np.all(width_total <= width_summed + 1e-6)  # equal on days with one store open
+    assert np.mean(width_total < width_summed) > 0.5
+
+
+def test_store_day_density_samples(cube, fitted):
+    samples = store_day_samples(fitted, cube, int(cube.store_ids[0]), cube.dates[-3], n_samples=500)
+    assert samples.shape == (500,) and np.all(samples >= 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# artifacts
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path, cube, fitted):
+    store = FitStore(tmp_path)
+    key = fit_key(cube.fingerprint, fitted.config, fitted.priors, cube.spec)
+    store.save(fitted, key)
+    loaded = store.load(key)
+    a = forecast(fitted, cube, cube.store_ids[:3], cube.dates[-7], cube.dates[-1], n_samples=100, seed=5)
+    b = forecast(loaded, cube, cube.store_ids[:3], cube.dates[-7], cube.dates[-1], n_samples=100, seed=5)
+    np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
+    assert int(loaded.opt_state.step) == int(fitted.opt_state.step)
+    assert store.list()["key"].tolist() == [key]
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_corrupt_or_stale_artifacts_are_refitted_not_loaded(tmp_path, cube):
+    store = FitStore(tmp_path)
+    first = fit_or_load(store, cube, FAST, Priors())
+    assert not first.from_cache
+    assert fit_or_load(store, cube, FAST, Priors()).from_cache
+    npz = store.path(first.key) / "arrays.npz"
+    npz.write_bytes(npz.read_bytes()[:-100])  # truncated
+    with pytest.raises(ArtifactError, match="corrupt"):
+        store.load(first.key)
+    again = fit_or_load(store, cube, FAST, Priors())
+    assert not again.from_cache and "corrupt" in again.note
+    assert fit_or_load(store, cube, FAST, Priors()).from_cache
+    record = store.path(first.key) / "record.json"
+    data = json.loads(record.read_text())
+    data["versions"]["jax"] = "0.0.1"
+    record.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="made with"):
+        store.load(first.key)
+
+
+def test_no_pickle_in_artifacts(tmp_path, cube, fitted):
+    store = FitStore(tmp_path)
+    store.save(fitted, "abc123")
+    with np.load(store.path("abc123") / "arrays.npz", allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+
+
+# ---------------------------------------------------------------------------------------------
+# cold start and posterior as prior
+
+def test_cold_start_beats_a_per_store_fit_on_seven_days():
+    data = load_dataset(DemoSource(n_stores=60, n_days=300, seed=11))
+    full = data.cube()
+    new_ids = full.store_ids[-10:]
+    old = full.select_stores(full.store_ids[:-10])
+    global_fit = fit(old, FitConfig(steps=200, chunk_steps=100))
+    new = full.select_stores(new_ids)
+    start = new.dates[100]
+    known = new.select_days(start, start + 9)  # ~7 open days
+    local = fit_new_stores(global_fit, known, FitConfig(steps=200, chunk_steps=100))
+    horizon = forecast(local, new, new_ids, start + 10, start + 51, n_samples=200)
+    scored = horizon[horizon["y"].notna()]
+    cold = rmspe(scored["y"], scored["point"])
+    # The per-store alternative: log-linear least squares on the same known days.
+    cells = observed_cells(known)
+    xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), known.n_stores,
+                                   known.design.n_features)
+    theta = ridge(xtx, xty, 1e-3, np.zeros(known.design.n_features))  # alone: nothing borrowed
+    window = new.select_days(start + 10, start + 51)
+    future = observed_cells(window)
+    eta = (theta[future.store[:, None], future.index] * future.value).sum(-1)
+    per_store = rmspe(future.y, np.exp(eta))
+    assert cold < per_store
+    assert cold < 0.35
+
+
+def test_priors_from_posterior_centre_on_the_fit(fitted):
+    priors = priors_from_posterior(fitted)
+    promo = list(fitted.feature_names).index("promo")
+    assert priors.promo.mu_loc == pytest.approx(float(fitted.params["theta_mu"].loc[promo]))
+    assert priors.promo.mu_scale < 1.0
+    assert math.isfinite(priors.r_mu_loc)
