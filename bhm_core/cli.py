@@ -17,7 +17,10 @@ from .sources import DemoSource, KaggleDirSource, load_dataset
 
 
 def source_from_args(args):
-    return KaggleDirSource(args.data_dir) if args.data_dir else DemoSource()
+    if args.data_dir:
+        return KaggleDirSource(args.data_dir)
+    size = {"n_stores": getattr(args, "demo_stores", None), "n_days": getattr(args, "demo_days", None)}
+    return DemoSource(**{k: v for k, v in size.items() if v is not None})
 
 
 def cmd_info(args) -> dict:
@@ -59,6 +62,73 @@ def cmd_fit(args) -> dict:
             "final_loss": cached.result.final_loss}
 
 
+def _evaluation_config(args):
+    from .config import FitConfig
+    from .engine import enable_compilation_cache
+    enable_compilation_cache()
+    given = {"steps": args.steps, "learning_rate": args.lr, "seed": args.seed}
+    return FitConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def _progress(args):
+    if args.json:
+        return None
+    return lambda step, loss: print(f"step {step:>6}  loss {loss:,.1f}", flush=True)
+
+
+def cmd_backtest(args) -> dict:
+    from .evaluation import backtest
+    config = _evaluation_config(args)
+    source = source_from_args(args)
+    cube = load_dataset(source).cube()
+    evaluation = backtest(cube, args.cutoff, args.horizon, stores=args.stores, seed=args.seed,
+                          config=config, n_samples=args.samples, on_progress=_progress(args))
+    return {**evaluation.summary, "source": source.kind}
+
+
+def cmd_coldstart(args) -> dict:
+    from .evaluation import coldstart_trial
+    config = _evaluation_config(args)
+    source = source_from_args(args)
+    cube = load_dataset(source).cube()
+    evaluation = coldstart_trial(cube, args.new_stores, args.known_days, args.horizon, seed=args.seed,
+                                 config=config, n_samples=args.samples, on_progress=_progress(args))
+    return {**evaluation.summary, "source": source.kind}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def print_evaluation(result: dict) -> None:
+    """Human-readable backtest / cold-start report: a header and one table row per method."""
+    if result.get("known_days") is not None:
+        print(f"cold start: {result['n_stores']} new stores, {result['known_days']} known days each, "
+              f"horizon {result['horizon']} days ({result.get('n_fit_stores')} stores in the "
+              f"hierarchy)")
+    else:
+        print(f"backtest: cutoff {result['cutoff']}, horizon {result['horizon']} days, "
+              f"{result['n_stores']} stores")
+    print(f"scored cells {result['n_scored_cells']:,}; fit {result['fit_seconds']:.1f} s "
+          f"(compile {result['compile_seconds']:.1f} s), {result['steps']} steps, final loss "
+          f"{_fmt(result['final_loss'])}")
+    from .evaluation import METRIC_KEYS
+    rows = {"hierarchical": result["model"], **result["baselines"]}
+    width = max(len(name) for name in rows)
+    print(f"{'method':<{width}}  " + "  ".join(f"{k:>11}" for k in METRIC_KEYS))
+    for name, metrics in rows.items():
+        print(f"{name:<{width}}  " + "  ".join(f"{_fmt(metrics.get(k)):>11}" for k in METRIC_KEYS))
+    entries = result["per_store"]
+    if entries and entries[0].get("baseline"):
+        wins = sum(1 for e in entries if e["baseline_rmspe"] is not None and e["rmspe"] < e["baseline_rmspe"])
+        print(f"per store: the model beats {entries[0]['baseline']} (best baseline) on {wins} of "
+              f"{len(entries)} stores")
+    if result.get("new_stores") is not None:
+        print("new stores: " + " ".join(map(str, result["new_stores"])))
+
+
 def _print_human(result: dict) -> None:
     width = max(len(k) for k in result)
     for key, value in result.items():
@@ -82,7 +152,42 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="folder for fit artifacts (the dashboard's data/fits)")
     fit.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     fit.set_defaults(run=cmd_fit)
+    _add_evaluation_commands(commands)
     return parser
+
+
+def _evaluation_options(command) -> None:
+    command.add_argument("--data-dir", help="folder with Kaggle-layout train.csv(.gz) and store.csv")
+    command.add_argument("--seed", type=int, default=0, help="seed of the store choice, fit and samples")
+    command.add_argument("--steps", type=int, help="SVI steps of the fit")
+    command.add_argument("--lr", type=float, help="learning rate")
+    command.add_argument("--samples", type=int, default=500, help="posterior predictive samples")
+    command.add_argument("--demo-stores", type=int, metavar="N",
+                         help="size of the built-in demo data when --data-dir is not given (200)")
+    command.add_argument("--demo-days", type=int, metavar="N", help="days of the demo data (942)")
+    command.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def _add_evaluation_commands(commands) -> None:
+    backtest = commands.add_parser(
+        "backtest", help="fit up to a cutoff, forecast the next days, score model and baselines")
+    backtest.add_argument("--cutoff", required=True, metavar="YYYY-MM-DD",
+                          help="last training day (inclusive)")
+    backtest.add_argument("--horizon", required=True, type=int, metavar="DAYS",
+                          help="days after the cutoff to forecast and score")
+    backtest.add_argument("--stores", type=int, metavar="N", help="a seeded random subset of N stores")
+    _evaluation_options(backtest)
+    backtest.set_defaults(run=cmd_backtest, show=print_evaluation)
+    cold = commands.add_parser(
+        "coldstart", help="hold out stores, forecast them from their first K days (global fit frozen)")
+    cold.add_argument("--new-stores", required=True, type=int, metavar="N",
+                      help="seeded random stores held out and treated as new")
+    cold.add_argument("--known-days", required=True, type=int, metavar="K",
+                      help="observed days each new store reveals, from its first open day")
+    cold.add_argument("--horizon", type=int, default=42, metavar="DAYS",
+                      help="days after the K-th known day to forecast and score (42)")
+    _evaluation_options(cold)
+    cold.set_defaults(run=cmd_coldstart, show=print_evaluation)
 
 
 def main(argv=None) -> int:
@@ -95,5 +200,5 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        _print_human(result)
+        getattr(args, "show", _print_human)(result)
     return 0

@@ -18,13 +18,13 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import gammaln as _jax_gammaln
 import numpy as np
 
 from .config import EffectPrior, FitConfig, Priors
 from .cube import SalesCube
 from .errors import DataError, FitDivergedError
 from .lsq import fit_log_linear, normal_equations, ridge
+from .packing import Cells, StorePacked, batch_of, observed_cells, pack, pack_by_store
 from .model import (GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays,
                     to_unconstrained)
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
@@ -42,58 +42,6 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return path
-
-
-def bucket(n: int, minimum: int = 64) -> int:
-    """Round up to at most ~12% above n so that similar sizes share one compiled program."""
-    n = max(n, minimum)
-    step = 2 ** max(0, n.bit_length() - 4)
-    return -(-n // step) * step
-
-
-def scipy_gammaln(x):
-    return np.asarray(_jax_gammaln(x))
-
-
-# ----------------------------------------------------------------------------------------------
-# Packing
-
-@dataclass(frozen=True, eq=False)
-class Cells:
-    """Observed cells of a cube as flat arrays, before padding."""
-
-    store: np.ndarray   # (n,) int32
-    day: np.ndarray     # (n,) int32
-    index: np.ndarray   # (n, K) int32
-    value: np.ndarray   # (n, K) float32
-    y: np.ndarray       # (n,) float32
-
-
-def observed_cells(cube: SalesCube) -> Cells:
-    store, day = np.nonzero(cube.observed)
-    if store.size == 0:
-        raise DataError("no observed store-days to fit: every day is closed or missing")
-    return Cells(store.astype(np.int32), day.astype(np.int32),
-                 cube.design.index[store, day].astype(np.int32), cube.design.value[store, day],
-                 cube.sales[store, day].astype(np.float32))
-
-
-def pack(cells: Cells, n_stores: int) -> ModelData:
-    """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
-    n, k = cells.index.shape
-    n_pad, s_pad = bucket(n), bucket(n_stores, minimum=8)
-
-    def pad(a, size, fill=0):
-        out = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
-        out[:len(a)] = a
-        return out
-
-    return ModelData(
-        cell_store=pad(cells.store, n_pad), cell_index=pad(cells.index, n_pad),
-        cell_value=pad(cells.value, n_pad), y=pad(cells.y, n_pad),
-        lgamma_y1=pad(scipy_gammaln(cells.y.astype(np.float64) + 1).astype(np.float32), n_pad),
-        cell_mask=pad(np.ones(n, bool), n_pad, False), store_mask=pad(np.ones(n_stores, bool), s_pad, False),
-        scale=np.float32(1.0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,18 +113,47 @@ class ChunkOut(NamedTuple):
     diverged_at: jnp.ndarray   # () int32 global step of the first non-finite loss, -1 if none
 
 
+def _batch_params(params: dict, rows) -> dict:
+    return {n: SiteParams(p.loc[rows], p.log_scale[rows]) if n in LOCAL_SITES else p
+            for n, p in params.items()}
+
+
+def _keep_untouched_rows(new, old, rows):
+    """Store minibatches: local parameters (and their Adam moments) of stores outside the batch
+    stay exactly as they were."""
+    touched = jnp.zeros(next(iter(old[n].loc for n in LOCAL_SITES if n in old)).shape[0], bool).at[rows].set(True)
+
+    def pick(name, a, b):
+        if name not in LOCAL_SITES:
+            return a
+        mask = touched.reshape(touched.shape + (1,) * (a.ndim - 1))
+        return jnp.where(mask, a, b)
+
+    return {n: SiteParams(pick(n, new[n].loc, old[n].loc), pick(n, new[n].log_scale, old[n].log_scale))
+            for n in new}
+
+
 def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, schedule, clipped,
-               particles):
-    def loss_fn(trainable, step_key):
+               particles, batch):
+    """Up to `chunk` SVI steps (hyper.n_steps of them); stops early at a non-finite loss.
+
+    batch=None: data is ModelData over all cells. batch=B: data is StorePacked and each step
+    draws B store rows with replacement.
+    """
+    def loss_fn(trainable, step_key, rows):
         merged = {**jax.lax.stop_gradient(fixed), **trainable}
-        return negative_elbo(merged, step_key, data, prior, particles=particles)
+        if rows is None:
+            return negative_elbo(merged, step_key, data, prior, particles=particles)
+        return negative_elbo(_batch_params(merged, rows), step_key, batch_of(data, rows), prior,
+                             particles=particles)
 
     value_and_grad = jax.value_and_grad(loss_fn)
 
     def body(carry):
         i, params, state, losses, diverged_at = carry
-        step_key = jax.random.fold_in(key, state.step)
-        loss, grads = value_and_grad(params, step_key)
+        batch_key, elbo_key = jax.random.split(jax.random.fold_in(key, state.step))
+        rows = None if batch is None else jax.random.randint(batch_key, (batch,), 0, data.n_stores)
+        loss, grads = value_and_grad(params, elbo_key, rows)
         if clipped:
             grads = clip_by_global_norm(grads, hyper.clip_norm)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array(
@@ -185,6 +162,10 @@ def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, sche
             hyper.schedule_steps, 1)
         lr = hyper.lr * schedule_factor(schedule, progress, hyper.final_fraction)
         new_params, new_state = adam_update(params, grads, state, lr)
+        if rows is not None:
+            new_state = AdamState(new_state.step, _keep_untouched_rows(new_state.mu, state.mu, rows),
+                                  _keep_untouched_rows(new_state.nu, state.nu, rows))
+            new_params = _keep_untouched_rows(new_params, params, rows)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
         diverged_at = jnp.where(finite, diverged_at, state.step + 1)
         return (i + 1, keep(new_params, params), keep(new_state, state), losses.at[i].set(loss),
@@ -254,8 +235,12 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
     started = time.perf_counter()
     cells = observed_cells(cube)
     prior = prior_arrays(priors, cube.design.groups)
-    data = pack(cells, cube.n_stores)
-    s_pad = data.store_mask.shape[0]
+    if config.batch_size is None or config.batch_size >= cube.n_stores:
+        batch, data = None, pack(cells, cube.n_stores)
+        s_pad = data.store_mask.shape[0]
+    else:
+        batch, data = config.batch_size, pack_by_store(cells, cube.n_stores)
+        s_pad = data.y.shape[0]
     if init is not None:
         _check_compatible(init, cube)
         params, opt_state = init.params, init.opt_state
@@ -271,7 +256,8 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
         opt_state = AdamState(opt_state.step, pad_locals(opt_state.mu, s_pad), pad_locals(opt_state.nu, s_pad))
 
     static = {"chunk": config.chunk_steps, "schedule": config.schedule,
-              "clipped": config.optimizer == "clipped_adam", "particles": config.particles}
+              "clipped": config.optimizer == "clipped_adam", "particles": config.particles,
+              "batch": batch}
     # A warm start runs a fresh schedule over its own steps while Adam's step count continues.
     start_step = int(opt_state.step)
     hyper = Hyper(np.float32(config.learning_rate), np.float32(config.final_lr_fraction),

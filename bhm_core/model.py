@@ -124,31 +124,29 @@ def to_unconstrained(name, x):
     return jnp.log(x) if name in POSITIVE_SITES else x
 
 
-def sample_guide(params: dict, key, frozen: dict | None = None):
+def sample_guide(params: dict, key, local_scale=1.0):
     """Draw one set of latents by reparameterisation.
 
-    Returns (constrained values, log q(u) - log|Jacobian|). Sites in `frozen` are taken as given
-    (their guide terms are excluded), which is how cold start fits local sites with globals fixed.
+    Returns (constrained values, log q(u) - log|Jacobian|). Local sites' terms are multiplied by
+    `local_scale`, matching the model's rescaled local priors when the params hold a store batch.
     """
-    frozen = frozen or {}
-    values, log_q = dict(frozen), 0.0
+    values, log_q = {}, 0.0
     keys = jax.random.split(key, len(params))
     for k, (name, site) in zip(keys, sorted(params.items())):
         eps = jax.random.normal(k, site.loc.shape)
-        scale = jnp.exp(site.log_scale)
-        u = site.loc + scale * eps
-        # log N(u; loc, scale) summed, minus log|dx/du| = u for the exp transform
-        log_q = log_q + jnp.sum(-0.5 * eps**2 - site.log_scale - 0.5 * jnp.log(2 * jnp.pi))
+        u = site.loc + jnp.exp(site.log_scale) * eps
+        # log N(u; loc, scale), minus log|dx/du| = u for the exp transform of positive sites
+        term = jnp.sum(-0.5 * eps**2 - site.log_scale - 0.5 * jnp.log(2 * jnp.pi))
         if name in POSITIVE_SITES:
-            log_q = log_q - jnp.sum(u)
+            term = term - jnp.sum(u)
+        log_q = log_q + (term * local_scale if name in LOCAL_SITES else term)
         values[name] = to_constrained(name, u)
     return values, log_q
 
 
-def negative_elbo(params: dict, key, data: ModelData, prior: PriorArrays, frozen: dict | None = None,
-                  particles: int = 1):
+def negative_elbo(params: dict, key, data: ModelData, prior: PriorArrays, particles: int = 1):
     def one(k):
-        values, log_q = sample_guide(params, k, frozen)
+        values, log_q = sample_guide(params, k, local_scale=data.scale)
         log_p, _ = log_density(model, (data, prior), {}, values)
         return log_q - log_p
     if particles == 1:  # vmap over one particle batches the gathers and triples the step time

@@ -17,12 +17,17 @@ from bhm_core.sources import DemoSource
 # Plain data, kept for the whole session.
 SOURCE = "bhm.source"                # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
-FIT = "bhm.fit"                      # the current fit (engine pages); dropped when the data changes
+FIT = "bhm.fit"                      # ui.fitting.CurrentFit: the fit the engine pages show
+FIT_JOB = "bhm.fit_job"              # ui.jobs.FitJob: a fit running in the background (or just done)
+FIT_NOTICE = "bhm.fit_notice"        # ui.fitting.Notice about the last fit attempt (Model & fit page)
+FIT_PARTIAL = "bhm.fit_partial"      # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
 UPLOAD = "bhm.upload"                # (uploader file_id, saved path) of the last CSV upload
 
 # Widget keys that other code sets on purpose (buttons that change the picks, tests).
 W_SOURCE_KIND = "w.source_kind"
 W_STORE_PICKER = "w.store_picker"
+W_PRIOR = "w.prior"                  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.prior_editor)
+W_SVI = "w.svi"                      # prefix: f"{W_SVI}.{field}" (ui.svi_settings)
 
 # The built-in demo's default size; tests shrink it through the environment.
 DEMO_STORES_ENV = "BHM_DEMO_STORES"
@@ -49,7 +54,16 @@ def set_source(source) -> None:
         return
     st.session_state[SOURCE] = source
     set_selected_stores([])
-    st.session_state.pop(FIT, None)
+    drop_fit()
+
+
+def drop_fit() -> None:
+    """Forget the current fit and any fit in progress (it refers to data no longer in use)."""
+    job = st.session_state.pop(FIT_JOB, None)
+    if job is not None:
+        job.cancel()
+    for key in (FIT, FIT_NOTICE, FIT_PARTIAL):
+        st.session_state.pop(key, None)
 
 
 def selected_stores(valid_ids=None) -> list[int]:

@@ -1,0 +1,256 @@
+"""Backtest and cold-start trial: the hierarchical model against the baselines, on held-out days.
+
+Both return an ``Evaluation``: ``summary`` (the JSON object of issue 4, plain Python types, no NaN)
+and ``forecasts`` (the tidy frame of every method's forecasts, for the dashboard). Only cells whose
+sales were observed in the horizon are scored (closed and missing days are not).
+
+Backtest: fit on days up to and including the cutoff, forecast the next ``horizon`` days with the
+known promo/holiday calendar, run every baseline on the same training days.
+
+Cold start: hold out N seeded-random stores, fit the hierarchy on the others over all days, then
+give each held-out store its first K observed days (counted from its first open day), fit its local
+parameters with the global posterior frozen (``engine.fit_new_stores``) and forecast the
+``horizon`` calendar days after its K-th known day. Stores start at different dates, so windows are
+per store: stores are grouped by their K-th known day, and each group is forecast (model and
+baselines) over its own window; the scores pool every store's window.
+
+``per_store`` compares each store's model RMSPE with the RMSPE, on that store, of the baseline that
+is best over all stores in this run (named in each entry as ``baseline``): a fixed, fair
+competitor, not the per-store minimum over baselines, which would be an oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from .baselines import BASELINES, COLDSTART_BASELINES, Baseline, run_baselines
+from .config import FitConfig, Priors
+from .cube import SalesCube
+from .engine import FitResult, fit, fit_new_stores
+from .errors import ConfigError, DataError
+from .metrics import per_store, score_dict
+from .predict import METHOD, forecast
+
+METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
+DEFAULT_HORIZON = 42
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    summary: dict              # the JSON object (issue 4)
+    forecasts: pd.DataFrame    # every method's forecasts in the metrics schema
+    fit: FitResult | None = field(default=None, repr=False)        # the (global) fit
+    local_fit: FitResult | None = field(default=None, repr=False)  # cold start: the new stores' fit
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation helpers
+
+def _day(value, what: str) -> np.datetime64:
+    try:
+        return np.datetime64(pd.Timestamp(value).date(), "D")
+    except (ValueError, TypeError):
+        raise ConfigError(f"{what} must be a date like 2015-06-19, got {value!r}") from None
+
+
+def _positive_int(value, what: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def choose_stores(cube: SalesCube, stores=None, seed: int = 0) -> np.ndarray:
+    """None: every store; an int N: N seeded-random stores (sorted); a sequence: those store ids."""
+    if stores is None:
+        return cube.store_ids.copy()
+    if isinstance(stores, (int, np.integer)) and not isinstance(stores, bool):
+        if not 1 <= stores <= cube.n_stores:
+            raise ConfigError(f"the number of stores must be in 1..{cube.n_stores} (the data has "
+                              f"{cube.n_stores} stores), got {stores}")
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(cube.store_ids, size=int(stores), replace=False))
+    ids = np.unique(np.asarray(stores, dtype=np.int64))
+    cube.store_rows(ids)  # unknown ids raise DataError naming them
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring
+
+def _finite(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _metrics(scores: dict) -> dict:
+    return {k: _finite(scores[k]) for k in METRIC_KEYS if k in scores and math.isfinite(scores[k])}
+
+
+def score_summary(forecasts: pd.DataFrame) -> dict:
+    """n_scored_cells, model and baseline metrics, per-store comparison with the best baseline."""
+    scored = forecasts[forecasts["y"].notna()]
+    if scored.empty:
+        raise DataError("nothing to score: no sales were observed in the forecast window")
+    by_method = score_dict(scored)
+    model = _metrics(by_method.get(METHOD, {}))
+    baselines = {name: _metrics(by_method[name]) for name in dict.fromkeys(scored["method"])
+                 if name != METHOD}
+    ranked = sorted((m.get("rmspe", math.inf), name) for name, m in baselines.items())
+    best = ranked[0][1] if ranked else None
+    table = per_store(scored, "rmspe").pivot(index="store", columns="method", values="rmspe")
+    rows = []
+    for store, row in table.iterrows():
+        model_rmspe = _finite(row.get(METHOD, np.nan))
+        if model_rmspe is None:
+            continue
+        rows.append({"store": int(store), "rmspe": model_rmspe,
+                     "baseline_rmspe": _finite(row.get(best, np.nan)) if best else None,
+                     "baseline": best})
+    n_cells = int((scored["method"] == METHOD).sum())
+    return {"n_scored_cells": n_cells, "model": model, "baselines": baselines, "per_store": rows}
+
+
+def _fit_fields(result: FitResult) -> dict:
+    meta = result.meta
+    return {"fit_seconds": round(float(meta.get("seconds", 0.0)), 3),
+            "compile_seconds": round(float(meta.get("compile_seconds", 0.0)), 3),
+            "steps": int(meta.get("steps", 0)), "final_loss": _finite(result.final_loss)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Backtest
+
+def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 0,
+             config: FitConfig | None = None, priors: Priors | None = None, n_samples: int = 500,
+             baselines: dict[str, Baseline] = BASELINES, on_progress=None) -> Evaluation:
+    """Fit on days <= cutoff, forecast cutoff+1 .. cutoff+horizon, score model and baselines."""
+    horizon = _positive_int(horizon, "horizon (days)")
+    cutoff = _day(cutoff, "cutoff")
+    first, last = cube.dates[0], cube.dates[-1]
+    if not first <= cutoff < last:
+        raise ConfigError(f"cutoff {cutoff} is outside the data: it must be on or after {first} and "
+                          f"before {last} (the last day of the data), so that days remain to forecast")
+    end = cutoff + np.timedelta64(horizon, "D")
+    if end > last:
+        raise ConfigError(f"cutoff {cutoff} + horizon {horizon} days ends on {end}, after the last day "
+                          f"of the data ({last}); choose a cutoff on or before "
+                          f"{last - np.timedelta64(horizon, 'D')} or a horizon of at most "
+                          f"{int((last - cutoff).astype(int))} days")
+    ids = choose_stores(cube, stores, seed)
+    sub = cube.select_stores(ids) if len(ids) < cube.n_stores else cube
+    train = sub.select_days(None, cutoff)
+    window = sub.select_days(cutoff + np.timedelta64(1, "D"), end)
+    if not train.observed.any():
+        raise DataError(f"no observed sales on or before the cutoff {cutoff} for the chosen stores")
+    if not window.observed.any():
+        raise DataError(f"no observed sales between {cutoff + np.timedelta64(1, 'D')} and {end} for "
+                        f"the chosen stores: nothing to score")
+
+    result = fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress)
+    model_frame = forecast(result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples,
+                           seed=seed)
+    frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
+    summary = {"cutoff": str(cutoff), "horizon": horizon, "n_stores": int(len(ids)),
+               **score_summary(frames), **_fit_fields(result)}
+    return Evaluation(_ordered(summary), frames, result)
+
+
+_ORDER = ("cutoff", "horizon", "n_stores", "n_scored_cells", "model", "baselines", "per_store",
+          "fit_seconds", "compile_seconds", "steps", "final_loss")
+
+
+def _ordered(summary: dict) -> dict:
+    head = {k: summary[k] for k in _ORDER if k in summary}
+    return {**head, **{k: v for k, v in summary.items() if k not in head}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Cold start
+
+@dataclass(frozen=True)
+class _Window:
+    store: int
+    first_known: np.datetime64
+    last_known: np.datetime64   # the K-th observed day
+
+
+def known_windows(cube: SalesCube, store_ids, known_days: int, horizon: int) -> list[_Window]:
+    """Each store's first K observed days; errors when a store has fewer or no room for the horizon."""
+    windows, short, late = [], [], []
+    for store, row in zip(store_ids, cube.store_rows(store_ids)):
+        days = np.flatnonzero(cube.observed[row])
+        if len(days) < known_days:
+            short.append((int(store), len(days)))
+            continue
+        kth = days[known_days - 1]
+        if kth + horizon > cube.n_days - 1:
+            late.append(int(store))
+        windows.append(_Window(int(store), cube.dates[days[0]], cube.dates[kth]))
+    if short:
+        fewest = min(n for _, n in short)
+        raise ConfigError(f"known days K = {known_days} is more than store(s) "
+                          f"{[s for s, _ in short][:10]} have observed days ({fewest} at least); "
+                          f"choose K <= {fewest} or other stores (another seed)")
+    if late:
+        raise ConfigError(f"with K = {known_days} known days, store(s) {late[:10]} leave fewer than "
+                          f"horizon = {horizon} days of data after their K-th known day; choose a "
+                          f"smaller K or horizon")
+    return windows
+
+
+def _mask_known(cube: SalesCube, windows: list[_Window]) -> SalesCube:
+    """The new stores' cube up to the last K-th day, observed only on each store's known days."""
+    span = cube.select_days(None, max(w.last_known for w in windows))
+    last = np.array([w.last_known for w in windows], dtype="datetime64[D]")
+    keep = span.observed & (span.dates[None, :] <= last[:, None])
+    return replace(span, observed=keep, sales=np.where(keep, span.sales, 0).astype(span.sales.dtype))
+
+
+def coldstart_trial(cube: SalesCube, new_stores: int, known_days: int, horizon: int = DEFAULT_HORIZON,
+                    *, seed: int = 0, config: FitConfig | None = None,
+                    local_config: FitConfig | None = None, priors: Priors | None = None,
+                    n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+                    on_progress=None) -> Evaluation:
+    """Hold out N stores, fit the others, forecast the held-out ones from their first K days."""
+    new_stores = _positive_int(new_stores, "the number of new stores")
+    known_days = _positive_int(known_days, "known days K")
+    horizon = _positive_int(horizon, "horizon (days)")
+    if new_stores >= cube.n_stores:
+        raise ConfigError(f"the number of new stores must be below the number of stores "
+                          f"({cube.n_stores}) so that some remain to fit the hierarchy, got {new_stores}")
+    config = config or FitConfig(seed=seed)
+    new_ids = choose_stores(cube, new_stores, seed)
+    windows = known_windows(cube, new_ids, known_days, horizon)
+    others = cube.select_stores(np.setdiff1d(cube.store_ids, new_ids))
+    new = cube.select_stores(new_ids)
+    known = _mask_known(new, windows)
+
+    global_fit = fit(others, config, priors, on_progress=on_progress)
+    local_fit = fit_new_stores(global_fit, known, local_config or config)
+
+    frames = []
+    for last_known in sorted({w.last_known for w in windows}):
+        ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
+        first, end = last_known + np.timedelta64(1, "D"), last_known + np.timedelta64(horizon, "D")
+        frames.append(forecast(local_fit, new, ids, first, end, n_samples=n_samples, seed=seed))
+        train = known.select_stores(ids).select_days(None, last_known)
+        frames.append(run_baselines(train, new.select_stores(ids).select_days(first, end), baselines))
+    forecasts = pd.concat(frames, ignore_index=True)
+
+    scores = score_summary(forecasts)
+    by_store = {w.store: w for w in windows}
+    for entry in scores["per_store"]:
+        w = by_store[entry["store"]]
+        entry.update(first_known=str(w.first_known), last_known=str(w.last_known))
+    fit_fields = _fit_fields(global_fit)
+    local = _fit_fields(local_fit)
+    fit_fields["fit_seconds"] = round(fit_fields["fit_seconds"] + local["fit_seconds"], 3)
+    fit_fields["compile_seconds"] = round(fit_fields["compile_seconds"] + local["compile_seconds"], 3)
+    summary = {"cutoff": None, "horizon": horizon, "n_stores": int(len(new_ids)), **scores,
+               **fit_fields, "new_stores": [int(s) for s in new_ids], "known_days": known_days,
+               "n_fit_stores": int(others.n_stores), "local_fit": local}
+    return Evaluation(_ordered(summary), forecasts, global_fit, local_fit)

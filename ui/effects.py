@@ -1,0 +1,135 @@
+"""Fitted coefficients as effects a reader can interpret: tidy frames, no Streamlit.
+
+A candidate for bhm_core. Coefficients live on the log scale and several groups are one-hot codes
+that share the level with the weekday dummies (there is no intercept), so only contrasts are
+meaningful: weekdays relative to Monday, holiday levels relative to "no holiday", store variants
+relative to the average variant; promo, school holiday and promo2 are 0/1 features and stand alone.
+exp(contrast . theta) is then the multiplicative effect on expected sales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+import pandas as pd
+
+from bhm_core.cube import SalesCube
+from bhm_core.engine import FitResult, observed_cells
+from bhm_core.features import STATE_HOLIDAY_LABELS
+from bhm_core.lsq import fit_log_linear
+from bhm_core.predict import draw_latents
+
+GROUP_TITLES = {"weekday": "Weekday (vs Monday)", "promo": "Promo", "state_holiday":
+                "State holiday (vs none)", "school_holiday": "School holiday", "promo2": "Promo2",
+                "store_variant": "Store type / assortment (vs average)"}
+LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable
+
+
+@dataclass(frozen=True)
+class Contrast:
+    label: str
+    group: str
+    feature: int    # the feature the effect is about (its data decide whether it can be estimated)
+    weights: tuple  # one per feature
+
+
+def contrasts(feature_names, feature_groups) -> list[Contrast]:
+    names, groups = list(feature_names), list(feature_groups)
+    n = len(names)
+
+    def vec(plus, minus=(), minus_weight=1.0):
+        w = np.zeros(n)
+        w[plus] += 1.0
+        for i in minus:
+            w[i] -= minus_weight
+        return tuple(w)
+
+    out = []
+    at = {g: [i for i, x in enumerate(groups) if x == g] for g in dict.fromkeys(groups)}
+    weekdays = at.get("weekday", [])
+    for i in weekdays[1:]:
+        out.append(Contrast(f"{names[i].split('_')[-1]} vs Mon", "weekday", i, vec(i, [weekdays[0]])))
+    for group, label in (("promo", "Promo day"), ("school_holiday", "School holiday"),
+                         ("promo2", "Promo2 store")):
+        for i in at.get(group, []):
+            out.append(Contrast(label, group, i, vec(i)))
+    levels = at.get("state_holiday", [])
+    for i in levels[1:]:
+        level = names[i].rsplit("_", 1)[-1]
+        out.append(Contrast(f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday",
+                            "state_holiday", i, vec(i, [levels[0]])))
+    variants = at.get("store_variant", [])
+    if len(variants) > 1:
+        for i in variants:
+            w = np.array(vec(i, variants, 1.0 / len(variants)))
+            kind, assortment = names[i].removeprefix("variant_").split("/")
+            out.append(Contrast(f"Type {kind}, assortment {assortment}", "store_variant", i,
+                                tuple(w)))
+    return out
+
+
+def feature_days(cube: SalesCube) -> np.ndarray:
+    """Observed store-days on which each feature is non-zero."""
+    cells = observed_cells(cube)
+    used = (cells.value != 0).astype(np.float64)
+    return np.bincount(cells.index.ravel(), weights=used.ravel(), minlength=cube.design.n_features)
+
+
+def _matrix(items: list[Contrast]) -> np.ndarray:
+    return np.array([c.weights for c in items], np.float64).reshape(len(items), -1)
+
+
+def latent_samples(result: FitResult, n_samples: int = 400, seed: int = 0) -> dict:
+    rows = np.arange(len(result.store_ids))
+    return draw_latents(result, jax.random.PRNGKey(seed), n_samples, rows)
+
+
+def global_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd.DataFrame:
+    """Long frame (effect, group, multiplier): posterior samples of exp(c . theta_mu)."""
+    values = np.exp(latents["theta_mu"] @ _matrix(items).T)  # (n, E)
+    n = values.shape[0]
+    return pd.DataFrame({"effect": np.repeat([c.label for c in items], n),
+                         "group": np.repeat([c.group for c in items], n),
+                         "multiplier": values.T.ravel()})
+
+
+def store_thetas(latents: dict) -> np.ndarray:
+    """(n, S, F) per-store coefficients theta_mu + theta_sigma * z."""
+    return latents["theta_mu"][:, None, :] + latents["theta_sigma"][:, None, :] * latents["z"]
+
+
+def store_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd.DataFrame:
+    """One row per store and effect: posterior mean and 90% interval of exp(c . theta_s)."""
+    values = np.exp(np.einsum("nsf,ef->nse", store_thetas(latents), _matrix(items)))
+    mean = values.mean(0)
+    lo, hi = np.percentile(values, [5, 95], axis=0)
+    s, e = mean.shape
+    return pd.DataFrame({"store": np.repeat(result.store_ids, e),
+                         "effect": np.tile([c.label for c in items], s),
+                         "group": np.tile([c.group for c in items], s),
+                         "multiplier": mean.ravel(), "lo_90": lo.ravel(), "hi_90": hi.ravel()})
+
+
+def shrinkage(result: FitResult, cube: SalesCube, items: list[Contrast], latents: dict) -> pd.DataFrame:
+    """Per store and effect: least squares on log sales (store alone) vs the hierarchical estimate."""
+    cells = observed_cells(cube)
+    _, theta_lsq, _ = fit_log_linear(cells.store, cells.index, cells.value, cells.y, cube.n_stores,
+                                     cube.design.n_features, store_penalty=LSQ_PENALTY)
+    matrix = _matrix(items)
+    lsq = np.exp(theta_lsq @ matrix.T)                                    # (S, E)
+    hier = np.exp(np.einsum("nsf,ef->nse", store_thetas(latents), matrix)).mean(0)
+    days = cube.observed.sum(1)
+    s, e = lsq.shape
+    return pd.DataFrame({"store": np.repeat(cube.store_ids, e),
+                         "effect": np.tile([c.label for c in items], s),
+                         "least_squares": lsq.ravel(), "hierarchical": hier.ravel(),
+                         "observed_days": np.repeat(days, e)})
+
+
+def summary_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """Median and 90% interval per effect, in contrast order."""
+    grouped = samples.groupby("effect", sort=False)["multiplier"]
+    return pd.DataFrame({"median": grouped.median(), "lo_90": grouped.quantile(0.05),
+                         "hi_90": grouped.quantile(0.95)}).reset_index()
