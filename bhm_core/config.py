@@ -53,6 +53,12 @@ class Priors:
     promo2: EffectPrior = field(default_factory=EffectPrior)
     store_variant: EffectPrior = field(default_factory=EffectPrior)
     yearly: EffectPrior = field(default_factory=EffectPrior)
+    promo_weekday: EffectPrior = field(default_factory=EffectPrior)
+    day_of_month: EffectPrior = field(default_factory=EffectPrior)
+    month: EffectPrior = field(default_factory=EffectPrior)
+    holiday_window: EffectPrior = field(default_factory=EffectPrior)
+    promo2_active: EffectPrior = field(default_factory=EffectPrior)
+    trend: EffectPrior = field(default_factory=EffectPrior)
     r_mu_loc: float = 4.0       # log-dispersion: Var[y] = E[y] (1 + exp(r))
     r_mu_scale: float = 1.0
     r_sigma_scale: float = 1.0

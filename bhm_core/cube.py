@@ -9,6 +9,7 @@ them), nor open days whose sales are blank (future rows that only carry the prom
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .features import Covariates, Design, FeatureSpec, encode
+from .features import MONTH_NAMES, Covariates, Design, FeatureSpec, encode
 
 MISSING, OPEN, CLOSED = 0, 1, 2
 
@@ -100,6 +101,10 @@ class SalesCube:
         return SalesCube(self.store_ids[rows], self.dates[cols], self.sales[grid], self.observed[grid],
                          self.status[grid], cov, design, stores, self.spec, self.label)
 
+    def with_spec(self, spec: FeatureSpec) -> "SalesCube":
+        """The same data encoded with other features (no re-reading of the source)."""
+        return dataclasses.replace(self, design=encode(spec, self.covariates), spec=spec)
+
     def summary(self) -> dict:
         status = self.status
         return {
@@ -120,6 +125,28 @@ def _variant_codes(stores: pd.DataFrame) -> tuple[np.ndarray, tuple]:
     combos = (stores["StoreType"].astype(str) + "/" + stores["Assortment"].astype(str)).to_numpy()
     levels, codes = np.unique(combos, return_inverse=True)
     return codes.astype(np.int16), tuple(levels.tolist())
+
+
+def _promo2_months(stores: pd.DataFrame) -> np.ndarray:
+    """(S, 12) months named in PromoInterval ("Jan,Apr,Jul,Oct"); all False without the column."""
+    out = np.zeros((len(stores), 12), bool)
+    if "PromoInterval" in stores.columns:
+        text = stores["PromoInterval"].fillna("").astype(str).str.replace("Sept", "Sep")
+        for m, name in enumerate(MONTH_NAMES):
+            out[:, m] = text.str.contains(name).to_numpy()
+    return out
+
+
+def _promo2_since(stores: pd.DataFrame) -> np.ndarray:
+    """Monday of Promo2SinceWeek in Promo2SinceYear; NaT where unknown."""
+    since = np.full(len(stores), np.datetime64("NaT"), "datetime64[D]")
+    if {"Promo2SinceYear", "Promo2SinceWeek"} <= set(stores.columns):
+        year = pd.to_numeric(stores["Promo2SinceYear"], errors="coerce").to_numpy()
+        week = pd.to_numeric(stores["Promo2SinceWeek"], errors="coerce").to_numpy()
+        ok = np.isfinite(year) & np.isfinite(week)
+        jan1 = (year[ok].astype(np.int64) - 1970).astype("datetime64[Y]").astype("datetime64[D]")
+        since[ok] = jan1 + ((week[ok].astype(np.int64) - 1) * 7).astype("timedelta64[D]")
+    return since
 
 
 def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | None = None,
@@ -158,6 +185,9 @@ def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | No
         promo2=stores["Promo2"].to_numpy().astype(np.int8),
         variant=variant,
         variant_levels=variant_levels,
+        promo2_months=_promo2_months(stores),
+        promo2_since=_promo2_since(stores),
+        origin=dates[0],
     )
     return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
                      status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,

@@ -51,7 +51,9 @@ class Evaluation:
 # Validation helpers
 
 def _day(value, what: str) -> np.datetime64:
-    try:
+    try:  # strict ISO for text ("June" would otherwise parse as some June)
+        if isinstance(value, str):
+            return np.datetime64(value.strip(), "D")
         return np.datetime64(pd.Timestamp(value).date(), "D")
     except (ValueError, TypeError):
         raise ConfigError(f"{what} must be a date like 2015-06-19, got {value!r}") from None

@@ -12,7 +12,7 @@ the cube or the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +22,10 @@ WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 STATE_HOLIDAY_LEVELS = ("0", "a", "b", "c")
 STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christmas"}
 FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
-                  "yearly")
+                  "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
+                  "trend")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+HOLIDAY_WINDOW_DAYS = 3  # days before and after a state holiday that get their own effect
 MAX_YEARLY_HARMONICS = 10
 
 
@@ -36,10 +39,18 @@ class FeatureSpec:
     promo2: bool = True
     store_variant: bool = True
     yearly_harmonics: int = 0
+    # Extensions beyond the reference model (off by default; see README for their measured effect).
+    promo_weekday: bool = False    # promo effect that differs by weekday
+    day_of_month: bool = False     # pay-day pattern: one effect per day of the month
+    month: bool = False            # one effect per calendar month
+    holiday_window: bool = False   # days just before / after a state holiday
+    promo2_active: bool = False    # the months a store's Promo2 coupon campaign runs
+    trend: bool = False            # per-store linear trend (per year)
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.
-        for name in ("promo", "state_holiday", "school_holiday", "promo2", "store_variant"):
+        for name in ("promo", "state_holiday", "school_holiday", "promo2", "store_variant",
+                     "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active", "trend"):
             flag = getattr(self, name)
             if not isinstance(flag, (bool, np.bool_)):
                 raise ConfigError(f"FeatureSpec.{name} must be True or False, got {flag!r}")
@@ -62,15 +73,19 @@ class Covariates:
     promo2: np.ndarray         # (S,) int8, 0/1
     variant: np.ndarray        # (S,) int16, index into variant_levels
     variant_levels: tuple      # e.g. ("a/a", "a/c", ...) as StoreType/Assortment
+    promo2_months: np.ndarray  # (S, 12) bool: months in which the store's Promo2 round starts
+    promo2_since: np.ndarray   # (S,) datetime64[D]: when Promo2 started (NaT: never)
+    origin: np.datetime64      # day 0 of the trend, fixed by the data so windows agree
 
     def take_stores(self, rows: np.ndarray) -> "Covariates":
-        return Covariates(self.dates, self.promo[rows], self.state_holiday[rows],
-                          self.school_holiday[rows], self.promo2[rows], self.variant[rows],
-                          self.variant_levels)
+        return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],
+                       school_holiday=self.school_holiday[rows], promo2=self.promo2[rows],
+                       variant=self.variant[rows], promo2_months=self.promo2_months[rows],
+                       promo2_since=self.promo2_since[rows])
 
     def take_days(self, cols: np.ndarray) -> "Covariates":
-        return Covariates(self.dates[cols], self.promo[:, cols], self.state_holiday[:, cols],
-                          self.school_holiday[:, cols], self.promo2, self.variant, self.variant_levels)
+        return replace(self, dates=self.dates[cols], promo=self.promo[:, cols],
+                       state_holiday=self.state_holiday[:, cols], school_holiday=self.school_holiday[:, cols])
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +114,27 @@ def _yearly_terms(dates: np.ndarray, harmonics: int) -> np.ndarray:
     k = np.arange(1, harmonics + 1)
     angle = 2 * np.pi * days[:, None] * k[None, :] / 365.25
     return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)
+
+
+def _days_to_holiday(holiday: np.ndarray, direction: int) -> np.ndarray:
+    """(S, T) distance in days to the next (direction=+1) or last (-1) state holiday, capped."""
+    cap = HOLIDAY_WINDOW_DAYS + 1
+    out = np.full(holiday.shape, cap, np.int16)
+    for shift in range(1, cap):
+        hit = np.zeros_like(holiday, bool)
+        if direction > 0:
+            hit[:, :-shift] = holiday[:, shift:] > 0
+        else:
+            hit[:, shift:] = holiday[:, :-shift] > 0
+        out = np.where(hit & (out == cap) & (holiday == 0), shift, out)
+    return out
+
+
+def _promo2_active(cov: Covariates) -> np.ndarray:
+    month = (cov.dates.astype("datetime64[M]").astype(np.int64) % 12)
+    running = cov.promo2_months[:, month]
+    started = cov.dates[None, :] >= cov.promo2_since[:, None]  # NaT compares False
+    return (running & started & (cov.promo2[:, None] == 1)).astype(np.float32)
 
 
 def encode(spec: FeatureSpec, cov: Covariates) -> Design:
@@ -136,6 +172,30 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     if spec.store_variant:
         start = add_group("store_variant", [f"variant_{v}" for v in cov.variant_levels])
         add_slot(start + cov.variant[:, None], 1.0)
+    if spec.promo_weekday:
+        start = add_group("promo_weekday", [f"promo_x_{d}" for d in WEEKDAY_NAMES])
+        add_slot(start + weekday_of(cov.dates)[None, :], cov.promo)
+    if spec.day_of_month:
+        start = add_group("day_of_month", [f"day_{d}" for d in range(1, 32)])
+        day = (cov.dates - cov.dates.astype("datetime64[M]")).astype(np.int64)
+        add_slot(start + day[None, :], 1.0)
+    if spec.month:
+        start = add_group("month", [f"month_{m}" for m in MONTH_NAMES])
+        add_slot(start + (cov.dates.astype("datetime64[M]").astype(np.int64) % 12)[None, :], 1.0)
+    if spec.holiday_window:
+        w = HOLIDAY_WINDOW_DAYS
+        labels = [f"before_holiday_{d}" for d in range(1, w + 1)] + [f"after_holiday_{d}" for d in range(1, w + 1)]
+        start = add_group("holiday_window", labels)
+        for offset, direction in ((start - 1, +1), (start + w - 1, -1)):
+            distance = _days_to_holiday(cov.state_holiday, direction)
+            inside = distance <= w
+            add_slot(np.where(inside, offset + distance, start), inside)
+    if spec.promo2_active:
+        start = add_group("promo2_active", ["promo2_active"])
+        add_slot(start, _promo2_active(cov))
+    if spec.trend:
+        start = add_group("trend", ["trend_per_year"])
+        add_slot(start, ((cov.dates - cov.origin).astype(np.float64) / 365.25)[None, :])
     if spec.yearly_harmonics:
         h = spec.yearly_harmonics
         labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]

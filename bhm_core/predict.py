@@ -7,7 +7,7 @@ with latents drawn from the fitted guide. Output is a tidy frame in the metrics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ from numpyro.infer import Predictive
 from .cube import CLOSED, MISSING, SalesCube
 from .engine import FitResult
 from .errors import DataError
-from .features import Covariates, encode
+from .features import encode
 from .metrics import crps_from_samples
 from .model import ModelData, model, to_constrained
 
@@ -50,8 +50,8 @@ def _window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, sce
     if scenario.promo is not None:
         weekday = ((dates.astype(np.int64) + 3) % 7)[None, :]
         promo = np.broadcast_to((weekday < 5) & (scenario.promo == 1), promo.shape).astype(np.int8)
-    return Covariates(dates, promo, per_cell(base.state_holiday), per_cell(base.school_holiday),
-                      base.promo2, base.variant, base.variant_levels)
+    return replace(base, dates=dates, promo=promo, state_holiday=per_cell(base.state_holiday),
+                   school_holiday=per_cell(base.school_holiday))
 
 
 def draw_latents(result: FitResult, key, n_samples: int, rows: np.ndarray) -> dict:

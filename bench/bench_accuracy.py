@@ -1,0 +1,105 @@
+"""Benchmark: forecast accuracy of the hierarchical model against the baselines on Rossmann.
+
+    python bench/bench_accuracy.py [--data-dir DIR] [--steps N] [--samples N] [--json-out FILE]
+
+Backtests on all stores, horizon 42 days, at three cutoffs (2015-06-19 as in issue 4, plus
+2015-03-31 and 2014-12-15, each followed by 42 days of data; the last one's horizon holds Christmas
+and the 180 stores that return from their half-year gap), then the cold-start trial of issue 4
+(115 new stores, 7 known days, seed 0). Prints one table per experiment: RMSPE, coverage of the 50%
+and 90% intervals and CRPS per method, with the fit's seconds (compilation included). Reference
+numbers from issue 4 are printed next to them. Exits 2 when the data is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "rossmann"
+CUTOFFS = ("2015-06-19", "2015-03-31", "2014-12-15")
+HORIZON = 42
+COLD = {"new_stores": 115, "known_days": 7, "seed": 0}
+# Issue 4's reference RMSPEs (cutoff 2015-06-19, all stores; cold start 115 stores x 7 days).
+REFERENCE = {
+    "2015-06-19": {"ols_log": 0.151, "median_dow_promo": 0.132, "hierarchical": 0.153},
+    "coldstart": {"ols_log": 0.63, "mean": 0.40, "hierarchical": 0.31},
+}
+COLUMNS = ("rmspe", "coverage_50", "coverage_90", "crps")
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:,.0f}"
+
+
+def table(name: str, summary: dict, seconds: float, reference: dict) -> str:
+    rows = {"hierarchical": summary["model"], **summary["baselines"]}
+    lines = [f"\n## {name}: {summary['n_stores']} stores, {summary['n_scored_cells']:,} scored cells; "
+             f"fit {summary['fit_seconds']:.1f} s (compile {summary['compile_seconds']:.1f} s, "
+             f"{summary['steps']} steps); whole experiment {seconds:.1f} s",
+             f"{'method':<18}" + "".join(f"{c:>13}" for c in COLUMNS) + f"{'reference':>11}"]
+    for method, metrics in rows.items():
+        ref = reference.get(method)
+        lines.append(f"{method:<18}" + "".join(f"{_fmt(metrics.get(c)):>13}" for c in COLUMNS)
+                     + f"{_fmt(ref, 3) if ref is not None else '':>11}")
+    per_store = summary["per_store"]
+    if per_store:
+        wins = sum(e["rmspe"] < e["baseline_rmspe"] for e in per_store if e["baseline_rmspe"] is not None)
+        lines.append(f"model better than {per_store[0]['baseline']} (best baseline) on {wins} of "
+                     f"{len(per_store)} stores")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    parser.add_argument("--steps", type=int, help="SVI steps (default: FitConfig's)")
+    parser.add_argument("--samples", type=int, default=500, help="posterior predictive samples")
+    parser.add_argument("--cutoffs", nargs="*", default=list(CUTOFFS))
+    parser.add_argument("--no-coldstart", action="store_true")
+    parser.add_argument("--json-out", help="also write every summary to this JSON file")
+    args = parser.parse_args(argv)
+    if not Path(args.data_dir).is_dir():
+        print(f"no data at {args.data_dir} (needs Kaggle-layout train.csv and store.csv)", file=sys.stderr)
+        return 2
+
+    sys.path.insert(0, str(REPO))
+    from bhm_core.config import FitConfig
+    from bhm_core.engine import enable_compilation_cache
+    from bhm_core.evaluation import backtest, coldstart_trial
+    from bhm_core.sources import KaggleDirSource, load_dataset
+
+    enable_compilation_cache()
+    config = FitConfig(**({"steps": args.steps} if args.steps else {}))
+    start = time.perf_counter()
+    cube = load_dataset(KaggleDirSource(args.data_dir)).cube()
+    print(f"loaded {cube.n_stores} stores x {cube.n_days} days in {time.perf_counter() - start:.1f} s; "
+          f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}), "
+          f"{args.samples} samples", flush=True)
+    results = {}
+    for cutoff in args.cutoffs:
+        start = time.perf_counter()
+        summary = backtest(cube, cutoff, HORIZON, config=config, n_samples=args.samples).summary
+        results[f"backtest {cutoff}"] = summary
+        print(table(f"backtest cutoff {cutoff}, horizon {HORIZON}", summary, time.perf_counter() - start,
+                    REFERENCE.get(cutoff, {})), flush=True)
+    if not args.no_coldstart:
+        start = time.perf_counter()
+        summary = coldstart_trial(cube, COLD["new_stores"], COLD["known_days"], HORIZON, seed=COLD["seed"],
+                                  config=config, n_samples=args.samples).summary
+        results["coldstart"] = summary
+        print(table(f"cold start {COLD['new_stores']} stores x {COLD['known_days']} known days, "
+                    f"horizon {HORIZON}", summary, time.perf_counter() - start, REFERENCE["coldstart"]),
+              flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

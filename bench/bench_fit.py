@@ -1,0 +1,138 @@
+"""Engine speed and memory on the real Rossmann data (issue 3 targets), medians of fresh processes.
+
+    .venv/bin/python bench/bench_fit.py [--data-dir ../shared/data/rossmann] [--runs 3]
+
+Each measurement runs in its own interpreter so that compile time and peak memory (ru_maxrss) are
+those of a user's fresh process. Prints a table and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
+CUTOFF, HORIZON_END = "2015-06-19", "2015-07-31"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from bhm_core.artifacts import FitStore
+    from bhm_core.config import FitConfig
+    from bhm_core.engine import enable_compilation_cache, fit
+    from bhm_core.metrics import score_dict
+    from bhm_core.predict import forecast
+    from bhm_core.sources import KaggleDirSource, load_dataset
+
+    if os.environ.get("BENCH_COMPILE_CACHE"):
+        enable_compilation_cache(os.environ["BENCH_COMPILE_CACHE"])
+    full = load_dataset(KaggleDirSource(data_dir)).cube()
+    config = FitConfig() if steps is None else FitConfig(steps=steps)
+    if mode == "full":
+        cube = full.select_days(None, CUTOFF)
+        start = time.perf_counter()
+        result = fit(cube, config)
+        seconds = time.perf_counter() - start
+        FitStore(fit_dir).save(result, "0" * 20)
+        fc = forecast(result, full, first="2015-06-20", last=HORIZON_END, n_samples=200)
+        scores = score_dict(fc[fc["y"].notna()])["hierarchical"]
+        return {"seconds": seconds, "compile_seconds": result.meta["compile_seconds"],
+                "steps": result.meta["steps"], "final_loss": result.final_loss,
+                "rmspe": scores["rmspe"], "peak_mb": _peak_mb()}
+    if mode == "predict":
+        result = FitStore(fit_dir).load("0" * 20)
+        forecast(result, full, result.store_ids[:64], "2015-06-20", "2015-06-21", n_samples=500)  # compile
+        start = time.perf_counter()
+        fc = forecast(result, full, first="2015-06-20", last=HORIZON_END, n_samples=500)
+        return {"seconds": time.perf_counter() - start, "cells": len(fc), "peak_mb": _peak_mb()}
+    if mode == "fifty":
+        cube = full.select_days(None, CUTOFF).select_stores(full.store_ids[:50])
+        start = time.perf_counter()
+        first = fit(cube, config)
+        fresh = time.perf_counter() - start
+        start = time.perf_counter()
+        fit(cube.select_stores(full.store_ids[50:100]), FitConfig(steps=config.steps, seed=1))
+        warm = time.perf_counter() - start
+        return {"fresh_seconds": fresh, "compile_seconds": first.meta["compile_seconds"],
+                "warm_seconds": warm, "steps": first.meta["steps"]}
+    raise SystemExit(f"unknown mode {mode}")
+
+
+def run_child(mode: str, args, env=None) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--data-dir", args.data_dir, "--fit-dir", args.fit_dir]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--child")
+    parser.add_argument("--fit-dir", default="")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.data_dir, args.steps, args.fit_dir)))
+        return 0
+    if not Path(args.data_dir, "store.csv").is_file():
+        print(f"no Rossmann data at {args.data_dir}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        args.fit_dir = tmp
+        full = [run_child("full", args) for _ in range(args.runs)]
+        predict = [run_child("predict", args) for _ in range(args.runs)]
+        steps = args.steps
+        args.steps = 4 * full[0]["steps"]
+        long = run_child("full", args)
+        args.steps = steps
+        cache = Path(tmp) / "jax_cache"
+        fifty_cold = run_child("fifty", args)
+        run_child("fifty", args, {"BENCH_COMPILE_CACHE": str(cache)})  # fills the persistent cache
+        fifty_cached = run_child("fifty", args, {"BENCH_COMPILE_CACHE": str(cache)})
+    gap = abs(median(full, "rmspe") - long["rmspe"]) / long["rmspe"]
+    rows = [
+        ("full fit, compile included (s)", median(full, "seconds"), "<= 30"),
+        ("  of which compile (s)", median(full, "compile_seconds"), ""),
+        ("  steps", full[0]["steps"], ""),
+        ("  final loss", median(full, "final_loss"), ""),
+        ("  holdout RMSPE", median(full, "rmspe"), ""),
+        (f"  RMSPE of a {long['steps']}-step run", long["rmspe"], "within 1%"),
+        ("  relative gap", gap, "<= 0.01"),
+        ("  fit process peak RSS (MB)", median(full, "peak_mb"), "< 3072"),
+        ("predict 1115 x 42 x 500 (s)", median(predict, "seconds"), "<= 5"),
+        ("  predict process peak RSS (MB)", median(predict, "peak_mb"), "< 2048"),
+        ("50 stores, compiled code warm (s)", fifty_cold["warm_seconds"], "<= 3"),
+        ("50 stores, fresh process, no cache (s)", fifty_cold["fresh_seconds"], "<= 10"),
+        ("50 stores, fresh process, disk cache (s)", fifty_cached["fresh_seconds"], "<= 10"),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<42} {value:>12.4g}  {target}")
+    print(json.dumps({"full": full, "long": long, "predict": predict, "fifty_cold": fifty_cold,
+                      "fifty_cached": fifty_cached, "rmspe_gap": gap}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
