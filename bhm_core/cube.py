@@ -187,7 +187,7 @@ def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | No
         variant_levels=variant_levels,
         promo2_months=_promo2_months(stores),
         promo2_since=_promo2_since(stores),
-        origin=dates[0],
+        origin=dates[-1],
     )
     return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
                      status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,

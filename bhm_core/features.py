@@ -75,7 +75,10 @@ class Covariates:
     variant_levels: tuple      # e.g. ("a/a", "a/c", ...) as StoreType/Assortment
     promo2_months: np.ndarray  # (S, 12) bool: months in which the store's Promo2 round starts
     promo2_since: np.ndarray   # (S,) datetime64[D]: when Promo2 started (NaT: never)
-    origin: np.datetime64      # day 0 of the trend, fixed by the data so windows agree
+    # Day 0 of the trend: the data's last day, kept by every window of the cube. Intercepts are then
+    # the level where forecasts start; with a mean-field guide, a distant origin would inflate the
+    # level's uncertainty by the trend's (their posterior correlation is not represented).
+    origin: np.datetime64
 
     def take_stores(self, rows: np.ndarray) -> "Covariates":
         return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],

@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "BHM_DEMO_STORES": "60", "BHM_DEMO_DAYS": "942"}
+    env = {**os.environ, "BHM_DEMO_STORES": "60", "BHM_DEMO_DAYS": "942",
+           "BHM_FIT_DIR": str(tmp_path_factory.mktemp("fits"))}
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -81,9 +82,24 @@ def no_exceptions(page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def wait_for_chart(page, count=1):
-    page.locator(".js-plotly-plot").nth(count - 1).wait_for(timeout=30_000)
+def wait_for_chart(page, count=1, timeout=30_000):
+    page.locator(".js-plotly-plot").nth(count - 1).wait_for(timeout=timeout)
     page.wait_for_timeout(800)  # let plotly finish drawing before a screenshot
+
+
+FIT_TIMEOUT = 180_000  # a first fit of a new size compiles (seconds on this 2-core machine)
+
+
+def fit_in_browser(page, steps: int) -> None:
+    """On Model & fit: set the steps, press Fit, wait until the fit is current."""
+    page.get_by_text("Prior predictive check").wait_for(timeout=30_000)
+    field = page.get_by_role("spinbutton", name="Steps")
+    field.fill(str(steps))
+    field.press("Enter")
+    page.wait_for_timeout(800)
+    page.get_by_role("button", name=re.compile(r"^Fit \d+ stores?$")).click()
+    page.get_by_text("Current fit:").wait_for(timeout=FIT_TIMEOUT)
+    page.mouse.move(0, 0)
 
 
 def test_pages_render_and_picks_carry_over(server, browser):
@@ -121,6 +137,60 @@ def test_pages_render_and_picks_carry_over(server, browser):
     page.get_by_role("link", name="Stores").click()
     wait_for_chart(page)
     assert picker.get_by_role("button", name=re.compile(r"^Remove \d+$")).count() == 7
+
+    # Fit the 7 picks, then look at the forecast and the effects.
+    page.get_by_role("link", name="Model & fit").click()
+    page.get_by_text("Fitting the 7 stores picked").wait_for(timeout=30_000)
+    fit_in_browser(page, steps=150)
+    assert page.get_by_text(re.compile(r"^Fitted 7 stores in")).is_visible()
+    no_exceptions(page)
+    page.wait_for_timeout(800)
+    page.screenshot(path=ARTIFACTS / "fit.png")
+
+    # Cancel: a long fit stops at the next chunk of steps; the previous fit stays current.
+    field = page.get_by_role("spinbutton", name="Steps")
+    field.fill("200000")
+    field.press("Enter")
+    page.wait_for_timeout(800)
+    page.get_by_role("button", name="Fit 7 stores").click()
+    page.get_by_text(re.compile(r"^Step [\d,]+ of 200,000")).wait_for(timeout=FIT_TIMEOUT)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(600)
+    page.screenshot(path=ARTIFACTS / "fit_running.png")
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text(re.compile(r"^Fit cancelled after [\d,]+ of 200,000 steps")).wait_for(timeout=60_000)
+    assert page.get_by_role("button", name=re.compile("^Use the partial fit anyway")).is_visible()
+    assert page.get_by_text(re.compile(r"New fit: [\d.]+ s")).is_visible()  # the 150-step fit
+    no_exceptions(page)
+
+    started = time.monotonic()
+    page.get_by_role("link", name="Forecast").click()
+    wait_for_chart(page, timeout=120_000)
+    page.locator(".js-plotly-plot .annotation-text").filter(
+        has_text=re.compile(r"^Store \d+$")).first.wait_for()
+    print(f"forecast page ready in {time.monotonic() - started:.1f} s")
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "forecast.png")
+    page.get_by_role("tab", name="One store-day").click()
+    page.get_by_text("posterior predictive draws").first.wait_for(timeout=120_000)
+    wait_for_chart(page)
+    page.screenshot(path=ARTIFACTS / "forecast_day.png")
+
+    started = time.monotonic()
+    page.get_by_role("link", name="Effects").click()
+    page.get_by_text("Chain-wide effects").wait_for(timeout=60_000)
+    wait_for_chart(page, count=3, timeout=60_000)
+    print(f"effects page ready in {time.monotonic() - started:.1f} s")
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "effects.png")
+    page.get_by_text("Each dot is a store: its own least-squares").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "effects_shrinkage.png")
+
+    started = time.monotonic()  # back to the forecast: everything is cached now
+    page.get_by_role("link", name="Forecast").click()
+    wait_for_chart(page)
+    print(f"forecast page again in {time.monotonic() - started:.1f} s")
     page.close()
 
 
@@ -139,4 +209,32 @@ def test_dark_theme_and_bad_folder(server, browser):
     wait_for_chart(page)  # the demo data stays in use
     no_exceptions(page)
     page.screenshot(path=ARTIFACTS / "data_dark_error.png")
+    page.close()
+
+
+def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
+    """A second session: the same picks and settings load the saved fit instantly."""
+    page = browser.new_page(viewport=VIEWPORT, color_scheme="dark")
+    page.goto(f"{server}/fit")
+    page.get_by_text("No stores picked: the fit uses").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Forecast").click()
+    page.get_by_text("No current fit yet").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Go to Model & fit").wait_for(timeout=30_000)
+    page.get_by_role("link", name="Stores").click()
+    page.get_by_role("button", name="Random sample of 6").click()
+    page.get_by_text("Sales history of the picked stores").wait_for()
+    page.get_by_role("link", name="Model & fit").click()
+    fit_in_browser(page, steps=60)
+    page.get_by_role("button", name="Fit 6 stores").click()  # same inputs again: from the cache
+    page.get_by_text("From cache: instant").wait_for(timeout=30_000)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(600)
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "fit_dark.png")
+    for name in ("Forecast", "Effects"):
+        page.get_by_role("link", name=name).click()
+        wait_for_chart(page, timeout=120_000)
+        page.wait_for_timeout(1500)
+        no_exceptions(page)
+        page.screenshot(path=ARTIFACTS / f"{name.lower()}_dark.png")
     page.close()

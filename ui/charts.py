@@ -19,8 +19,15 @@ from bhm_core.cube import CLOSED, OPEN, SalesCube
 STATUS_LABELS = ("Observed", "Open, no sales", "Closed", "No row")
 STATUS_COLOURS = ("#3b82c4", "#f2b134", "#9aa5b1", "#d6453d")
 SERIES_COLOUR = "#1f6feb"
+NEUTRAL_GREY = "#9aa5b1"  # reference lines, closed days
 GAP_DAYS = 14  # a longer run without observations breaks the line instead of bridging it
 CURRENCY_KINDS = {"demo": "€", "kaggle-dir": "€"}  # Rossmann-like sources; own CSVs: unit unknown
+
+
+def rgba(hex_colour: str, alpha: float) -> str:
+    """'#1f6feb', 0.2 -> 'rgba(31,111,235,0.2)': translucent fills that work on light and dark."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def sales_axis_label(kind: str, weekly: bool = False) -> str:

@@ -19,11 +19,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from bhm_core.artifacts import FitStore
 from bhm_core.cube import CLOSED, MISSING, SalesCube
+from bhm_core.engine import enable_compilation_cache
 from bhm_core.errors import BhmError
+from bhm_core.predict import Scenario, forecast, store_day_samples
 from bhm_core.sources import CsvSource, KaggleDirSource, load_dataset
 
-from . import state
+from . import effects, forecasting, priorcheck, state
 from .charts import history_frame, status_grid
 
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "bhm_uploads"
@@ -127,3 +130,117 @@ def save_upload(uploaded) -> Path:
         tmp.replace(path)
     st.session_state[state.UPLOAD] = (uploaded.file_id, str(path))
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Fits and what is derived from them. A fit key names its content (data, priors, settings,
+# versions), so results cached under it are shared by all sessions; partial fits carry their own
+# suffixed keys.
+
+@st.cache_resource(show_spinner=False)
+def compilation_cache() -> str:
+    """Turn on JAX's persistent compilation cache, once per process."""
+    return str(enable_compilation_cache())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _fit_cube(fingerprint: str, store_ids: tuple, _cube: SalesCube) -> SalesCube:
+    return _cube.select_stores(list(store_ids))
+
+
+def fit_cube(cube: SalesCube, store_ids) -> SalesCube:
+    """The cube of the given stores (what a fit on them sees). Raises DataError for unknown ids."""
+    return _fit_cube(cube.fingerprint, tuple(int(i) for i in store_ids), cube)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def saved_fit(root: str, key: str):
+    """A saved fit, loaded once per process. Raises ArtifactError (not cached) when unusable."""
+    return FitStore(root).load(key)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def fit_usability(fingerprint: str, root: str, key: str, stamp: str, _cube: SalesCube) -> str:
+    """"yes" when the saved fit was made on these data (on its stores of this cube), else "other
+    data" or "unreadable". Cached per cube and artifact (stamp: the record's checksum), because the
+    history table asks for every saved fit on every rerun."""
+    try:
+        result = saved_fit(root, key)
+    except BhmError:
+        return "unreadable"
+    try:
+        sub = fit_cube(_cube, result.store_ids)
+    except BhmError:  # stores this data does not have
+        return "other data"
+    return "yes" if sub.fingerprint == result.data_fingerprint else "other data"
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def prior_predictive(fingerprint: str, priors_key: str, _cube: SalesCube, _priors):
+    return priorcheck.prior_predictive(_cube, _priors), priorcheck.observed_log10(_cube)
+
+
+def _split(first, last, end, promo_future: bool):
+    """(first, last, scenario, seed) per call: days inside the data as recorded, later days under
+    the scenario, each part its own draw, so the history part stays the same whatever the horizon
+    or the what-if (Scenario(1) over the whole window would also rewrite recorded days)."""
+    future = Scenario(1) if promo_future else Scenario()
+    if last <= end:
+        return [(first, last, Scenario(), 0)]
+    if first > end:
+        return [(first, last, future, 1)]
+    return [(first, end, Scenario(), 0), (end + 1, last, future, 1)]
+
+
+@st.cache_data(max_entries=64, show_spinner="Sampling the forecast…")
+def store_forecast(fit_key: str, stores: tuple, first, last, promo_future: bool, n_samples: int,
+                   _result, _cube: SalesCube, chunk_stores: int = 8) -> pd.DataFrame:
+    """Per-store forecast over [first, last] plus promo/holiday flags for shading. Days after the
+    data have no promo unless promo_future (then Mon-Fri). chunk_stores fixed: one compiled
+    program whatever the number of stores shown."""
+    first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
+    parts = [forecast(_result, _cube, list(stores), a, b, n_samples=n_samples, seed=seed,
+                      scenario=scenario, chunk_stores=chunk_stores)
+             for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)]
+    frame = pd.concat(parts, ignore_index=True).sort_values(["store", "date"], ignore_index=True)
+    calendar = forecasting.forecast_calendar(_cube, list(stores), np.arange(first, last + 1),
+                                             promo_future)
+    return forecasting.apply_closures(frame.merge(calendar, on=["store", "date"], how="left"))
+
+
+@st.cache_data(max_entries=32, show_spinner="Summing the forecast over the stores…")
+def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int, _result,
+                   _cube) -> pd.DataFrame:
+    first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
+    parts = [forecasting.total_forecast(_result, _cube, a, b, scenario, n_samples=n_samples, seed=seed)
+             for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)]
+    return pd.concat(parts, ignore_index=True)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result,
+                _cube) -> np.ndarray:
+    day = np.datetime64(date, "D")
+    scenario = Scenario(1) if promo_future and day > _cube.dates[-1] else Scenario()
+    return store_day_samples(_result, _cube, store, day, n_samples=n_samples, scenario=scenario)
+
+
+@st.cache_data(max_entries=16, show_spinner="Summarising the effects…")
+def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = None) -> dict:
+    """Global effect samples and per-store effects of a fit; with the fit's cube also shrinkage
+    and observed days per effect. seen: per feature, whether the data have it (see
+    effects.contrasts), so that two fits compared use the same references."""
+    items = effects.contrasts(_result.feature_names, _result.feature_groups, seen)
+    latents = effects.latent_samples(_result)
+    out = {"global": effects.global_effects(_result, items, latents),
+           "stores": effects.store_effects(_result, items, latents)}
+    if _cube is not None:
+        out["shrinkage"] = effects.shrinkage(_result, _cube, items, latents)
+        days = effects.feature_days(_cube)
+        out["days"] = pd.Series({c.label: int(days[c.feature]) for c in items})
+    return out
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def seen_features(fingerprint: str, _cube: SalesCube) -> tuple:
+    return tuple(bool(d > 0) for d in effects.feature_days(_cube))

@@ -21,9 +21,13 @@ from bhm_core.features import STATE_HOLIDAY_LABELS
 from bhm_core.lsq import fit_log_linear
 from bhm_core.predict import draw_latents
 
-GROUP_TITLES = {"weekday": "Weekday (vs Monday)", "promo": "Promo", "state_holiday":
-                "State holiday (vs none)", "school_holiday": "School holiday", "promo2": "Promo2",
-                "store_variant": "Store type / assortment (vs average)"}
+GROUP_TITLES = {"weekday": "Weekday", "promo": "Promo", "state_holiday": "State holiday",
+                "school_holiday": "School holiday", "promo2": "Promo2", "store_variant": "Store variant",
+                "yearly": "Yearly", "promo_weekday": "Promo × weekday", "day_of_month": "Day of month",
+                "month": "Month", "holiday_window": "Around holidays", "promo2_active": "Promo2 active",
+                "trend": "Trend (per year)"}
+ONE_HOT = ("store_variant", "month", "day_of_month")
+KNOWN = ("weekday", "promo", "school_holiday", "promo2", "state_holiday", *ONE_HOT)
 LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable
 
 
@@ -35,9 +39,13 @@ class Contrast:
     weights: tuple  # one per feature
 
 
-def contrasts(feature_names, feature_groups) -> list[Contrast]:
+def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
+    """The effects to show. seen (one bool per feature: has observed days) picks the references:
+    the first seen weekday and the average of the seen store variants, so that a reference is
+    never a coefficient only the prior knows."""
     names, groups = list(feature_names), list(feature_groups)
     n = len(names)
+    seen = np.ones(n, bool) if seen is None else np.asarray(seen, bool)
 
     def vec(plus, minus=(), minus_weight=1.0):
         w = np.zeros(n)
@@ -49,8 +57,11 @@ def contrasts(feature_names, feature_groups) -> list[Contrast]:
     out = []
     at = {g: [i for i, x in enumerate(groups) if x == g] for g in dict.fromkeys(groups)}
     weekdays = at.get("weekday", [])
-    for i in weekdays[1:]:
-        out.append(Contrast(f"{names[i].split('_')[-1]} vs Mon", "weekday", i, vec(i, [weekdays[0]])))
+    base = next((i for i in weekdays if seen[i]), weekdays[0] if weekdays else None)
+    for i in weekdays:
+        if i != base:
+            label = f"{names[i].split('_')[-1]} vs {names[base].split('_')[-1]}"
+            out.append(Contrast(label, "weekday", i, vec(i, [base])))
     for group, label in (("promo", "Promo day"), ("school_holiday", "School holiday"),
                          ("promo2", "Promo2 store")):
         for i in at.get(group, []):
@@ -60,14 +71,24 @@ def contrasts(feature_names, feature_groups) -> list[Contrast]:
         level = names[i].rsplit("_", 1)[-1]
         out.append(Contrast(f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday",
                             "state_holiday", i, vec(i, [levels[0]])))
-    variants = at.get("store_variant", [])
-    if len(variants) > 1:
-        for i in variants:
-            w = np.array(vec(i, variants, 1.0 / len(variants)))
-            kind, assortment = names[i].removeprefix("variant_").split("/")
-            out.append(Contrast(f"Type {kind}, assortment {assortment}", "store_variant", i,
-                                tuple(w)))
+    for group in ONE_HOT:  # levels that share the level with the weekdays: vs their average
+        levels = at.get(group, [])
+        reference = [i for i in levels if seen[i]] or levels
+        if len(levels) > 1:
+            for i in levels:
+                out.append(Contrast(_label(names[i]), group, i, vec(i, reference, 1.0 / len(reference))))
+    for group, indices in at.items():  # any other group: each feature per unit of its value
+        if group not in KNOWN:
+            out.extend(Contrast(_label(names[i]), group, i, vec(i)) for i in indices)
     return out
+
+
+def _label(name: str) -> str:
+    if name.startswith("variant_"):
+        kind, assortment = name.removeprefix("variant_").split("/")
+        return f"Type {kind}, assortment {assortment}"
+    text = name.replace("promo_x_", "Promo × ").replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def feature_days(cube: SalesCube) -> np.ndarray:

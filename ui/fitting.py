@@ -83,6 +83,8 @@ def make_current(fit: CurrentFit) -> None:
 
 def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
     """Use the saved fit for exactly these inputs at once, else start fitting in the background."""
+    if job() is not None:
+        return  # one fit at a time per session
     sub = data.fit_cube(cube, store_ids)
     key = artifacts.fit_key(sub.fingerprint, config, priors, sub.spec)
     store = fit_store()
@@ -92,8 +94,8 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
     if saved is not None:
         seconds = time.perf_counter() - began
         make_current(CurrentFit(saved, key, True, True, seconds))
-        _notify("success", f"Loaded from the cache in {seconds:.2f} s: a fit with the same data, "
-                           "priors and settings was saved before.")
+        _notify("success", f"Loaded from the cache in {seconds * 1000:.0f} ms: a fit with the same "
+                           "data, priors and settings was saved before.")
         return
     label = f"{state.current_source().label}: {_ids_text(sub.store_ids)}"
     new = FitJob(store, sub, config, priors, key=key, label=label, source=state.current_source())

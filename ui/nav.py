@@ -18,7 +18,10 @@ class PageSpec:
 PAGES = (
     PageSpec("pages/data.py", "Data", ":material/database:", default=True),
     PageSpec("pages/stores.py", "Stores", ":material/storefront:"),
-    # Planned: Model & fit, Forecast, Effects, Baselines, New stores.
+    PageSpec("pages/fit.py", "Model & fit", ":material/tune:"),
+    PageSpec("pages/forecast.py", "Forecast", ":material/trending_up:"),
+    PageSpec("pages/effects.py", "Effects", ":material/bar_chart:"),
+    # Planned: Baselines, New stores.
 )
 
 

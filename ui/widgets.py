@@ -27,6 +27,12 @@ def sidebar_status(slot) -> None:
         st.caption(f"**Data:** {state.current_source().label}")
         st.caption(f"**Picked stores:** {n_picked}" if n_picked else
                    "No stores picked yet (see Stores).")
+        fit, job = st.session_state.get(state.FIT), st.session_state.get(state.FIT_JOB)
+        if job is not None and not job.done:
+            st.caption(f"**Fitting** {job.n_stores} stores… (see Model & fit)")
+        if fit is not None:
+            st.caption(f"**Fit in use:** {len(fit.result.store_ids)} stores, "
+                       f"{len(fit.result.losses):,} steps" + ("" if fit.saved else " (not saved)"))
 
 
 def dataset_summary(cube) -> None:

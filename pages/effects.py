@@ -1,0 +1,41 @@
+"""Effects: what the fit learned about weekdays, promotions and holidays, chain-wide and per store,
+and how the hierarchy pulls stores with little data toward the chain."""
+
+import streamlit as st
+
+from bhm_core.errors import BhmError
+from ui import data, effects_view, fit_history, fitting, forecast_view
+
+st.title("Effects")
+cube = data.current_cube()
+if cube is None:
+    st.stop()
+fit, sub = fitting.fit_and_cube(cube)
+if fit is None:
+    forecast_view.no_fit_notice("the effects are summaries of a fitted posterior.")
+    st.stop()
+
+st.caption(f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
+           "−20 %. Weekdays are relative to Monday, holidays to ordinary days, store variants to "
+           "the average variant.")
+try:
+    seen = data.seen_features(sub.fingerprint, sub)
+    tables = data.effect_tables(fit.key, seen, fit.result, sub)
+    effects, groups = effects_view.choose_effects(tables)
+    if not effects:
+        st.info("Choose at least one feature group.", icon=":material/arrow_upward:")
+        st.stop()
+
+    st.subheader("Chain-wide effects")
+    overlay = effects_view.overlay_choice(fit, fit_history.saved_keys(), seen)
+    st.caption("Posterior densities of exp(θ_μ), the effect for a typical store of the chain.")
+    effects_view.densities(tables, fit, overlay, effects, groups)
+
+    st.subheader("Store by store")
+    st.caption("Each dot is one store's posterior mean effect; the diamond is the chain's.")
+    effects_view.per_store(tables, effects, groups)
+
+    st.subheader("Shrinkage: a store's own estimate vs the hierarchical one")
+    effects_view.shrinkage(tables, effects)
+except BhmError as exc:
+    st.error(str(exc))

@@ -1,0 +1,77 @@
+"""SVI settings as widgets -> FitConfig. Invalid values show the library's message (field, value,
+allowed range) under the widgets and give None."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bhm_core.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
+from bhm_core.errors import ConfigError
+
+from . import state
+
+PROGRESS_EVERY = 25  # steps per chunk: how often the progress bar moves and Cancel is checked
+OPTIMIZER_LABELS = {"adam": "Adam", "clipped_adam": "Adam, clipped gradients"}
+INIT_LABELS = {"least_squares": "Least squares (fast)", "prior": "Prior means"}
+
+
+def _key(name: str) -> str:
+    return f"{state.W_SVI}.{name}"
+
+
+def load(config: FitConfig) -> None:
+    """Put a fit's settings into the widgets (call before they are drawn, e.g. from a callback)."""
+    for name, value in _widget_values(config).items():
+        st.session_state[_key(name)] = value
+
+
+def _widget_values(config: FitConfig) -> dict:
+    values = config.to_dict()
+    values.pop("chunk_steps")
+    values["minibatch"] = config.batch_size is not None
+    values["batch_size"] = config.batch_size or 10
+    return values
+
+
+def settings(n_stores: int) -> FitConfig | None:
+    for name, value in _widget_values(FitConfig()).items():
+        state.seed_widget(_key(name), value)
+    keep = {"key": None, "persist_state": "session"}
+    top = st.columns([1, 1, 1.6, 1.8])
+    steps = top[0].number_input("Steps", step=50, help="SVI iterations; the fit starts from per-store "
+                                "least squares, so a few hundred usually suffice", **_k("steps", keep))
+    lr = top[1].number_input("Learning rate", step=0.005, format="%.4f",
+                             help="Adam's step size at the start of the schedule", **_k("learning_rate", keep))
+    optimizer = top[2].segmented_control("Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get,
+                                         required=True, **_k("optimizer", keep))
+    schedule = top[3].segmented_control("Learning-rate schedule", SCHEDULES, required=True,
+                                        format_func=str.capitalize, **_k("schedule", keep),
+                                        help="Constant, or decaying to the final fraction by the last step")
+    mid = st.columns([1, 1, 1, 1, 2])
+    final = mid[0].number_input("Final LR fraction", step=0.01, format="%.3f",
+                                disabled=schedule == "constant", **_k("final_lr_fraction", keep),
+                                help="The schedule ends at learning rate × this")
+    clip = mid[1].number_input("Clip norm", step=1.0, disabled=optimizer != "clipped_adam",
+                               help="Largest gradient norm (clipped Adam only)", **_k("clip_norm", keep))
+    particles = mid[2].number_input("Particles", step=1, help="Samples of the guide per step "
+                                    "(more: smoother loss, slower steps)", **_k("particles", keep))
+    seed = mid[3].number_input("Seed", step=1, **_k("seed", keep))
+    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True,
+                                    **_k("init", keep))
+    low = st.columns([1.2, 1.2, 3.6], vertical_alignment="center")
+    minibatch = low[0].toggle("Minibatch stores", help="Each step sees a random subset of the "
+                              "stores, scaled up: cheaper steps on large data", **_k("minibatch", keep))
+    batch = low[1].number_input(f"Stores per step (of {n_stores})", step=1, disabled=not minibatch,
+                                **_k("batch_size", keep))
+    try:
+        return FitConfig(steps=int(steps), learning_rate=float(lr), optimizer=optimizer,
+                         schedule=schedule, final_lr_fraction=float(final), clip_norm=float(clip),
+                         particles=int(particles), batch_size=int(batch) if minibatch else None,
+                         init=init, chunk_steps=PROGRESS_EVERY, seed=int(seed))
+    except ConfigError as exc:
+        st.error(f"Settings not valid: {exc}", icon=":material/error:")
+        return None
+
+
+def _k(name: str, keep: dict) -> dict:
+    return {**keep, "key": _key(name)}
