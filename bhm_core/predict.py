@@ -2,7 +2,8 @@
 
 Samples come from the model itself in prediction mode (``y=None``) through NumPyro's Predictive,
 with latents drawn from the fitted guide. Output is a tidy frame in the metrics schema
-(store, date, method, y, point, lo_L/hi_L, crps) plus `median`, `open` and `promo` columns.
+(store, date, method, y, point, lo_L/hi_L, crps) plus `median`, `open`, `known`,
+`expected_closed`, `promo` and `state_holiday` columns.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from numpyro.infer import Predictive
 
 from .cube import CLOSED, MISSING, SalesCube
 from .engine import FitResult
+from .packing import bucket
 from .errors import DataError
-from .features import encode
+from .features import encode, weekday_of
 from .metrics import crps_from_samples
 from .model import ModelData, model, to_constrained
 
 LEVELS = (50, 80, 90, 95)
+CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usual closing days
+CLOSED_SHARE = 0.75  # closed on at least this share of them -> expected closed after the data
 METHOD = "hierarchical"
 
 
@@ -94,18 +98,20 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
     prior = _prior_placeholder(result)
     key = jax.random.PRNGKey(seed)
     chunk_stores = min(chunk_stores, len(rows_cube))
+    # Window lengths are padded to a bucket too, so a new horizon rarely compiles again.
+    padded_dates = dates[0] + np.arange(bucket(len(dates), minimum=8))
     for start in range(0, len(rows_cube), chunk_stores):
         # Every chunk has the same shape (the last one padded by repeating a store): one program.
         part = np.minimum(np.arange(start, start + chunk_stores), len(rows_cube) - 1)
         n_real = min(chunk_stores, len(rows_cube) - start)
-        cov = _window_covariates(cube, rows_cube[part], dates, scenario)
+        cov = _window_covariates(cube, rows_cube[part], padded_dates, scenario)
         design = encode(cube.spec, cov)
         chunk_key = jax.random.fold_in(key, start)
         latents = draw_latents(result, chunk_key, n_samples, rows_fit[part])
         samples = _predict_chunk(latents, _chunk_data(design.index, design.value), prior,
                                  jax.random.fold_in(chunk_key, 1))
-        samples = np.asarray(samples).reshape(n_samples, chunk_stores, len(dates))
-        yield np.asarray(store_ids)[part[:n_real]], samples[:, :n_real]
+        samples = np.asarray(samples).reshape(n_samples, chunk_stores, len(padded_dates))
+        yield np.asarray(store_ids)[part[:n_real]], samples[:, :n_real, :len(dates)]
 
 
 def _fit_rows(result: FitResult, store_ids) -> np.ndarray:
@@ -151,8 +157,9 @@ def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, las
     frames = []
     for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
                                         scenario=scenario, chunk_stores=chunk_stores):
-        actual, status = _actuals(cube, ids, dates)
+        actual, status, expected = _actuals(cube, ids, dates)
         samples = np.where(status == CLOSED, 0.0, samples)
+        cov = _window_covariates(cube, cube.store_rows(ids), dates, scenario)
         stats = summarise(samples, levels)
         flat_samples = samples.reshape(n_samples, -1).T
         frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
@@ -160,15 +167,38 @@ def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, las
                               **{k: v.ravel() for k, v in stats.items()},
                               "crps": crps_from_samples(actual.ravel(), flat_samples),
                               "open": (status != CLOSED).ravel(),
-                              "known": (status != MISSING).ravel()})
+                              "known": (status != MISSING).ravel() & ~expected.ravel(),
+                              "expected_closed": expected.ravel(),
+                              "promo": cov.promo.ravel().astype(bool),
+                              "state_holiday": cov.state_holiday.ravel() > 0})
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     out["date"] = pd.to_datetime(out["date"])
     return out
 
 
+def usual_closing_days(cube: SalesCube, rows: np.ndarray) -> np.ndarray:
+    """(stores, 7) bool: weekdays on which a store was closed in most of its last recorded weeks."""
+    weekday = weekday_of(cube.dates)
+    status = cube.status[rows]
+    out = np.zeros((len(rows), 7), bool)
+    for day in range(7):
+        recent = status[:, weekday == day]
+        known = recent != MISSING
+        # the last CLOSED_WEEKS recorded occurrences of this weekday, per store
+        rank = np.cumsum(known[:, ::-1], axis=1)[:, ::-1]
+        window = known & (rank <= CLOSED_WEEKS)
+        closed = ((recent == CLOSED) & window).sum(1)
+        out[:, day] = (window.sum(1) > 0) & (closed >= CLOSED_SHARE * np.maximum(window.sum(1), 1))
+    return out
+
+
 def _actuals(cube: SalesCube, ids, dates):
-    """Observed sales (NaN elsewhere) and status on the window, for stores of the cube."""
+    """Observed sales (NaN elsewhere) and status on the window, for stores of the cube.
+
+    Days after the data on a store's usual closing weekday count as CLOSED (expected): a store
+    shut on Sundays for years gets no Sunday forecast from a weekday effect it never showed.
+    """
     rows = cube.store_rows(ids)
     col = (dates - cube.dates[0]).astype(np.int64)
     inside = (col >= 0) & (col < cube.n_days)
@@ -176,7 +206,9 @@ def _actuals(cube: SalesCube, ids, dates):
     observed = cube.observed[rows][:, safe] & inside[None, :]
     actual = np.where(observed, cube.sales[rows][:, safe], np.nan)
     status = np.where(inside[None, :], cube.status[rows][:, safe], MISSING)
-    return actual, status
+    after = col >= cube.n_days
+    expected = after[None, :] & usual_closing_days(cube, rows)[:, weekday_of(dates)]
+    return actual, np.where(expected, CLOSED, status), expected
 
 
 def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500,
@@ -187,7 +219,7 @@ def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *
     actual_total = np.zeros(len(dates))
     for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
                                         scenario=scenario):
-        actual, status = _actuals(cube, ids, dates)
+        actual, status, _ = _actuals(cube, ids, dates)
         total += np.where(status == CLOSED, 0.0, samples).sum(1)
         actual_total += np.nansum(actual, 0)
     stats = summarise(total, levels)
