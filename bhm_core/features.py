@@ -23,7 +23,7 @@ STATE_HOLIDAY_LEVELS = ("0", "a", "b", "c")
 STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christmas"}
 FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
                   "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
-                  "trend")
+                  "trend", "promo_window")
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HOLIDAY_WINDOW_DAYS = 3  # days before and after a state holiday that get their own effect
 MAX_YEARLY_HARMONICS = 10
@@ -46,11 +46,12 @@ class FeatureSpec:
     holiday_window: bool = False   # days just before / after a state holiday
     promo2_active: bool = False    # the months a store's Promo2 coupon campaign runs
     trend: bool = False            # per-store linear trend (per year)
+    promo_window: bool = False     # non-promo days right after / before a promo run
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.
         for name in ("promo", "state_holiday", "school_holiday", "promo2", "store_variant",
-                     "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active", "trend"):
+                     "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active", "trend", "promo_window"):
             flag = getattr(self, name)
             if not isinstance(flag, (bool, np.bool_)):
                 raise ConfigError(f"FeatureSpec.{name} must be True or False, got {flag!r}")
@@ -133,6 +134,17 @@ def _days_to_holiday(holiday: np.ndarray, direction: int) -> np.ndarray:
     return out
 
 
+def _near_promo(promo: np.ndarray, reach: int = 2):
+    """(S, T) 0/1: a non-promo day within `reach` days after / before a promo day."""
+    after = np.zeros(promo.shape, bool)
+    before = np.zeros(promo.shape, bool)
+    for shift in range(1, reach + 1):
+        after[:, shift:] |= promo[:, :-shift] > 0
+        before[:, :-shift] |= promo[:, shift:] > 0
+    off = promo == 0
+    return (after & off).astype(np.float32), (before & off).astype(np.float32)
+
+
 def _promo2_active(cov: Covariates) -> np.ndarray:
     month = (cov.dates.astype("datetime64[M]").astype(np.int64) % 12)
     running = cov.promo2_months[:, month]
@@ -199,6 +211,11 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     if spec.trend:
         start = add_group("trend", ["trend_per_year"])
         add_slot(start, ((cov.dates - cov.origin).astype(np.float64) / 365.25)[None, :])
+    if spec.promo_window:
+        start = add_group("promo_window", ["after_promo", "before_promo"])
+        after, before = _near_promo(cov.promo)
+        add_slot(start, after)
+        add_slot(start + 1, before)
     if spec.yearly_harmonics:
         h = spec.yearly_harmonics
         labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]

@@ -246,8 +246,16 @@ def _cell_terms(frame: pd.DataFrame, levels: list[int]) -> dict[str, np.ndarray]
     err = point - y
     # Dividing only where y > 0 avoids divide-by-zero warnings instead of silencing them.
     pct = np.divide(err, y, out=np.full_like(err, np.nan), where=positive)
+    if "point_rmspe" in frame.columns:
+        # A probabilistic forecaster may name the point that minimises its expected RMSPE
+        # (predict.rmspe_optimal_point); RMSPE is scored on it where given, on `point` elsewhere.
+        special = _numeric(frame, "point_rmspe")
+        rmspe_point = np.where(np.isnan(special), point, special)
+        pct2 = np.divide(rmspe_point - y, y, out=np.full_like(err, np.nan), where=positive & ~np.isnan(rmspe_point))
+    else:
+        pct2 = pct
     terms = {
-        "ape2": pct**2,
+        "ape2": pct2**2,
         "ape": np.abs(pct),
         "ae": _nan_where(np.abs(err), scored),
         "se": _nan_where(err**2, scored),

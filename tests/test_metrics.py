@@ -339,3 +339,13 @@ def test_forecast_schema_constants():
     assert M.INTERVAL_LEVELS == (50, 80, 90, 95)
     assert M.FORECAST_COLUMNS[:5] == ("store", "date", "method", "y", "point")
     assert {"lo_50", "hi_95", "crps"} <= set(M.FORECAST_COLUMNS)
+
+
+def test_rmspe_uses_the_forecasters_rmspe_point_where_given():
+    frame = pd.DataFrame({"store": [1, 1, 2], "date": pd.to_datetime(["2015-01-01"] * 3),
+                          "method": ["m", "m", "b"], "y": [100.0, 200.0, 100.0],
+                          "point": [110.0, 220.0, 120.0], "point_rmspe": [100.0, 180.0, np.nan]})
+    scores = M.score_dict(frame)
+    assert scores["m"]["rmspe"] == pytest.approx(np.sqrt((0.0 + 0.1**2) / 2))
+    assert scores["m"]["mae"] == pytest.approx(15.0)  # other metrics keep the plain point
+    assert scores["b"]["rmspe"] == pytest.approx(0.2)  # no rmspe point: falls back to `point`
