@@ -60,6 +60,7 @@ class Priors:
     promo2_active: EffectPrior = field(default_factory=EffectPrior)
     trend: EffectPrior = field(default_factory=EffectPrior)
     promo_window: EffectPrior = field(default_factory=EffectPrior)
+    christmas: EffectPrior = field(default_factory=EffectPrior)
     r_mu_loc: float = 4.0       # log-dispersion: Var[y] = E[y] (1 + exp(r))
     r_mu_scale: float = 1.0
     r_sigma_scale: float = 1.0

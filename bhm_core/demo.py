@@ -183,7 +183,7 @@ def generate_demo(source: DemoSource = DemoSource()) -> Dataset:
         "StateHoliday": holiday.ravel(),
         "SchoolHoliday": school.ravel(),
     })
-    cube = build_cube(frame, stores, FeatureSpec())
+    cube = build_cube(frame, stores, FeatureSpec.reference())  # the truth's parameterisation
     truth = _true_parameters(rng, cube.feature_names, cube.covariates.variant_levels, n_stores)
     index, value = cube.design.index, cube.design.value
     eta = (np.take_along_axis(truth["theta"][:, None, :], index.astype(np.int64), axis=2)

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,7 +62,7 @@ def demo():
 
 @pytest.fixture(scope="session")
 def demo_cube(demo):
-    return demo.cube()
+    return demo.cube(FeatureSpec.reference())  # the truth is in the reference parameterisation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +381,7 @@ def dense(design) -> np.ndarray:
 
 def test_encoded_design_equals_hand_built_one_hot(tmp_path):
     folder = tmp_path / "features"
-    cube = load_folder(folder, FEATURE_TABLE, FEATURE_STORES).cube()
+    cube = load_folder(folder, FEATURE_TABLE, FEATURE_STORES).cube(FeatureSpec.reference())
     names = cube.feature_names
     assert names == ("weekday_Mon", "weekday_Tue", "weekday_Wed", "weekday_Thu", "weekday_Fri",
                      "weekday_Sat", "weekday_Sun", "promo", "state_holiday_0", "state_holiday_a",
@@ -413,19 +415,19 @@ def test_weekday_feature_in_cube(gap_cube):
 
 def test_feature_groups_switched_off(tmp_path):
     data = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES)
-    spec = FeatureSpec(promo=False, state_holiday=False, school_holiday=False, promo2=False,
-                       store_variant=False)
+    spec = replace(FeatureSpec.reference(), promo=False, state_holiday=False, school_holiday=False,
+                   promo2=False, store_variant=False)
     cube = data.cube(spec)
     assert cube.feature_names == tuple(f"weekday_{d}" for d in WEEKDAY_NAMES)
     assert cube.design.index.shape == (2, 3, 1)
-    only_promo = data.cube(FeatureSpec(state_holiday=False, school_holiday=False, promo2=False,
-                                       store_variant=False))
+    only_promo = data.cube(replace(FeatureSpec.reference(), state_holiday=False, school_holiday=False,
+                                   promo2=False, store_variant=False))
     assert only_promo.feature_names[-1] == "promo" and only_promo.design.index.shape[-1] == 2
     np.testing.assert_array_equal(only_promo.design.value[..., 1], [[0, 1, 1], [0, 0, 1]])
 
 
 def test_yearly_harmonics(tmp_path):
-    cube = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES).cube(FeatureSpec(yearly_harmonics=2))
+    cube = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES).cube(replace(FeatureSpec.reference(), yearly_harmonics=2))
     names = cube.feature_names
     assert names[-4:] == ("yearly_sin1", "yearly_sin2", "yearly_cos1", "yearly_cos2")
     assert cube.design.index.shape[-1] == 6 + 4
@@ -518,7 +520,7 @@ def test_demo_round_trips_through_kaggle_csv(demo, demo_cube, tmp_path):
     to_kaggle_csv(demo, tmp_path)
     assert sniff_header(tmp_path / "train.csv") == list(KAGGLE_TRAIN_COLUMNS)
     assert sniff_header(tmp_path / "store.csv") == list(KAGGLE_STORE_COLUMNS)
-    again = load_dataset(KaggleDirSource(str(tmp_path))).cube()
+    again = load_dataset(KaggleDirSource(str(tmp_path))).cube(demo_cube.spec)
     assert again.fingerprint == demo_cube.fingerprint
     assert again.summary() == demo_cube.summary()
 
