@@ -109,7 +109,8 @@ class FitStore:
                 "data_fingerprint": result.data_fingerprint, "config": result.config.to_dict(),
                 "priors": result.priors.to_dict(), "spec": asdict(spec),
                 "feature_names": list(result.feature_names), "feature_groups": list(result.feature_groups),
-                "n_stores": int(len(result.store_ids)), "versions": library_versions(),
+                "n_stores": int(len(result.store_ids)),
+                "store_ids": [int(i) for i in result.store_ids], "versions": library_versions(),
                 "parent": parent, "meta": {k: _jsonable(v) for k, v in result.meta.items()},
                 "arrays_sha256": _sha256(tmp / "arrays.npz"),
             }
@@ -175,22 +176,45 @@ class FitStore:
         self.delete(key)
         return self.save(result, key, **kwargs)
 
+    def store_ids(self, key: str) -> np.ndarray:
+        """A fit's store ids without loading its arrays: from the record, or (records written
+        before it held them) from the one npz member, which np.load reads on its own."""
+        record = self.record(key)
+        if "store_ids" in record:
+            return np.asarray(record["store_ids"], dtype=np.int64)
+        try:
+            with np.load(self.path(key) / "arrays.npz", allow_pickle=False) as npz:
+                return np.asarray(npz["store_ids"], dtype=np.int64)
+        except (KeyError, ValueError, OSError) as exc:
+            raise ArtifactError(f"saved fit {key} has no readable store ids ({exc}); it will be "
+                                f"refitted") from None
+
+    LIST_COLUMNS = ("key", "created", "label", "n_stores", "steps", "final_loss", "seconds",
+                    "learning_rate", "optimizer", "schedule", "seed", "batch_size", "priors",
+                    "stale", "data_fingerprint", "arrays_sha256", "parent")
+
     def list(self) -> pd.DataFrame:
+        """One row per readable record, newest first; nothing but the records is read. `stale`:
+        made with other library versions (loading it would refit); `priors` is the record's dict."""
         rows = []
+        versions = library_versions()
         for folder in sorted(self.root.glob("[0-9a-f]*")):
             try:
                 rec = self.record(folder.name)
             except ArtifactError:
                 continue
-            meta = rec.get("meta", {})
-            rows.append({"key": rec["key"], "created": rec.get("created"), "label": rec.get("label", ""),
-                         "n_stores": rec.get("n_stores"), "steps": meta.get("steps"),
-                         "final_loss": meta.get("final_loss"), "seconds": meta.get("seconds"),
-                         "learning_rate": rec["config"].get("learning_rate"),
-                         "data_fingerprint": rec.get("data_fingerprint"), "parent": rec.get("parent")})
-        columns = ["key", "created", "label", "n_stores", "steps", "final_loss", "seconds",
-                   "learning_rate", "data_fingerprint", "parent"]
-        return pd.DataFrame(rows, columns=columns).sort_values("created", ascending=False, ignore_index=True)
+            meta, config = rec.get("meta") or {}, rec.get("config") or {}
+            rows.append({"key": rec.get("key", folder.name), "created": rec.get("created"),
+                         "label": rec.get("label", ""), "n_stores": rec.get("n_stores"),
+                         "steps": meta.get("steps"), "final_loss": meta.get("final_loss"),
+                         "seconds": meta.get("seconds"), "learning_rate": config.get("learning_rate"),
+                         "optimizer": config.get("optimizer"), "schedule": config.get("schedule"),
+                         "seed": config.get("seed"), "batch_size": config.get("batch_size"),
+                         "priors": rec.get("priors") or {}, "stale": rec.get("versions") != versions,
+                         "data_fingerprint": rec.get("data_fingerprint"),
+                         "arrays_sha256": rec.get("arrays_sha256", ""), "parent": rec.get("parent")})
+        frame = pd.DataFrame(rows, columns=list(self.LIST_COLUMNS))
+        return frame.sort_values("created", ascending=False, ignore_index=True)
 
 
 class CachedFit(NamedTuple):

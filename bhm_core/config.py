@@ -96,7 +96,7 @@ class Priors:
 class FitConfig:
     """SVI settings. The defaults converge on the full Rossmann data, the demo and store subsets."""
 
-    steps: int = 400
+    steps: int = 300
     learning_rate: float = 0.03
     optimizer: str = "adam"
     schedule: str = "cosine"

@@ -31,8 +31,8 @@ from .baselines import BASELINES, COLDSTART_BASELINES, Baseline, run_baselines
 from .config import FitConfig, Priors
 from .cube import SalesCube
 from .engine import FitResult, fit, fit_new_stores
-from .errors import ConfigError, DataError
-from .metrics import per_store, score_dict
+from .errors import BhmError, ConfigError, DataError
+from .metrics import INTERVAL_LEVELS, per_store, score, score_dict
 from .predict import METHOD, forecast
 
 METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
@@ -45,6 +45,17 @@ class Evaluation:
     forecasts: pd.DataFrame    # every method's forecasts in the metrics schema
     fit: FitResult | None = field(default=None, repr=False)        # the (global) fit
     local_fit: FitResult | None = field(default=None, repr=False)  # cold start: the new stores' fit
+
+
+class EvaluationCancelled(BhmError):
+    """should_stop() asked a backtest or cold-start trial to stop during one of its fits."""
+
+
+def _fit_or_stop(result: FitResult, what: str) -> FitResult:
+    if result.meta.get("cancelled"):
+        raise EvaluationCancelled(f"{what} cancelled after {len(result.losses):,} steps; nothing was "
+                                  f"scored")
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,10 +137,9 @@ def _fit_fields(result: FitResult) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Backtest
 
-def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 0,
-             config: FitConfig | None = None, priors: Priors | None = None, n_samples: int = 500,
-             baselines: dict[str, Baseline] = BASELINES, on_progress=None) -> Evaluation:
-    """Fit on days <= cutoff, forecast cutoff+1 .. cutoff+horizon, score model and baselines."""
+def check_window(cube: SalesCube, cutoff, horizon: int) -> tuple[np.datetime64, int, np.datetime64]:
+    """(cutoff, horizon, last forecast day) after checking them against the data; ConfigError
+    naming the allowed range otherwise. Cheap: a form can call it before anything is fitted."""
     horizon = _positive_int(horizon, "horizon (days)")
     cutoff = _day(cutoff, "cutoff")
     first, last = cube.dates[0], cube.dates[-1]
@@ -142,6 +152,17 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
                           f"of the data ({last}); choose a cutoff on or before "
                           f"{last - np.timedelta64(horizon, 'D')} or a horizon of at most "
                           f"{int((last - cutoff).astype(int))} days")
+    return cutoff, horizon, end
+
+
+def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 0,
+             config: FitConfig | None = None, priors: Priors | None = None, n_samples: int = 500,
+             baselines: dict[str, Baseline] = BASELINES, on_progress=None,
+             should_stop=None) -> Evaluation:
+    """Fit on days <= cutoff, forecast cutoff+1 .. cutoff+horizon, score model and baselines.
+
+    should_stop() returning True during the fit raises EvaluationCancelled."""
+    cutoff, horizon, end = check_window(cube, cutoff, horizon)
     ids = choose_stores(cube, stores, seed)
     sub = cube.select_stores(ids) if len(ids) < cube.n_stores else cube
     train = sub.select_days(None, cutoff)
@@ -152,7 +173,8 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
         raise DataError(f"no observed sales between {cutoff + np.timedelta64(1, 'D')} and {end} for "
                         f"the chosen stores: nothing to score")
 
-    result = fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress)
+    result = _fit_or_stop(fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress,
+                              should_stop=should_stop), "the backtest")
     model_frame = forecast(result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples,
                            seed=seed)
     frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
@@ -212,28 +234,38 @@ def _mask_known(cube: SalesCube, windows: list[_Window]) -> SalesCube:
     return replace(span, observed=keep, sales=np.where(keep, span.sales, 0).astype(span.sales.dtype))
 
 
-def coldstart_trial(cube: SalesCube, new_stores: int, known_days: int, horizon: int = DEFAULT_HORIZON,
-                    *, seed: int = 0, config: FitConfig | None = None,
-                    local_config: FitConfig | None = None, priors: Priors | None = None,
-                    n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
-                    on_progress=None) -> Evaluation:
-    """Hold out N stores, fit the others, forecast the held-out ones from their first K days."""
-    new_stores = _positive_int(new_stores, "the number of new stores")
+def check_coldstart(cube: SalesCube, new_ids, known_days: int, horizon: int) -> list[_Window]:
+    """Each new store's known window after checking K, the horizon and the ids (cheap; no fit)."""
     known_days = _positive_int(known_days, "known days K")
     horizon = _positive_int(horizon, "horizon (days)")
-    if new_stores >= cube.n_stores:
-        raise ConfigError(f"the number of new stores must be below the number of stores "
-                          f"({cube.n_stores}) so that some remain to fit the hierarchy, got {new_stores}")
-    config = config or FitConfig(seed=seed)
-    new_ids = choose_stores(cube, new_stores, seed)
-    windows = known_windows(cube, new_ids, known_days, horizon)
-    others = cube.select_stores(np.setdiff1d(cube.store_ids, new_ids))
+    new_ids = np.unique(np.asarray(new_ids, dtype=np.int64))
+    if new_ids.size == 0:
+        raise ConfigError("choose at least one store to treat as new")
+    return known_windows(cube, new_ids, known_days, horizon)
+
+
+def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
+              horizon: int = DEFAULT_HORIZON, *, seed: int = 0, config: FitConfig | None = None,
+              n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+              on_progress=None, should_stop=None) -> Evaluation:
+    """Forecast the given stores as new from their first K observed days, the hierarchy frozen.
+
+    global_fit: a fit of the hierarchy on other stores of this cube (same features). The new
+    stores' local parameters are fitted on their K known days (engine.fit_new_stores with
+    `config`), then each store is forecast over the `horizon` days after its K-th known day,
+    together with the cold-start baselines trained on the same K days.
+    """
+    windows = check_coldstart(cube, new_ids, known_days, horizon)
+    new_ids = np.array([w.store for w in windows], dtype=np.int64)
+    overlap = np.intersect1d(new_ids, global_fit.store_ids)
+    if overlap.size:
+        raise ConfigError(f"store(s) {overlap[:10].tolist()} are in the fit of the hierarchy, so they "
+                          f"are not new to it; fit the hierarchy without them")
     new = cube.select_stores(new_ids)
     known = _mask_known(new, windows)
-
-    global_fit = fit(others, config, priors, on_progress=on_progress)
-    local_fit = fit_new_stores(global_fit, known, local_config or config)
-
+    local_fit = _fit_or_stop(fit_new_stores(global_fit, known, config or global_fit.config,
+                                            on_progress=on_progress, should_stop=should_stop),
+                             "the new stores' fit")
     frames = []
     for last_known in sorted({w.last_known for w in windows}):
         ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
@@ -252,7 +284,78 @@ def coldstart_trial(cube: SalesCube, new_stores: int, known_days: int, horizon: 
     local = _fit_fields(local_fit)
     fit_fields["fit_seconds"] = round(fit_fields["fit_seconds"] + local["fit_seconds"], 3)
     fit_fields["compile_seconds"] = round(fit_fields["compile_seconds"] + local["compile_seconds"], 3)
-    summary = {"cutoff": None, "horizon": horizon, "n_stores": int(len(new_ids)), **scores,
-               **fit_fields, "new_stores": [int(s) for s in new_ids], "known_days": known_days,
-               "n_fit_stores": int(others.n_stores), "local_fit": local}
+    summary = {"cutoff": None, "horizon": int(horizon), "n_stores": int(len(new_ids)), **scores,
+               **fit_fields, "new_stores": [int(s) for s in new_ids], "known_days": int(known_days),
+               "n_fit_stores": int(len(global_fit.store_ids)), "local_fit": local}
     return Evaluation(_ordered(summary), forecasts, global_fit, local_fit)
+
+
+def coldstart_trial(cube: SalesCube, new_stores: int, known_days: int, horizon: int = DEFAULT_HORIZON,
+                    *, seed: int = 0, config: FitConfig | None = None,
+                    local_config: FitConfig | None = None, priors: Priors | None = None,
+                    n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+                    on_progress=None, should_stop=None) -> Evaluation:
+    """Hold out N stores, fit the others, forecast the held-out ones from their first K days."""
+    new_stores = _positive_int(new_stores, "the number of new stores")
+    known_days = _positive_int(known_days, "known days K")
+    horizon = _positive_int(horizon, "horizon (days)")
+    if new_stores >= cube.n_stores:
+        raise ConfigError(f"the number of new stores must be below the number of stores "
+                          f"({cube.n_stores}) so that some remain to fit the hierarchy, got {new_stores}")
+    config = config or FitConfig(seed=seed)
+    new_ids = choose_stores(cube, new_stores, seed)
+    check_coldstart(cube, new_ids, known_days, horizon)  # before the (long) fit of the others
+    others = cube.select_stores(np.setdiff1d(cube.store_ids, new_ids))
+    global_fit = _fit_or_stop(fit(others, config, priors, on_progress=on_progress,
+                                  should_stop=should_stop), "the fit of the hierarchy")
+    return coldstart(global_fit, cube, new_ids, known_days, horizon, seed=seed,
+                     config=local_config or config, n_samples=n_samples, baselines=baselines,
+                     should_stop=should_stop)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables for reports and the dashboard (pure functions of an Evaluation)
+
+def metrics_table(summary: dict) -> pd.DataFrame:
+    """One row per method (the model first), a column per METRIC_KEYS entry (NaN where absent)."""
+    rows = [{"method": METHOD, **summary.get("model", {})}]
+    rows += [{"method": name, **values} for name, values in summary.get("baselines", {}).items()]
+    return pd.DataFrame(rows).reindex(columns=["method", *METRIC_KEYS])
+
+
+def best_baseline(summary: dict) -> tuple[str | None, float | None]:
+    """The baseline with the lowest RMSPE over all stores of the run, and that RMSPE."""
+    ranked = sorted((m["rmspe"], name) for name, m in summary.get("baselines", {}).items()
+                    if m.get("rmspe") is not None)
+    return (ranked[0][1], ranked[0][0]) if ranked else (None, None)
+
+
+def lift_percent(model: float | None, baseline: float | None) -> float | None:
+    """How much lower the model's error is than the baseline's, in % of the baseline's."""
+    if model is None or baseline is None or not baseline > 0:
+        return None
+    return 100.0 * (1.0 - model / baseline)
+
+
+def store_lifts(summary: dict) -> pd.DataFrame:
+    """Per store: model RMSPE, the best baseline's RMSPE on that store, and the lift in %."""
+    rows = [{"store": e["store"], "rmspe": e["rmspe"], "baseline": e.get("baseline"),
+             "baseline_rmspe": e.get("baseline_rmspe"),
+             "lift_pct": lift_percent(e["rmspe"], e.get("baseline_rmspe"))}
+            for e in summary.get("per_store", [])]
+    return pd.DataFrame(rows, columns=["store", "rmspe", "baseline", "baseline_rmspe", "lift_pct"])
+
+
+def calibration(forecasts: pd.DataFrame, levels=INTERVAL_LEVELS) -> pd.DataFrame:
+    """Nominal vs empirical coverage (method, level, coverage, n_cells) over the scored cells, for
+    every method with intervals (point-only baselines have none and are left out)."""
+    scored = forecasts[forecasts["y"].notna()]
+    table = score(scored, by=("method",), levels=levels)
+    rows = []
+    for record in table.to_dict(orient="records"):
+        for level in levels:
+            value = record.get(f"coverage_{level}")
+            if value is not None and np.isfinite(value):
+                rows.append({"method": record["method"], "level": int(level),
+                             "coverage": float(value), "n_cells": int(record["n_cells"])})
+    return pd.DataFrame(rows, columns=["method", "level", "coverage", "n_cells"])

@@ -33,9 +33,9 @@ try:
 
     st.subheader("Store by store")
     st.caption("Each dot is one store's posterior mean effect; the diamond is the chain's.")
-    effects_view.per_store(tables, effects, groups)
+    effects_view.per_store(tables, effects, groups, fit.key)
 
     st.subheader("Shrinkage: a store's own estimate vs the hierarchical one")
-    effects_view.shrinkage(tables, effects)
+    effects_view.shrinkage(tables, effects, fit.key)
 except BhmError as exc:
     st.error(str(exc))

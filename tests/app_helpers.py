@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from ui import state
+from ui import data, state
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 FIT_PAGE = "pages/fit.py"
@@ -25,6 +25,7 @@ def small_demo(monkeypatch, tmp_path) -> Path:
     monkeypatch.setenv(state.DEMO_STORES_ENV, "30")
     monkeypatch.setenv(state.DEMO_DAYS_ENV, "200")
     monkeypatch.setenv("BHM_FIT_DIR", str(tmp_path / "fits"))
+    data.evaluations.clear()  # backtests and cold starts of earlier tests (one cache per process)
     return tmp_path / "fits"
 
 
@@ -90,3 +91,12 @@ def fitted_app(monkeypatch, tmp_path, page: str) -> AppTest:
     fit(at)
     assert current(at) is not None, texts(at.error)
     return at.switch_page(page).run()
+
+
+def wait_for_eval(at, kind: str, timeout: float = 300) -> AppTest:
+    """Wait for the page's background backtest / cold-start job (ui.evaluating), then rerun."""
+    key = f"{state.EVAL_JOB}.{kind}"
+    job = at.session_state[key] if key in at.session_state else None
+    if job is not None:
+        assert job.wait(timeout), f"the background {kind} did not finish"
+    return at.run()

@@ -185,3 +185,21 @@ def test_coverage_grid_keeps_the_majority_status_of_each_block():
     weekly = status_grid(cube, max_days=50, max_stores=10)
     assert weekly["days_per_cell"] == 7 and weekly["stores_per_cell"] == 3
     assert weekly["z"].shape == (10, 29) and weekly["y"][:2] == ["1–3", "4–6"]
+
+
+def test_the_data_page_never_waits_for_jax(tmp_path):
+    """A fresh server's first page: no JAX/NumPyro import before it is drawn (ui.data.warm_up
+    loads them afterwards in the background)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({str(APP)!r}, default_timeout=60).run(); "
+            "assert not at.exception; print(sorted(m for m in ('jax', 'numpyro') if m in sys.modules))")
+    env = {**os.environ, state.DEMO_STORES_ENV: "30", state.DEMO_DAYS_ENV: "200",
+           "BHM_FIT_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=APP.parent, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

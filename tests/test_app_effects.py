@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from app_helpers import FIT_PAGE, chart, current, fit, fitted_app, open_page, small_demo, texts
-from ui import effects, state
+from bhm_core import effects
+from ui import state
 
 PAGE = "pages/effects.py"
 

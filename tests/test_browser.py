@@ -87,6 +87,12 @@ def wait_for_chart(page, count=1, timeout=30_000):
     page.wait_for_timeout(800)  # let plotly finish drawing before a screenshot
 
 
+def scroll_to(page, text: str) -> None:
+    """Bring a heading to the top (Streamlit scrolls its main block, not the page)."""
+    page.get_by_text(text).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(600)
+
+
 FIT_TIMEOUT = 180_000  # a first fit of a new size compiles (seconds on this 2-core machine)
 
 
@@ -111,7 +117,7 @@ def test_pages_render_and_picks_carry_over(server, browser):
     no_exceptions(page)
     page.screenshot(path=ARTIFACTS / "data.png")
 
-    page.get_by_role("link", name="Stores").click()
+    page.get_by_role("link", name="Stores", exact=True).click()
     page.get_by_text("60 of 60 stores match").wait_for(timeout=30_000)
     page.get_by_role("button", name="Random sample of 6").click()
     page.get_by_text("Sales history of the picked stores").wait_for()
@@ -134,7 +140,7 @@ def test_pages_render_and_picks_carry_over(server, browser):
     page.get_by_role("link", name="Data").click()
     page.get_by_text("Coverage by store and day").wait_for()
     assert "Picked stores: 7" in page.locator('[data-testid="stSidebar"]').inner_text()
-    page.get_by_role("link", name="Stores").click()
+    page.get_by_role("link", name="Stores", exact=True).click()
     wait_for_chart(page)
     assert picker.get_by_role("button", name=re.compile(r"^Remove \d+$")).count() == 7
 
@@ -194,6 +200,50 @@ def test_pages_render_and_picks_carry_over(server, browser):
     page.close()
 
 
+def test_baselines_and_new_stores(server, browser):
+    """A backtest and a new-store trial, each run in the background with the Model & fit steps."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{server}/fit")
+    page.get_by_text("Prior predictive check").wait_for(timeout=60_000)
+    field = page.get_by_role("spinbutton", name="Steps")
+    field.fill("100")
+    field.press("Enter")
+    page.wait_for_timeout(800)
+
+    page.get_by_role("link", name="Baselines").click()
+    page.get_by_text("100 steps").first.wait_for(timeout=30_000)
+    started = time.monotonic()
+    page.get_by_role("button", name=re.compile(r"^Run the backtest")).click()
+    page.get_by_text(re.compile(r"^Backtest done in")).wait_for(timeout=FIT_TIMEOUT)
+    print(f"backtest of 20 stores in {time.monotonic() - started:.1f} s")
+    wait_for_chart(page, count=3, timeout=60_000)
+    page.mouse.move(0, 0)
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "baselines.png")
+    scroll_to(page, "One store, every method")
+    page.screenshot(path=ARTIFACTS / "baselines_store.png")
+
+    page.get_by_role("link", name="New stores").click()
+    page.get_by_text("Stores to treat as new").wait_for(timeout=30_000)
+    started = time.monotonic()
+    page.get_by_role("button", name="Fit and forecast the new stores").click()
+    page.get_by_text(re.compile(r"^New-store trial done in")).wait_for(timeout=FIT_TIMEOUT)
+    print(f"new-store trial in {time.monotonic() - started:.1f} s")
+    wait_for_chart(page, count=3, timeout=60_000)
+    page.mouse.move(0, 0)
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / "new_stores.png")
+    scroll_to(page, "Forecast vs actual, store by store")
+    page.screenshot(path=ARTIFACTS / "new_stores_panels.png")
+
+    page.get_by_role("spinbutton", name="Known days K").fill("5000")  # impossible: an error, no crash
+    page.get_by_role("spinbutton", name="Known days K").press("Enter")
+    page.locator('[data-testid="stAlertContentError"]').wait_for(timeout=20_000)
+    assert "known days K = 5000" in page.locator('[data-testid="stAlertContentError"]').inner_text()
+    no_exceptions(page)
+    page.close()
+
+
 def test_dark_theme_and_bad_folder(server, browser):
     page = browser.new_page(viewport=VIEWPORT, color_scheme="dark")
     page.goto(server)
@@ -220,7 +270,7 @@ def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
     page.get_by_role("link", name="Forecast").click()
     page.get_by_text("No current fit yet").wait_for(timeout=30_000)
     page.get_by_role("link", name="Go to Model & fit").wait_for(timeout=30_000)
-    page.get_by_role("link", name="Stores").click()
+    page.get_by_role("link", name="Stores", exact=True).click()
     page.get_by_role("button", name="Random sample of 6").click()
     page.get_by_text("Sales history of the picked stores").wait_for()
     page.get_by_role("link", name="Model & fit").click()

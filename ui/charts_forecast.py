@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba
+from .charts import NEUTRAL_GREY, SERIES_COLOUR, band_shape, rgba, vline_shape
 
 ACTUAL_COLOUR = "#f08c00"
 PROMO_FILL = "rgba(46,160,67,0.14)"
@@ -37,11 +37,9 @@ def _runs(dates: pd.Series, flags: pd.Series):
     return [(d[a], d[b - 1]) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _shade(fig, dates, flags, fill, row):
+def _shade(dates, flags, fill, row) -> list[dict]:
     half = pd.Timedelta(hours=12)
-    for first, last in _runs(dates, flags):
-        fig.add_vrect(x0=first - half, x1=last + half, fillcolor=fill, line_width=0, layer="below",
-                      row=row, col=1, exclude_empty_subplots=False)
+    return [band_shape(row, first - half, last + half, fill) for first, last in _runs(dates, flags)]
 
 
 def _band_polygons(x: pd.Series, lo: pd.Series, hi: pd.Series):
@@ -85,12 +83,10 @@ def _legend_swatches(fig):
                                  marker=dict(size=12, symbol="square", color=colour)))
 
 
-def _data_end(fig, data_end, rows: int):
+def _data_end(data_end, rows: int) -> list[dict]:
     if data_end is None:
-        return
-    for row in range(1, rows + 1):
-        fig.add_vline(x=pd.Timestamp(data_end), line=dict(color=NEUTRAL_GREY, width=1, dash="dash"),
-                      row=row, col=1)
+        return []
+    return [vline_shape(row, pd.Timestamp(data_end), NEUTRAL_GREY) for row in range(1, rows + 1)]
 
 
 def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=None,
@@ -99,10 +95,11 @@ def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=No
     n = len(stores)
     fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.08, 0.35 / max(n, 1)),
                         subplot_titles=[f"Store {s}" for s in stores])
+    shapes = []
     for row, store in enumerate(stores, start=1):
         part = frame[frame["store"] == store]
-        _shade(fig, part["date"], part["promo"], PROMO_FILL, row)
-        _shade(fig, part["date"], part["holiday"], HOLIDAY_FILL, row)
+        shapes += _shade(part["date"], part["promo"], PROMO_FILL, row)
+        shapes += _shade(part["date"], part["state_holiday"], HOLIDAY_FILL, row)
         _bands(fig, _hide(part, ~part["open"]), row, legend=row == 1)
         expected = part["expected_closed"].astype(bool)
         for name, days, symbol in (("Closed", part[~part["open"] & ~expected], "x-thin"),
@@ -113,7 +110,7 @@ def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=No
                 showlegend=row == 1, legendgroup=name,
                 hovertemplate="%{x|%a %d %b %Y}: " + name.lower() + "<extra></extra>"), row, 1)
     _legend_swatches(fig)
-    _data_end(fig, data_end, n)
+    fig.update_layout(shapes=shapes + _data_end(data_end, n))
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True, range=x_range)
     fig.update_annotations(font_size=13)
@@ -129,7 +126,7 @@ def total_figure(total: pd.DataFrame, n_stores: int, y_label: str, data_end=None
     fig = make_subplots(rows=1, cols=1)
     shown = _hide(total, total["hi_90"] <= 0)  # days every store is closed
     _bands(fig, shown.assign(y=shown["y"].where(shown["y"] > 0)), 1, legend=True)
-    _data_end(fig, data_end, 1)
+    fig.update_layout(shapes=_data_end(data_end, 1))
     fig.update_yaxes(rangemode="tozero", tickformat="~s", title_text=y_label)
     fig.update_xaxes(range=x_range)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10),

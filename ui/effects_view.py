@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bhm_core.effects import group_title, summary_table
 from bhm_core.errors import BhmError
 
 from . import charts_effects, data, fitting
-from .effects import GROUP_TITLES, summary_table
 
 
 def choose_effects(tables: dict) -> tuple[list[str], list[str]]:
@@ -17,7 +17,7 @@ def choose_effects(tables: dict) -> tuple[list[str], list[str]]:
     frame = tables["global"][["effect", "group"]].drop_duplicates()
     groups = list(dict.fromkeys(frame["group"]))
     left, right = st.columns([3, 1.3], vertical_alignment="bottom")
-    chosen = left.multiselect("Feature groups", groups, default=groups, format_func=GROUP_TITLES.get,
+    chosen = left.multiselect("Feature groups", groups, default=groups, format_func=group_title,
                               key=f"w.fx.groups.{'-'.join(groups)}",
                               persist_state="session")
     hide = right.toggle("Hide effects the data never show", value=True, key="w.fx.hide_unseen",
@@ -57,8 +57,9 @@ def densities(tables: dict, fit, overlay, effects: list[str], groups: list[str])
     samples = {f"current fit {fit.key[:8]}": tables["global"]}
     if overlay is not None:
         samples[overlay[0]] = overlay[1]
-    st.plotly_chart(charts_effects.ridgeline_figure(samples, effects, groups), width="stretch",
-                    config={"displaylogo": False}, key="fx.ridgeline")
+    figure = data.figure(f"fx.ridge|{fit.key}|{list(samples)}|{effects}|{groups}",
+                         lambda: charts_effects.ridgeline_figure(samples, effects, groups))
+    st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fx.ridgeline")
     with st.expander("Medians and 90 % intervals"):
         tables_by_fit = [summary_table(s).set_index("effect").add_prefix(f"{label}: ")
                          for label, s in samples.items()]
@@ -66,23 +67,29 @@ def densities(tables: dict, fit, overlay, effects: list[str], groups: list[str])
         st.dataframe(table, height=min(600, 38 + 35 * len(table)))
 
 
-def per_store(tables: dict, effects: list[str], groups: list[str]) -> None:
-    medians = summary_table(tables["global"]).set_index("effect")["median"]
-    st.plotly_chart(charts_effects.store_strip_figure(tables["stores"], medians, effects, groups),
+def per_store(tables: dict, effects: list[str], groups: list[str], fit_key: str) -> None:
+    def build():
+        medians = summary_table(tables["global"]).set_index("effect")["median"]
+        return charts_effects.store_strip_figure(tables["stores"], medians, effects, groups)
+
+    st.plotly_chart(data.figure(f"fx.strip|{fit_key}|{effects}|{groups}", build),
                     width="stretch", config={"displaylogo": False}, key="fx.strip")
 
 
-def shrinkage(tables: dict, effects: list[str]) -> None:
+def shrinkage(tables: dict, effects: list[str], fit_key: str) -> None:
     frame = tables.get("shrinkage")
     if frame is None or not effects:
         st.caption("Shrinkage needs the fit's data and at least one effect shown.")
         return
     default = effects.index("Promo day") if "Promo day" in effects else 0
     effect = st.selectbox("Effect", effects, index=default, key="w.fx.shrink_effect")
-    medians = summary_table(tables["global"]).set_index("effect")["median"]
-    st.plotly_chart(charts_effects.shrinkage_figure(frame[frame["effect"] == effect], effect,
-                                                    float(medians[effect])),
-                    width="stretch", config={"displaylogo": False}, key="fx.shrinkage")
+    def build():
+        medians = summary_table(tables["global"]).set_index("effect")["median"]
+        return charts_effects.shrinkage_figure(frame[frame["effect"] == effect], effect,
+                                               float(medians[effect]))
+
+    st.plotly_chart(data.figure(f"fx.shrink|{fit_key}|{effect}", build), width="stretch",
+                    config={"displaylogo": False}, key="fx.shrinkage")
     st.caption("Each dot is a store: its own least-squares estimate (log sales on the features, that "
                "store alone) against the hierarchical model's. Dots on the dashed diagonal are not "
                "shrunk; stores with few observed days (small dots) are pulled toward the chain's "

@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from bhm_core.config import Priors
+from bhm_core.effects import summary_table
 from bhm_core.errors import BhmError
 
 from . import charts_fit, data, fitting, prior_editor, state, svi_settings
-from .effects import summary_table
 
 
 def _priors_text(saved: dict) -> str:
@@ -19,25 +19,21 @@ def _priors_text(saved: dict) -> str:
 
 
 def history_frame(cube, current_key: str | None) -> pd.DataFrame:
+    """One row per saved fit, from the records alone (FitStore.list); stale ones say so."""
     store = fitting.fit_store()
     root = str(store.root)
     rows = []
     for item in store.list().itertuples():
-        try:
-            record = store.record(item.key)
-        except BhmError:
-            continue
-        config = record.get("config", {})
-        usable = data.fit_usability(cube.fingerprint, root, item.key, record.get("arrays_sha256", ""),
-                                    cube)
+        usable = "other versions" if item.stale else data.fit_usability(
+            cube.fingerprint, root, item.key, item.arrays_sha256, str(item.data_fingerprint), cube)
+        batch = item.batch_size
         rows.append({
             "Current": item.key == current_key, "Created": item.created, "Data in use": usable,
-            "Stores": item.n_stores,
-            "Steps": item.steps, "Final loss": item.final_loss,
-            "Priors": _priors_text(record.get("priors", {})), "Seconds": item.seconds,
-            "Optimizer": config.get("optimizer"), "Learning rate": config.get("learning_rate"),
-            "Schedule": config.get("schedule"), "Batch": config.get("batch_size"),
-            "Seed": config.get("seed"), "Data": item.label,
+            "Stores": item.n_stores, "Steps": item.steps, "Final loss": item.final_loss,
+            "Priors": _priors_text(item.priors), "Seconds": item.seconds,
+            "Optimizer": item.optimizer, "Learning rate": item.learning_rate,
+            "Schedule": item.schedule, "Batch": None if pd.isna(batch) else int(batch),
+            "Seed": item.seed, "Data": item.label,
             "Data fingerprint": str(item.data_fingerprint or "")[:12], "Key": item.key})
     return pd.DataFrame(rows)
 

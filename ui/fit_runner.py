@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from . import charts_fit, fitting, state
+from . import charts_fit, data, fitting, state
 
 POLL_SECONDS = 0.5
 NOTICE = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
@@ -84,5 +84,7 @@ def current_fit(fit) -> None:
     else:
         row.badge(f"New fit: {fit.seconds:.1f} s", icon=":material/model_training:", color="blue")
     losses = np.asarray(fit.result.losses)
-    st.plotly_chart(charts_fit.loss_figure(np.arange(1, len(losses) + 1), losses), width="stretch",
+    figure = data.figure(f"fit.loss|{fit.key}|{len(losses)}",
+                         lambda: charts_fit.loss_figure(np.arange(1, len(losses) + 1), losses))
+    st.plotly_chart(figure, width="stretch",
                     config={"displayModeBar": False}, key="fit.loss")

@@ -85,6 +85,7 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
     """Use the saved fit for exactly these inputs at once, else start fitting in the background."""
     if job() is not None:
         return  # one fit at a time per session
+    data.compilation_cache()
     sub = data.fit_cube(cube, store_ids)
     key = artifacts.fit_key(sub.fingerprint, config, priors, sub.spec)
     store = fit_store()
@@ -210,5 +211,6 @@ def fit_and_cube(cube):
     fit = current()
     if fit is None:
         return None, None
+    data.compilation_cache()  # forecasts and effects compile too
     sub = data.fit_cube(cube, np.asarray(fit.result.store_ids))
     return fit, sub

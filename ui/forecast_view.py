@@ -79,8 +79,11 @@ def stores_tab(fit, sub, request, window, kind) -> None:
     if shown is None:
         st.info("Choose stores to show above.", icon=":material/arrow_upward:")
         return
-    figure = charts_forecast.forecast_figure(shown, list(request["stores"]), charts.sales_axis_label(kind),
-                                             request["end"], _x_range(window))
+    figure = data.figure(
+        f"fc.stores|{fit.key}|{sorted(request.items())}|{window}|{kind}",
+        lambda: charts_forecast.forecast_figure(shown, list(request["stores"]),
+                                                charts.sales_axis_label(kind), request["end"],
+                                                _x_range(window)))
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fc.stores")
     st.caption("Bands: 50 % (dark) and 90 % (light) posterior predictive intervals; line: mean, "
                "dotted: median. The dashed line marks the end of the data.")
@@ -133,8 +136,8 @@ def table_tab(shown: pd.DataFrame | None) -> None:
         st.caption("Nothing to list: choose stores above.")
         return
     columns = ["store", "date", "y", "point", "median", "lo_50", "hi_50", "lo_90", "hi_90", "open",
-               "promo", "holiday"]
-    table = shown[columns].rename(columns={"y": "actual", "point": "mean"})
+               "promo", "state_holiday", "expected_closed"]
+    table = shown[columns].rename(columns={"y": "actual", "point": "mean", "state_holiday": "holiday"})
     st.download_button("Download what is shown as CSV", table.to_csv(index=False), "forecast.csv",
                        "text/csv", on_click="ignore", icon=":material/download:", key="fc.csv")
     st.dataframe(table, hide_index=True, height=420,

@@ -1,8 +1,12 @@
-"""A fit running in a background thread, so the page stays live and the fit can be cancelled.
+"""Work running in a background thread, so the page stays live and the work can be cancelled.
 
 No Streamlit here: the thread only calls the library. The page keeps the job in session state and
 polls it (a fragment with run_every); the Cancel button sets an Event that the engine's
 should_stop callback reads between chunks of steps.
+
+`FitJob` runs one fit_or_load; `TaskJob` runs any library call that reports progress and can be
+stopped (a backtest, a cold-start trial) and puts its value into a `ResultCache` shared by the
+sessions of the process, under the job's key.
 """
 
 from __future__ import annotations
@@ -10,49 +14,60 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable
 
-from bhm_core import artifacts
-from bhm_core.artifacts import CachedFit, FitStore
 from bhm_core.config import FitConfig, Priors
 from bhm_core.cube import SalesCube
 
+if TYPE_CHECKING:  # the artifacts module brings JAX: imported when a fit runs (ui.data.warm_up)
+    from bhm_core.artifacts import CachedFit, FitStore
+
 log = logging.getLogger(__name__)
+EXPECTED = (ValueError, NotImplementedError)  # errors whose message is for the user (BhmError too)
 
 
-class FitJob:
-    """One fit_or_load call in a daemon thread. Read-only for the page except cancel()."""
+class BackgroundJob:
+    """One call in a daemon thread. Read-only for the page except cancel(); subclasses define
+    _work(), whose return value becomes `outcome`."""
 
-    def __init__(self, store: FitStore, cube: SalesCube, config: FitConfig, priors: Priors, *,
-                 key: str = "", label: str = "", source=None):
-        self.config, self.priors, self.key, self.source = config, priors, key, source
-        self.label = label
-        self.n_stores = cube.n_stores
+    def __init__(self, *, key: str = "", label: str = "", source=None, total_steps: int = 1):
+        self.key, self.label, self.source = key, label, source
+        self.total_steps = max(int(total_steps), 1)
+        self.phase = ""                             # what the work is doing now, for the page
         self.trace: list[tuple[int, float]] = []   # (step, loss) after every chunk of steps
-        self.outcome: CachedFit | None = None
+        self.outcome = None
         self.error: BaseException | None = None
         self.started = time.monotonic()
         self.seconds: float | None = None
         self._stop, self._done = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(store, cube), daemon=True,
-                                        name=f"bhm-fit-{id(self):x}")
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"bhm-{type(self).__name__}-{id(self):x}")
 
-    def start(self) -> "FitJob":
+    def start(self):
         self._thread.start()
         return self
 
-    def _run(self, store: FitStore, cube: SalesCube) -> None:
+    def _work(self):
+        raise NotImplementedError
+
+    def _run(self) -> None:
         try:
-            self.outcome = artifacts.fit_or_load(
-                store, cube, self.config, self.priors, label=self.label,
-                on_progress=lambda step, loss: self.trace.append((int(step), float(loss))),
-                should_stop=self._stop.is_set)
+            self.outcome = self._work()
         except BaseException as exc:  # handed to the page, which shows the message
-            if not isinstance(exc, (ValueError, NotImplementedError)):
-                log.exception("fit failed")
+            if not isinstance(exc, EXPECTED):
+                log.exception("background job %s failed", self.label)
             self.error = exc
         finally:
             self.seconds = time.monotonic() - self.started
             self._done.set()
+
+    def progress(self, step, loss) -> None:
+        self.trace.append((int(step), float(loss)))
+
+    def begin(self, phase: str, total_steps: int = 1) -> None:
+        """A new stage of the work (its own steps count from 0)."""
+        self.phase, self.total_steps, self.trace = phase, max(int(total_steps), 1), []
 
     def cancel(self) -> None:
         self._stop.set()
@@ -75,3 +90,72 @@ class FitJob:
     @property
     def elapsed(self) -> float:
         return self.seconds if self.seconds is not None else time.monotonic() - self.started
+
+
+class FitJob(BackgroundJob):
+    """One fit_or_load call: a new fit is saved, an existing one loaded."""
+
+    def __init__(self, store: "FitStore", cube: SalesCube, config: FitConfig, priors: Priors, *,
+                 key: str = "", label: str = "", source=None):
+        super().__init__(key=key, label=label, source=source, total_steps=config.steps)
+        self.config, self.priors = config, priors
+        self.n_stores = cube.n_stores
+        self._store, self._cube = store, cube
+
+    def _work(self) -> "CachedFit":
+        from bhm_core import artifacts
+        try:
+            return artifacts.fit_or_load(self._store, self._cube, self.config, self.priors,
+                                         label=self.label, on_progress=self.progress,
+                                         should_stop=self._stop.is_set)
+        finally:
+            self._cube = None  # the thread's reference: the cube is the cache's, not the job's
+
+
+class TaskJob(BackgroundJob):
+    """work(job) in a thread; work reports through job.progress / job.phase and stops when
+    job.should_stop() is True. On success the value is put into `cache` under the job's key."""
+
+    def __init__(self, work: Callable[["TaskJob"], object], cache: "ResultCache", *, key: str,
+                 label: str = "", source=None, total_steps: int = 1):
+        super().__init__(key=key, label=label, source=source, total_steps=total_steps)
+        self._work_fn, self._cache = work, cache
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def _work(self):
+        value = self._work_fn(self)
+        self._cache.put(self.key, value)
+        self._work_fn = None
+        return value
+
+
+class ResultCache:
+    """A small thread-safe LRU map from a content key to a result (an Evaluation)."""
+
+    def __init__(self, max_entries: int = 16):
+        self.max_entries = max_entries
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: str, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -21,7 +21,8 @@ PAGES = (
     PageSpec("pages/fit.py", "Model & fit", ":material/tune:"),
     PageSpec("pages/forecast.py", "Forecast", ":material/trending_up:"),
     PageSpec("pages/effects.py", "Effects", ":material/bar_chart:"),
-    # Planned: Baselines, New stores.
+    PageSpec("pages/baselines.py", "Baselines", ":material/leaderboard:"),
+    PageSpec("pages/new_stores.py", "New stores", ":material/add_business:"),
 )
 
 

@@ -11,11 +11,12 @@ import math
 
 import streamlit as st
 
+from bhm_core import prior_check
 from bhm_core.config import EffectPrior, Priors
 from bhm_core.errors import BhmError, ConfigError
 from bhm_core.features import FEATURE_GROUPS
 
-from . import charts, charts_fit, data, priorcheck, state
+from . import charts, charts_fit, data, state
 
 EFFECT_FIELDS = ("mu_loc", "mu_scale", "sigma_scale")
 DISPERSION_FIELDS = ("r_mu_loc", "r_mu_scale", "r_sigma_scale", "w_scale")
@@ -67,6 +68,21 @@ def load(priors: Priors) -> None:
         st.session_state[_key("dispersion", name)] = float(getattr(priors, name))
 
 
+def current_priors() -> Priors:
+    """The priors as last set in the editors (reference values where never touched), for pages
+    without the editors. Raises ConfigError while they are invalid there."""
+    reference = Priors()
+
+    def value(group, name, default):
+        remembered = st.session_state.get(_key(group, name))
+        return float(default if remembered is None else remembered)
+
+    changes = {group: EffectPrior(**{n: value(group, n, getattr(getattr(reference, group), n))
+                                     for n in EFFECT_FIELDS}) for group in FEATURE_GROUPS}
+    dispersion = {n: value("dispersion", n, getattr(reference, n)) for n in DISPERSION_FIELDS}
+    return Priors(**changes, **dispersion)
+
+
 def _centre_weekday(value: float) -> None:
     st.session_state[_key("weekday", "mu_loc")] = value
 
@@ -83,7 +99,7 @@ def editors(cube) -> Priors | None:
     row.button("Reference priors", on_click=load, args=(reference,), icon=":material/restart_alt:",
                help="Reset every prior to the reference values of the design notes")
     row.button("Centre weekday level on the data", on_click=_centre_weekday,
-               args=(priorcheck.data_centred_weekday(cube),), icon=":material/center_focus_strong:",
+               args=(prior_check.data_centred_weekday(cube),), icon=":material/center_focus_strong:",
                help="Sets the weekday prior's centre to log(median observed daily sales)")
     changes, problems = {}, []
     for group in dict.fromkeys(cube.design.groups):
@@ -125,14 +141,13 @@ def _group_editor(group: str):
         if problem:
             st.error(problem)
             return None, problem
-        lo, hi = priorcheck.interval(prior)
-        spread = priorcheck.typical_spread(prior)
+        lo, hi = prior_check.interval(prior)
+        spread = prior_check.typical_spread(prior)
         st.caption(f"Prior 90 % range of the chain-wide {meaning}: ×{lo:.3g} to ×{hi:.3g}. Typical "
                    f"store spread σ ≈ {spread:.2g}: most stores within ×{math.exp(-spread):.2g} to "
                    f"×{math.exp(spread):.2g} of the chain.")
-        figure = charts_fit.prior_figure(
-            priorcheck.mean_curve(prior.mu_loc, prior.mu_scale), priorcheck.spread_curve(prior.sigma_scale),
-            f"chain-wide {meaning} (log axis)", "store-to-store spread σ")
+        figure = data.prior_figure(prior.mu_loc, prior.mu_scale, prior.sigma_scale,
+                                   f"chain-wide {meaning} (log axis)", "store-to-store spread σ")
         st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key=f"prior.{group}")
     return prior, None
 
@@ -158,10 +173,9 @@ def _dispersion_editor():
         if problem:
             st.error(problem)
             return values, problem
-        figure = charts_fit.prior_figure(
-            priorcheck.mean_curve(values["r_mu_loc"], values["r_mu_scale"]),
-            priorcheck.spread_curve(values["r_sigma_scale"]), "extra variance factor eʳ (log axis)",
-            "store spread of r")
+        figure = data.prior_figure(float(values["r_mu_loc"]), float(values["r_mu_scale"]),
+                                   float(values["r_sigma_scale"]), "extra variance factor eʳ (log axis)",
+                                   "store spread of r")
         st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="prior.dispersion")
     return values, None
 
@@ -174,9 +188,10 @@ def predictive_check(cube, priors: Priors, kind: str) -> None:
         st.error(str(exc))
         return
     unit = charts.CURRENCY_KINDS.get(kind, "sales") + "/day"
-    cover = priorcheck.coverage(prior_log10, observed)
-    st.plotly_chart(charts_fit.prior_predictive_figure(prior_log10, observed, unit), width="stretch",
-                    config={"displayModeBar": False}, key="prior.predictive")
+    cover = prior_check.coverage(prior_log10, observed)
+    figure = data.figure(f"prior.predictive|{cube.fingerprint}|{priors!r}|{unit}",
+                         lambda: charts_fit.prior_predictive_figure(prior_log10, observed, unit))
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="prior.predictive")
     verdict = ("The priors put most of their weight on sales levels the data never show: they are "
                "vague, and the data will have to carry the fit." if cover["inside"] < 0.2 else
                "The priors cover the range of the data.")

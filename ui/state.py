@@ -22,6 +22,11 @@ FIT_JOB = "bhm.fit_job"              # ui.jobs.FitJob: a fit running in the back
 FIT_NOTICE = "bhm.fit_notice"        # ui.fitting.Notice about the last fit attempt (Model & fit page)
 FIT_PARTIAL = "bhm.fit_partial"      # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
 UPLOAD = "bhm.upload"                # (uploader file_id, saved path) of the last CSV upload
+# Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
+# The Evaluations themselves live in a process-wide cache (ui.data.evaluations), keyed by content.
+EVAL_JOB = "bhm.eval_job"            # prefix: f"{EVAL_JOB}.{kind}" -> ui.jobs.TaskJob
+EVAL_NOTICE = "bhm.eval_notice"      # prefix: f"{EVAL_NOTICE}.{kind}" -> ui.fitting.Notice
+EVAL_KINDS = ("backtest", "coldstart")
 
 # Widget keys that other code sets on purpose (buttons that change the picks, tests).
 W_SOURCE_KIND = "w.source_kind"
@@ -58,11 +63,14 @@ def set_source(source) -> None:
 
 
 def drop_fit() -> None:
-    """Forget the current fit and any fit in progress (it refers to data no longer in use)."""
-    job = st.session_state.pop(FIT_JOB, None)
-    if job is not None:
-        job.cancel()
-    for key in (FIT, FIT_NOTICE, FIT_PARTIAL):
+    """Forget the current fit and any fit or evaluation in progress (they refer to data no longer
+    in use)."""
+    jobs = [FIT_JOB] + [f"{EVAL_JOB}.{kind}" for kind in EVAL_KINDS]
+    for key in jobs:
+        job = st.session_state.pop(key, None)
+        if job is not None:
+            job.cancel()
+    for key in (FIT, FIT_NOTICE, FIT_PARTIAL, *(f"{EVAL_NOTICE}.{kind}" for kind in EVAL_KINDS)):
         st.session_state.pop(key, None)
 
 

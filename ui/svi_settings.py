@@ -33,6 +33,27 @@ def _widget_values(config: FitConfig) -> dict:
     return values
 
 
+def _build(values: dict) -> FitConfig:
+    """FitConfig from widget values (raises ConfigError)."""
+    return FitConfig(steps=int(values["steps"]), learning_rate=float(values["learning_rate"]),
+                     optimizer=values["optimizer"], schedule=values["schedule"],
+                     final_lr_fraction=float(values["final_lr_fraction"]),
+                     clip_norm=float(values["clip_norm"]), particles=int(values["particles"]),
+                     batch_size=int(values["batch_size"]) if values["minibatch"] else None,
+                     init=values["init"], chunk_steps=PROGRESS_EVERY, seed=int(values["seed"]))
+
+
+def current_config() -> FitConfig:
+    """The settings as last set on the Model & fit page (defaults where never touched), for pages
+    without the widgets. Raises ConfigError while they are invalid there."""
+    values = _widget_values(FitConfig())
+    for name in values:
+        remembered = st.session_state.get(_key(name))
+        if remembered is not None:
+            values[name] = remembered
+    return _build(values)
+
+
 def settings(n_stores: int) -> FitConfig | None:
     for name, value in _widget_values(FitConfig()).items():
         state.seed_widget(_key(name), value)
@@ -63,11 +84,11 @@ def settings(n_stores: int) -> FitConfig | None:
                               "stores, scaled up: cheaper steps on large data", **_k("minibatch", keep))
     batch = low[1].number_input(f"Stores per step (of {n_stores})", step=1, disabled=not minibatch,
                                 **_k("batch_size", keep))
+    values = {"steps": steps, "learning_rate": lr, "optimizer": optimizer, "schedule": schedule,
+              "final_lr_fraction": final, "clip_norm": clip, "particles": particles,
+              "minibatch": minibatch, "batch_size": batch, "init": init, "seed": seed}
     try:
-        return FitConfig(steps=int(steps), learning_rate=float(lr), optimizer=optimizer,
-                         schedule=schedule, final_lr_fraction=float(final), clip_norm=float(clip),
-                         particles=int(particles), batch_size=int(batch) if minibatch else None,
-                         init=init, chunk_steps=PROGRESS_EVERY, seed=int(seed))
+        return _build(values)
     except ConfigError as exc:
         st.error(f"Settings not valid: {exc}", icon=":material/error:")
         return None

@@ -1,6 +1,6 @@
-"""Fitted coefficients as effects a reader can interpret: tidy frames, no Streamlit.
+"""Fitted coefficients as effects a reader can interpret: tidy frames (the Effects page draws them).
 
-A candidate for bhm_core. Coefficients live on the log scale and several groups are one-hot codes
+Coefficients live on the log scale and several groups are one-hot codes
 that share the level with the weekday dummies (there is no intercept), so only contrasts are
 meaningful: weekdays relative to Monday, holiday levels relative to "no holiday", store variants
 relative to the average variant; promo, school holiday and promo2 are 0/1 features and stand alone.
@@ -15,17 +15,25 @@ import jax
 import numpy as np
 import pandas as pd
 
-from bhm_core.cube import SalesCube
-from bhm_core.engine import FitResult, observed_cells
-from bhm_core.features import STATE_HOLIDAY_LABELS
-from bhm_core.lsq import fit_log_linear
-from bhm_core.predict import draw_latents
+from .cube import SalesCube
+from .engine import FitResult, observed_cells
+from .features import STATE_HOLIDAY_LABELS
+from .lsq import fit_log_linear
+from .predict import draw_latents
 
 GROUP_TITLES = {"weekday": "Weekday", "promo": "Promo", "state_holiday": "State holiday",
                 "school_holiday": "School holiday", "promo2": "Promo2", "store_variant": "Store variant",
                 "yearly": "Yearly", "promo_weekday": "Promo × weekday", "day_of_month": "Day of month",
                 "month": "Month", "holiday_window": "Around holidays", "promo2_active": "Promo2 active",
-                "trend": "Trend (per year)"}
+                "trend": "Trend (per year)", "promo_window": "Around promo runs",
+                "christmas": "Christmas run-up"}
+
+
+def group_title(group: str) -> str:
+    """A feature group's display title; groups added to the library later get a plain one."""
+    return GROUP_TITLES.get(group) or group.replace("_", " ").capitalize()
+
+
 ONE_HOT = ("store_variant", "month", "day_of_month")
 KNOWN = ("weekday", "promo", "school_holiday", "promo2", "state_holiday", *ONE_HOT)
 LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable

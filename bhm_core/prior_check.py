@@ -1,6 +1,6 @@
 """What the priors say before any fit: density curves and a prior predictive check.
 
-Pure numpy, no Streamlit (a candidate for bhm_core). The prior predictive draws the model's
+Pure numpy (the Model & fit page draws it). The prior predictive draws the model's
 hyper-parameters and per-store coefficients from the priors and evaluates the linear predictor on
 observed cells of the cube, giving the expected daily sales exp(eta) the priors imply, to hold
 against the range of the data. The Gamma-Poisson noise is left out: next to the orders of
@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from bhm_core.config import EffectPrior, Priors
-from bhm_core.cube import SalesCube
-from bhm_core.engine import observed_cells
-from bhm_core.model import prior_arrays
+from .config import EffectPrior, Priors
+from .cube import SalesCube
+from .engine import observed_cells
+from .model import prior_arrays
 
 LN10 = math.log(10)
 

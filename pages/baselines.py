@@ -1,0 +1,46 @@
+"""Baselines: backtest the hierarchical model against simple forecasters on held-out days."""
+
+import streamlit as st
+
+from bhm_core.errors import BhmError
+from ui import baselines_view, data, eval_view, evaluating, fitting, state
+
+st.title("Baselines")
+cube = data.current_cube()
+if cube is None:
+    st.stop()
+evaluating.collect("backtest")  # a run that ended in the background: its notice, then the button
+config, priors = evaluating.model_settings()
+if config is None:
+    st.stop()
+
+store_ids, by_default = fitting.stores_to_fit(cube)
+which = (f"the first {len(store_ids)} stores (none picked on the Stores page)" if by_default else
+         f"the {len(store_ids)} stores picked on the Stores page")
+st.caption(f"Backtest on {which}: the model (with the priors and settings of Model & fit: "
+           f"{config.steps:,} steps, learning rate {config.learning_rate:g}) and every baseline learn "
+           "from the days up to the cutoff and forecast the horizon after it; the forecasts are "
+           "scored against the recorded sales.")
+
+request = baselines_view.controls(cube)
+key = None if request is None else evaluating.backtest_key(
+    cube, store_ids, request["cutoff"], request["horizon"], config, priors)
+evaluation = evaluating.cached(key) if key else None
+eval_view.run_button(
+    "backtest", f"Run the backtest ({len(store_ids)} stores)", request is not None,
+    evaluation is not None,
+    lambda: evaluating.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config,
+                                      priors))
+evaluating.progress("backtest")
+evaluating.notice("backtest")
+evaluation = evaluating.cached(key) if key else None
+if evaluation is None:
+    if request is not None and evaluating.job("backtest") is None:
+        st.info("Run the backtest to compare the model with the baselines on these days.",
+                icon=":material/info:")
+    st.stop()
+
+try:
+    baselines_view.results(evaluation, cube, state.current_source().kind, key)
+except BhmError as exc:
+    st.error(str(exc))

@@ -1,0 +1,49 @@
+"""New stores: forecast stores from their first few days, borrowing strength from the hierarchy,
+and compare with baselines that only have those days."""
+
+import streamlit as st
+
+from bhm_core.errors import BhmError
+from ui import data, eval_view, evaluating, new_stores_view, state
+
+st.title("New stores")
+cube = data.current_cube()
+if cube is None:
+    st.stop()
+evaluating.collect("coldstart")  # a run that ended in the background: its notice, then the button
+config, priors = evaluating.model_settings()
+if config is None:
+    st.stop()
+st.caption("Treat stores of the data as new: each keeps only its first K days with sales. Their own "
+           "parameters are fitted on those days with the chain's posterior frozen, then they are "
+           "forecast for the following days and scored against what they really sold, next to "
+           "per-store baselines trained on the same K days.")
+
+request = new_stores_view.controls(cube)
+key = reuse = None
+if request is not None:
+    reuse, others = evaluating.hierarchy_plan(cube, request["new"])
+    new_stores_view.hierarchy_caption(reuse, others)
+    h_key = evaluating.hierarchy_key(cube, reuse, others, config, priors)
+    key = evaluating.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key,
+                                   config)
+evaluation = evaluating.cached(key) if key else None
+eval_view.run_button(
+    "coldstart", "Fit and forecast the new stores", request is not None,
+    evaluation is not None,
+    lambda: evaluating.start_coldstart(cube, request["new"], request["known"], request["horizon"],
+                                       config, priors))
+evaluating.progress("coldstart")
+evaluating.notice("coldstart")
+evaluation = evaluating.cached(key) if key else None
+if evaluation is None:
+    if request is not None and evaluating.job("coldstart") is None:
+        st.info("Press the button to fit the new stores and compare the forecasts.",
+                icon=":material/info:")
+    st.stop()
+
+try:
+    new_stores_view.results(evaluation, cube, state.current_source().kind, request["windows"],
+                            key)
+except BhmError as exc:
+    st.error(str(exc))

@@ -1,0 +1,137 @@
+"""Parts shared by the Baselines and New stores pages: the run button, the metrics table, the
+headline lift, the per-store lift histogram, interval calibration and the per-store drill-down."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from bhm_core.evaluation import (best_baseline, calibration, lift_percent, metrics_table,
+                                 store_lifts)
+from bhm_core.predict import METHOD
+
+from . import charts, charts_eval, data, evaluating
+
+PERCENT = ("rmspe", "mape", "coverage_50", "coverage_90")
+COLUMNS = {"rmspe": "RMSPE", "mape": "MAPE", "mae": "MAE", "rmse": "RMSE",
+           "coverage_50": "Coverage 50 %", "coverage_90": "Coverage 90 %", "crps": "CRPS"}
+
+
+def run_button(kind: str, label: str, ready: bool, have_result: bool, start) -> None:
+    """The button that starts the job (disabled while one runs, the inputs are invalid, or the
+    result for these inputs is already there)."""
+    running = evaluating.job(kind) is not None
+    if have_result and not running:
+        label = "Done for these inputs (shown below)"
+    help_text = ("One is running" if running else "Fix the inputs above first" if not ready else
+                 "Shown below: the same inputs were run before" if have_result else
+                 "Runs in the background; the page stays usable")
+    if st.button(label, type="primary", icon=":material/play_arrow:", help=help_text,
+                 disabled=running or not ready or have_result, key=f"{kind}.run"):
+        start()
+        st.rerun()
+
+
+def headline(evaluation) -> None:
+    summary = evaluation.summary
+    model = summary["model"].get("rmspe")
+    best, best_rmspe = best_baseline(summary)
+    lift = lift_percent(model, best_rmspe)
+    lifts = store_lifts(summary)["lift_pct"].dropna()
+    cols = st.columns(4)
+    cols[0].metric("Model RMSPE", _pct(model), border=True,
+                   help="Root mean squared percentage error over the scored store-days")
+    cols[1].metric("Best baseline RMSPE", _pct(best_rmspe), border=True,
+                   delta=charts_eval.label(best) if best else None, delta_color="off",
+                   delta_arrow="off",
+                   help="The baseline with the lowest RMSPE over all stores of this run")
+    cols[2].metric("Lift over the best baseline", "—" if lift is None else f"{lift:+.1f} %",
+                   border=True, help="How much lower the model's RMSPE is, in % of the baseline's")
+    cols[3].metric("Stores where the model is better", f"{int((lifts > 0).sum())} of {len(lifts)}",
+                   border=True)
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def table(evaluation) -> None:
+    """Model vs every baseline; the model first, then the baselines from best to worst RMSPE."""
+    frame = metrics_table(evaluation.summary)
+    model_rmspe = evaluation.summary["model"].get("rmspe")
+    frame = pd.concat([frame.iloc[:1], frame.iloc[1:].sort_values("rmspe")], ignore_index=True)
+    lifts = [None if m == METHOD else lift_percent(model_rmspe, r)
+             for m, r in zip(frame["method"], frame["rmspe"])]
+    for column in PERCENT:
+        frame[column] = 100 * frame[column]
+    frame["method"] = frame["method"].map(charts_eval.label)
+    frame["lift"] = np.array(lifts, dtype=float)
+    frame = frame.rename(columns={**COLUMNS, "method": "Method", "lift": "Model's lift (RMSPE)"})
+    formats = {COLUMNS[c]: "{:.1f} %" for c in PERCENT}
+    formats.update({name: "{:,.0f}" for name in ("MAE", "RMSE", "CRPS")})
+    formats["Model's lift (RMSPE)"] = "{:+.1f} %"
+    for name, pattern in formats.items():  # as text: a dash, not "None", where a method has none
+        frame[name] = [pattern.format(v) if pd.notna(v) else "—" for v in frame[name]]
+    right = {name: st.column_config.TextColumn(alignment="right") for name in formats}
+    st.dataframe(frame, hide_index=True, column_config=right)
+    st.caption(f"{evaluation.summary['n_scored_cells']:,} store-days scored (days with observed "
+               "sales; closed days and missing rows are not scored). Coverage: share of actual sales "
+               "inside the central interval (ideal: 50 % and 90 %). CRPS scores the whole forecast "
+               "distribution (lower is better). —: the method has no intervals or distribution.")
+
+
+def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
+    """ekey: the evaluation's content key (ui.evaluating), which names the cached figures."""
+    summary = evaluation.summary
+    best, best_rmspe = best_baseline(summary)
+    left, right = st.columns([1.15, 1], gap="large")
+    with left:
+        lifts = store_lifts(summary)
+        overall = lift_percent(summary["model"].get("rmspe"), best_rmspe)
+        st.markdown(f"**Per-store lift over {charts_eval.label(best) if best else 'the best baseline'}"
+                    "** (RMSPE)" + ("" if overall is None else f": {overall:+.1f} % over all stores"))
+        figure = data.figure(f"{key}.lift|{ekey}", lambda: charts_eval.lift_histogram(lifts))
+        st.plotly_chart(figure, width="stretch",
+                        config={"displaylogo": False}, key=f"{key}.lift")
+        st.caption("Each store's RMSPE under the model against the same baseline on that store "
+                   "(the one best over all stores: a fixed competitor, not a per-store oracle). "
+                   "Right of 0: the model's error is lower on that store.")
+    with right:
+        st.markdown("**Interval calibration**")
+        figure = data.figure(f"{key}.calibration|{ekey}", lambda: charts_eval.calibration_figure(
+            calibration(evaluation.forecasts)))
+        st.plotly_chart(figure, width="stretch",
+                        config={"displaylogo": False}, key=f"{key}.calibration")
+        st.caption("On the diagonal, an 80 % interval holds 80 % of the actual sales. Below it the "
+                   "intervals are too narrow (over-confident), above it too wide. Methods without "
+                   "intervals are not shown.")
+
+
+def drill_down(evaluation, stores: list, y_label: str, key: str, ekey: str, history,
+               history_name: str, marker=None, shared_x: bool = True) -> None:
+    """history: a (store, date, y) frame, or a function giving it (called only to build)."""
+    def build():
+        past = history() if callable(history) else history
+        return charts_eval.methods_figure(evaluation.forecasts, stores, y_label, past, history_name,
+                                          shared_x=shared_x, marker=marker)
+
+    figure = data.figure(f"{key}.stores|{ekey}|{stores}|{y_label}", build)
+    st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key=f"{key}.stores")
+    st.caption("Blue: the model's mean with its 50 % (dark) and 90 % (light) intervals; dashed: "
+               "each baseline's forecast; orange dots: actual sales. Closed days break the lines.")
+
+
+def history(cube, stores, first, last) -> pd.DataFrame:
+    """Observed sales (store, date, y) of these stores between first and last (inclusive)."""
+    rows = cube.store_rows(stores)
+    keep = (cube.dates >= np.datetime64(first, "D")) & (cube.dates <= np.datetime64(last, "D"))
+    cols = np.flatnonzero(keep)
+    observed = cube.observed[np.ix_(rows, cols)]
+    r, c = np.nonzero(observed)
+    return pd.DataFrame({"store": np.asarray(stores)[r], "date": pd.to_datetime(cube.dates[cols[c]]),
+                         "y": cube.sales[rows[r], cols[c]].astype(float)})
+
+
+def y_label(kind: str) -> str:
+    return charts.sales_axis_label(kind)
