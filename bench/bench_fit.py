@@ -59,12 +59,12 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
         fc = forecast(result, full, first="2015-06-20", last=HORIZON_END, n_samples=500)
         return {"seconds": time.perf_counter() - start, "cells": len(fc), "peak_mb": _peak_mb()}
     if mode == "fifty":
-        cube = full.select_days(None, CUTOFF).select_stores(full.store_ids[:50])
+        history = full.select_days(None, CUTOFF)
         start = time.perf_counter()
-        first = fit(cube, config)
+        first = fit(history.select_stores(full.store_ids[:50]), config)
         fresh = time.perf_counter() - start
         start = time.perf_counter()
-        fit(cube.select_stores(full.store_ids[50:100]), FitConfig(steps=config.steps, seed=1))
+        fit(history.select_stores(full.store_ids[50:100]), FitConfig(steps=config.steps, seed=1))
         warm = time.perf_counter() - start
         return {"fresh_seconds": fresh, "compile_seconds": first.meta["compile_seconds"],
                 "warm_seconds": warm, "steps": first.meta["steps"]}
@@ -78,7 +78,9 @@ def run_child(mode: str, args, env=None) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{mode}: {result}", flush=True)  # each run as it lands, so a long bench shows progress
+    return result
 
 
 def median(rows, key):
