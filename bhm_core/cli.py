@@ -96,6 +96,18 @@ def cmd_coldstart(args) -> dict:
     return {**evaluation.summary, "source": source.kind}
 
 
+def cmd_scale(args) -> dict:
+    from .errors import ConfigError
+    from .scale import force_cpu_devices, run_scale
+    if args.series < 1 or args.steps < 1 or args.batch < 1 or (args.devices is not None and args.devices < 1):
+        raise ConfigError(f"--series, --steps, --batch and --devices must be at least 1, got "
+                          f"{args.series}, {args.steps}, {args.batch}, {args.devices}")
+    force_cpu_devices(args.devices or 1)  # before JAX starts; no effect on GPU machines
+    return run_scale(args.series, batch=args.batch, devices=args.devices, steps=args.steps,
+                     data_dir=args.data_dir, seed=args.seed, learning_rate=args.lr,
+                     summaries=args.summaries, features=args.features, on_progress=_progress(args))
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -153,7 +165,30 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     fit.set_defaults(run=cmd_fit)
     _add_evaluation_commands(commands)
+    _add_scale_command(commands)
     return parser
+
+
+def _add_scale_command(commands) -> None:
+    scale = commands.add_parser(
+        "scale", help="fit many series with store minibatches (synthetic, or virtual stores of "
+                      "--data-dir) and report time per step and peak memory")
+    scale.add_argument("--series", required=True, type=int, metavar="N", help="number of series")
+    scale.add_argument("--batch", type=int, default=1024, metavar="B", help="stores per step (1024)")
+    scale.add_argument("--devices", type=int, metavar="D",
+                       help="split the fit over D devices (on a CPU, D forced host devices)")
+    scale.add_argument("--steps", type=int, default=200, metavar="S", help="SVI steps (200)")
+    scale.add_argument("--lr", type=float, help="learning rate")
+    scale.add_argument("--seed", type=int, default=0, help="seed of the series and the fit")
+    scale.add_argument("--data-dir", help="Kaggle-layout folder: cut its stores into virtual series "
+                                          "(without it: synthetic series drawn from the model)")
+    scale.add_argument("--features", choices=("reference", "default"), default="reference",
+                       help="virtual series: the original research's 23 features (reference) or the "
+                            "product's default FeatureSpec")
+    scale.add_argument("--summaries", metavar="PATH", help="also stream per-series posterior "
+                                                           "summaries to this parquet file")
+    scale.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    scale.set_defaults(run=cmd_scale)
 
 
 def _evaluation_options(command) -> None:

@@ -23,13 +23,13 @@ import numpy as np
 from .config import EffectPrior, FitConfig, Priors
 from .cube import SalesCube
 from .errors import DataError, FitDivergedError
-from .lsq import fit_log_linear, normal_equations, ridge
-from .packing import Cells, StorePacked, batch_of, observed_cells, pack, pack_by_store
-from .model import (GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays,
-                    to_unconstrained)
+from .lsq import normal_equations, ridge
+from .packing import Cells, FitData, StorePacked, batch_of, observed_cells, pack, pack_by_store
+from .model import GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
+from .start import INITIAL_LOG_SCALE, initial_params
+from .sharding import alignment, constrain, n_devices, place, shardings_of, store_mesh, to_host
 
-INITIAL_LOG_SCALE = math.log(0.05)
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
 
@@ -45,34 +45,7 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
 
 
 # ----------------------------------------------------------------------------------------------
-# Starting point
-
-def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
-    """Guide locations from per-store ridge regression on log sales (or the prior means)."""
-    if config.init == "least_squares":
-        _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y,
-                                             n_stores, n_features)
-        theta_mu = theta.mean(0)
-        theta_sigma = np.maximum(theta.std(0), 0.05)
-        z = (theta - theta_mu) / theta_sigma
-        # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
-        mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
-            np.bincount(cells.store, minlength=n_stores), 1)
-        r_store = np.log(np.clip(resid_var * np.maximum(mean_y, 1.0) - 1.0, 1.0, 1e6))
-        r_mu = float(np.median(r_store))
-        r_sigma = max(float(r_store.std()) / float(priors_arr.w_scale), 0.1)
-        w = np.clip((r_store - r_mu) / r_sigma, -3 * float(priors_arr.w_scale), 3 * float(priors_arr.w_scale))
-    else:
-        theta_mu = np.asarray(priors_arr.mu_loc, np.float64)
-        theta_sigma = np.full(n_features, 0.5)
-        z = np.zeros((n_stores, n_features))
-        r_mu, r_sigma, w = float(priors_arr.r_mu_loc), 0.5, np.zeros(n_stores)
-    values = {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": np.asarray(r_mu),
-              "r_sigma": np.asarray(r_sigma), "z": z, "w": w}
-    return {name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
-                             np.full(np.shape(v), INITIAL_LOG_SCALE, np.float32))
-            for name, v in values.items()}
-
+# Padding
 
 def pad_locals(params: dict, s_pad: int) -> dict:
     """Pad per-store guide parameters to the store bucket (padding stores sit at the prior)."""
@@ -118,42 +91,54 @@ def _batch_params(params: dict, rows) -> dict:
             for n, p in params.items()}
 
 
-def _keep_untouched_rows(new, old, rows):
-    """Store minibatches: local parameters (and their Adam moments) of stores outside the batch
-    stay exactly as they were."""
-    touched = jnp.zeros(next(iter(old[n].loc for n in LOCAL_SITES if n in old)).shape[0], bool).at[rows].set(True)
+def _take_rows(tree: dict, rows) -> dict:
+    """Local sites at the given store rows (out-of-range rows read a clamped row, never used)."""
+    return {n: SiteParams(*(a.at[rows].get(mode="clip") for a in p)) if n in LOCAL_SITES else p
+            for n, p in tree.items()}
 
-    def pick(name, a, b):
-        if name not in LOCAL_SITES:
-            return a
-        mask = touched.reshape(touched.shape + (1,) * (a.ndim - 1))
-        return jnp.where(mask, a, b)
 
-    return {n: SiteParams(pick(n, new[n].loc, old[n].loc), pick(n, new[n].log_scale, old[n].log_scale))
-            for n in new}
+def _put_rows(tree: dict, rows, new: dict) -> dict:
+    """Write the batch's local rows back (out-of-range rows are dropped); globals are replaced."""
+    return {n: SiteParams(*(a.at[rows].set(b, mode="drop") for a, b in zip(tree[n], new[n])))
+            if n in LOCAL_SITES else new[n] for n in tree}
+
+
+def _unique_rows(rows, fill):
+    """Sorted distinct rows padded with `fill` (out of range), and each row's position among them."""
+    unique, inverse = jnp.unique(rows, size=rows.shape[0], return_inverse=True, fill_value=fill)
+    return unique, inverse.reshape(-1)
 
 
 def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, schedule, clipped,
-               particles, batch):
+               particles, batch, mesh=None):
     """Up to `chunk` SVI steps (hyper.n_steps of them); stops early at a non-finite loss.
 
-    batch=None: data is ModelData over all cells. batch=B: data is StorePacked and each step
-    draws B store rows with replacement.
+    batch=None: data is ModelData over all cells. batch=B: data is StorePacked; each step draws B
+    store rows with replacement and reads, differentiates and updates only those rows (their
+    local parameters and Adam moments, gathered once per distinct row): a step's work and memory
+    grow with B, not with the number of stores, and stores outside the batch are untouched.
+    mesh: the device mesh the arguments are split over (layout only; see sharding.py).
     """
-    def loss_fn(trainable, step_key, rows):
-        merged = {**jax.lax.stop_gradient(fixed), **trainable}
-        if rows is None:
-            return negative_elbo(merged, step_key, data, prior, particles=particles)
-        return negative_elbo(_batch_params(merged, rows), step_key, batch_of(data, rows), prior,
-                             particles=particles)
+    def loss_fn(trainable, frozen, step_key, step_data, inverse):
+        merged = {**jax.lax.stop_gradient(frozen), **trainable}
+        if inverse is not None:
+            merged = _batch_params(merged, inverse)
+        return negative_elbo(merged, step_key, step_data, prior, particles=particles)
 
     value_and_grad = jax.value_and_grad(loss_fn)
 
     def body(carry):
         i, params, state, losses, diverged_at = carry
         batch_key, elbo_key = jax.random.split(jax.random.fold_in(key, state.step))
-        rows = None if batch is None else jax.random.randint(batch_key, (batch,), 0, data.n_stores)
-        loss, grads = value_and_grad(params, elbo_key, rows)
+        if batch is None:
+            sub, sub_fixed, sub_state, step_data, inverse = params, fixed, state, data, None
+        else:
+            rows = jax.random.randint(batch_key, (batch,), 0, data.n_stores)
+            unique, inverse = _unique_rows(rows, data.y.shape[0])
+            sub, sub_fixed = _take_rows(params, unique), _take_rows(fixed, unique)
+            sub_state = AdamState(state.step, _take_rows(state.mu, unique), _take_rows(state.nu, unique))
+            step_data = jax.tree.map(lambda a: constrain(a, mesh) if a.ndim else a, batch_of(data, rows))
+        loss, grads = value_and_grad(sub, sub_fixed, elbo_key, step_data, inverse)
         if clipped:
             grads = clip_by_global_norm(grads, hyper.clip_norm)
         finite = jnp.isfinite(loss) & jnp.all(jnp.array(
@@ -161,15 +146,17 @@ def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, sche
         progress = (state.step - hyper.schedule_start).astype(jnp.float32) / jnp.maximum(
             hyper.schedule_steps, 1)
         lr = hyper.lr * schedule_factor(schedule, progress, hyper.final_fraction)
-        new_params, new_state = adam_update(params, grads, state, lr)
-        if rows is not None:
-            new_state = AdamState(new_state.step, _keep_untouched_rows(new_state.mu, state.mu, rows),
-                                  _keep_untouched_rows(new_state.nu, state.nu, rows))
-            new_params = _keep_untouched_rows(new_params, params, rows)
+        new_sub, new_state = adam_update(sub, grads, sub_state, lr)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+        new_sub, new_state = keep(new_sub, sub), keep(new_state, sub_state)
+        if batch is None:
+            new_params = new_sub
+        else:
+            new_params = _put_rows(params, unique, new_sub)
+            new_state = AdamState(new_state.step, _put_rows(state.mu, unique, new_state.mu),
+                                  _put_rows(state.nu, unique, new_state.nu))
         diverged_at = jnp.where(finite, diverged_at, state.step + 1)
-        return (i + 1, keep(new_params, params), keep(new_state, state), losses.at[i].set(loss),
-                diverged_at)
+        return i + 1, new_params, new_state, losses.at[i].set(loss), diverged_at
 
     def cond(carry):
         i, _, _, _, diverged_at = carry
@@ -180,14 +167,47 @@ def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, sche
     return ChunkOut(params, opt_state, losses, diverged_at)
 
 
+def _signature(a):
+    dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype  # never copies device arrays
+    return np.shape(a), np.dtype(dtype).str
+
+
+def _data_plan(batch):
+    if batch is None:
+        return ModelData(*(True,) * 6, False, False)  # cells split; store mask and scale replicated
+    return StorePacked(*(True,) * 5, False)           # rows of stores split
+
+
+def _split_plan(args, batch):
+    """Per leaf of the chunk runner's arguments: split over the stores axis (True) or replicate."""
+    train, opt_state, fixed, key, data, prior, hyper = args
+
+    def sites(tree):
+        return {n: SiteParams(*(batch is not None and n in LOCAL_SITES,) * 2) for n in tree}
+
+    return (sites(train), AdamState(False, sites(opt_state.mu), sites(opt_state.nu)), sites(fixed),
+            False, _data_plan(batch), jax.tree.map(lambda _: False, prior), jax.tree.map(lambda _: False, hyper))
+
+
 def _program(args, static: dict):
-    """AOT-compiled chunk runner for these shapes and this structure; (program, compile seconds)."""
-    shapes = jax.tree.map(lambda a: (np.shape(a), np.asarray(a).dtype.str), args)
-    key = (str(shapes), tuple(sorted(static.items())))
+    """AOT-compiled chunk runner for these shapes and this structure; (program, compile seconds).
+
+    The parameters and Adam state (arguments 0 and 1) are donated: each chunk updates them in
+    place instead of copying (S, F) arrays.
+    """
+    shapes = jax.tree.map(_signature, args)
+    key = (str(shapes), tuple(sorted(static.items(), key=lambda kv: kv[0])))
     if key in _PROGRAMS:
         return _PROGRAMS[key], 0.0
     start = time.perf_counter()
-    program = jax.jit(partial(_run_chunk, **static)).lower(*args).compile()
+    mesh = static.get("mesh")
+    options = {}
+    if mesh is not None:
+        plan = _split_plan(args, static["batch"])
+        options["in_shardings"] = tuple(shardings_of(p, mesh) for p in plan)
+        options["out_shardings"] = ChunkOut(options["in_shardings"][0], options["in_shardings"][1],
+                                            shardings_of(False, mesh), shardings_of(False, mesh))
+    program = jax.jit(partial(_run_chunk, **static), donate_argnums=(0, 1), **options).lower(*args).compile()
     COMPILE_COUNT["n"] += 1
     _PROGRAMS[key] = program
     return program, time.perf_counter() - start
@@ -216,66 +236,102 @@ class FitResult:
 
 
 def _to_numpy(tree):
-    return jax.tree.map(np.asarray, tree)
+    return jax.tree.map(to_host, tree)
 
 
 def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None = None, *,
         rng_key=None, init: FitResult | None = None, trainable: tuple = GLOBAL_SITES + LOCAL_SITES,
         on_progress: Callable[[int, float], None] | None = None,
-        should_stop: Callable[[], bool] | None = None) -> FitResult:
+        should_stop: Callable[[], bool] | None = None, devices=None) -> FitResult:
     """Fit the model to the cube's observed cells.
 
     init: a previous FitResult on the same stores and features to continue from (Adam's step count
     and moments continue); sites not in `trainable` keep init's guide (cold start freezes globals).
     on_progress(step, loss) runs between chunks; should_stop() returning True ends the fit there.
+    devices: None (one default device), a number of devices, a list of devices or a Mesh with a
+    'stores' axis: the fit is split over them (see sharding.py); the result does not depend on it
+    beyond float rounding.
     """
+    return fit_cells(FitData.from_cube(cube), config, priors, rng_key=rng_key, init=init,
+                     trainable=trainable, on_progress=on_progress, should_stop=should_stop,
+                     devices=devices)
+
+
+def fit_cells(data: FitData, config: FitConfig | None = None, priors: Priors | None = None, *,
+              rng_key=None, init: FitResult | None = None, trainable: tuple = GLOBAL_SITES + LOCAL_SITES,
+              on_progress: Callable[[int, float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, devices=None) -> FitResult:
+    """`fit` on observed cells without a cube (virtual and synthetic series at scale); same options."""
     config = config or FitConfig()
     priors = priors or Priors()
     rng_key = jax.random.PRNGKey(config.seed) if rng_key is None else rng_key
     started = time.perf_counter()
-    cells = observed_cells(cube)
-    prior = prior_arrays(priors, cube.design.groups)
-    if config.batch_size is None or config.batch_size >= cube.n_stores:
-        batch, data = None, pack(cells, cube.n_stores)
-        s_pad = data.store_mask.shape[0]
-    else:
-        batch, data = config.batch_size, pack_by_store(cells, cube.n_stores)
-        s_pad = data.y.shape[0]
+    mesh = store_mesh(devices)
+    batch = None if config.batch_size is None or config.batch_size >= data.n_stores else config.batch_size
+    prior = prior_arrays(priors, data.feature_groups)
     if init is not None:
-        _check_compatible(init, cube)
-        params, opt_state = init.params, init.opt_state
-    else:
-        params = initial_params(cells, cube.n_stores, cube.design.n_features, config, prior)
-        opt_state = None
+        _check_compatible(init, data)
+    params = init.params if init is not None else initial_params(
+        data.cells, data.n_stores, data.n_features, config, prior)
+    prepared = time.perf_counter()
+    packed = _pack_on_devices(data, batch, mesh)  # the data stay on the device(s) across chunks
+    s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
     params = pad_locals(params, s_pad)
     train = {k: v for k, v in params.items() if k in trainable}
     fixed = {k: v for k, v in params.items() if k not in trainable}
+    opt_state = None if init is None else init.opt_state
     if opt_state is None or set(opt_state.mu) != set(train):
         opt_state = adam_init(train)
     else:
         opt_state = AdamState(opt_state.step, pad_locals(opt_state.mu, s_pad), pad_locals(opt_state.nu, s_pad))
-
+    # A warm start runs a fresh schedule over its own steps while Adam's step count continues.
+    hyper = Hyper(np.float32(config.learning_rate), np.float32(config.final_lr_fraction),
+                  np.float32(config.clip_norm), np.int32(int(opt_state.step)), np.int32(config.steps),
+                  np.int32(config.chunk_steps))
+    plan = _split_plan((train, opt_state, fixed, rng_key, packed, prior, hyper), batch)
+    train, opt_state, fixed, rng_key, prior = place((train, opt_state, fixed, rng_key, prior), mesh,
+                                                    plan[:4] + plan[5:6])
     static = {"chunk": config.chunk_steps, "schedule": config.schedule,
               "clipped": config.optimizer == "clipped_adam", "particles": config.particles,
-              "batch": batch}
-    # A warm start runs a fresh schedule over its own steps while Adam's step count continues.
-    start_step = int(opt_state.step)
-    hyper = Hyper(np.float32(config.learning_rate), np.float32(config.final_lr_fraction),
-                  np.float32(config.clip_norm), np.int32(start_step), np.int32(config.steps),
-                  np.int32(config.chunk_steps))
-    program, compile_seconds = _program((train, opt_state, fixed, rng_key, data, prior, hyper), static)
+              "batch": batch, "mesh": mesh}
+    args = (train, opt_state, fixed, rng_key, packed, prior, hyper)
+    program, compile_seconds = _program(args, static)
+    timing = {"started": started, "compile_seconds": compile_seconds,
+              "prepare_seconds": time.perf_counter() - started - compile_seconds,
+              "init_seconds": prepared - started}
+    return _run(program, args, data, priors, config, timing, on_progress, should_stop,
+                {"devices": n_devices(mesh), "batch_size": batch})
 
+
+def _pack_on_devices(data: FitData, batch, mesh):
+    """Pack the cells and move them to the device(s) one field at a time: the host holds at most
+    one packed field besides the cells."""
+    put = lambda array, split: place(array, mesh, split)
+    if batch is not None:
+        return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put)
+    fields = list(pack(data.cells, data.n_stores, alignment(mesh)))
+    for i, split in enumerate(_data_plan(batch)):
+        fields[i] = put(fields[i], split)  # drops the host copy of this field
+    return ModelData(*fields)
+
+
+def _run(program, args, data, priors, config, timing, on_progress, should_stop, extra) -> FitResult:
+    """Run the compiled chunks until config.steps, a cancel, or a non-finite loss."""
+    train, opt_state, fixed, rng_key, packed, prior, hyper = args
+    del args
+    start_step = int(hyper.schedule_start)
     losses, done, cancelled = [], 0, False
+    run_started = time.perf_counter()
     while done < config.steps:
         n = min(config.chunk_steps, config.steps - done)
-        out = program(train, opt_state, fixed, rng_key, data, prior, hyper._replace(n_steps=np.int32(n)))
+        out = program(train, opt_state, fixed, rng_key, packed, prior, hyper._replace(n_steps=np.int32(n)))
         chunk_losses = np.asarray(out.losses)[:n]
         diverged_at = int(out.diverged_at)
         if diverged_at >= 0:
             good = chunk_losses[np.isfinite(chunk_losses)]
             losses.extend(good.tolist())
-            last_good = _result(cube, out.params, fixed, out.opt_state, losses, priors, config,
-                                started, compile_seconds, {"diverged_at": diverged_at})
+            last_good = _result(data, out.params, fixed, out.opt_state, losses, priors, config,
+                                timing, {"diverged_at": diverged_at, **extra})
             raise FitDivergedError(
                 f"the fit diverged at step {diverged_at}: the loss became non-finite. Lower the "
                 f"learning rate (now {config.learning_rate:g}), use clipped_adam, or check the "
@@ -289,31 +345,32 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
         if should_stop is not None and done < config.steps and should_stop():
             cancelled = True
             break
-    return _result(cube, train, fixed, opt_state, losses, priors, config, started, compile_seconds,
-                   {"cancelled": cancelled})
+    run_seconds = time.perf_counter() - run_started
+    return _result(data, train, fixed, opt_state, losses, priors, config, timing,
+                   {"cancelled": cancelled, "run_seconds": run_seconds,
+                    "seconds_per_step": run_seconds / max(len(losses), 1), **extra})
 
 
-def _check_compatible(init: FitResult, cube: SalesCube) -> None:
-    if tuple(init.feature_names) != tuple(cube.feature_names) or not np.array_equal(
-            init.store_ids, cube.store_ids):
+def _check_compatible(init: FitResult, data: FitData) -> None:
+    if tuple(init.feature_names) != tuple(data.feature_names) or not np.array_equal(
+            init.store_ids, data.store_ids):
         raise DataError("cannot continue this fit: it was made for other stores or features; "
                         "start a new fit instead")
 
 
-def _result(cube, train, fixed, opt_state, losses, priors, config, started, compile_seconds,
-            extra) -> FitResult:
-    n = cube.n_stores
+def _result(data: FitData, train, fixed, opt_state, losses, priors, config, timing, extra) -> FitResult:
+    n = data.n_stores
     params = trim_locals(_to_numpy({**fixed, **train}), n)
     state = _to_numpy(opt_state)
     state = AdamState(state.step, trim_locals(state.mu, n), trim_locals(state.nu, n))
     losses = np.asarray(losses, np.float64)
-    meta = {"seconds": time.perf_counter() - started, "compile_seconds": compile_seconds,
+    meta = {"seconds": time.perf_counter() - timing["started"], "compile_seconds": timing["compile_seconds"],
+            "prepare_seconds": timing["prepare_seconds"], "init_seconds": timing["init_seconds"],
             "steps": int(state.step), "steps_this_run": len(losses),
             "final_loss": float(np.mean(losses[-20:])) if len(losses) else float("nan"),
-            "n_cells": int(cube.observed.sum()), "first_date": str(cube.dates[0]),
-            "last_date": str(cube.dates[-1]), **extra}
-    return FitResult(params, state, losses, cube.store_ids.copy(), tuple(cube.feature_names),
-                     tuple(cube.design.groups), priors, config, cube.fingerprint, meta)
+            "n_cells": int(len(data.cells.y)), **data.info, **extra}
+    return FitResult(params, state, losses, np.array(data.store_ids, copy=True), tuple(data.feature_names),
+                     tuple(data.feature_groups), priors, config, data.fingerprint, meta)
 
 
 # ----------------------------------------------------------------------------------------------

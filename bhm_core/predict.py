@@ -9,6 +9,7 @@ with latents drawn from the fitted guide. Output is a tidy frame in the metrics 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,7 @@ from .packing import bucket
 from .errors import DataError
 from .features import encode, weekday_of
 from .metrics import crps_from_samples
-from .model import ModelData, model, to_constrained
+from .model import LOCAL_SITES, ModelData, model, to_constrained
 
 LEVELS = (50, 80, 90, 95)
 CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usual closing days
@@ -59,29 +60,55 @@ def _window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, sce
 
 
 def draw_latents(result: FitResult, key, n_samples: int, rows: np.ndarray) -> dict:
-    """Constrained latent samples from the guide; local sites only for the given store rows."""
+    """Constrained latent samples from the guide; local sites only for the given store rows.
+
+    A local site's draws for a store depend only on the key and the store's id, the globals' only
+    on the key: a store gets the same numbers whichever other stores are drawn with it, so chunked
+    and unchunked forecasts agree exactly, and sample n uses the same globals for every store.
+    """
+    ids = jnp.asarray(np.asarray(result.store_ids)[np.asarray(rows)].astype(np.uint32))
     out = {}
     for i, (name, (loc, log_scale)) in enumerate(sorted(result.params.items())):
-        if name in ("z", "w"):
+        site_key = jax.random.fold_in(key, i)
+        if name in LOCAL_SITES:
             loc, log_scale = loc[rows], log_scale[rows]
-        eps = jax.random.normal(jax.random.fold_in(key, i), (n_samples, *np.shape(loc)))
+            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(loc)[1:]))
+        else:
+            eps = jax.random.normal(site_key, (n_samples, *np.shape(loc)))
         out[name] = np.asarray(to_constrained(name, loc + np.exp(log_scale) * eps))
     return out
 
 
+@partial(jax.jit, static_argnums=(2, 3))
+def _per_store_normal(key, ids, n_samples: int, shape: tuple):
+    """(n_samples, stores, *shape) standard normals, store i's from fold_in(key, id_i) alone."""
+    draw = lambda i: jax.random.normal(jax.random.fold_in(key, i), (n_samples, *shape))
+    return jnp.moveaxis(jax.vmap(draw)(ids), 0, 1)
+
+
 @jax.jit
-def _predict_chunk(latents, data, prior_dummy, key):
-    predictive = Predictive(model, posterior_samples=latents, return_sites=["y"])
-    return predictive(key, data, prior_dummy, predict=True)["y"]
+def _predict_chunk(latents, design_index, design_value, prior_dummy, store_keys):
+    """(n_samples, stores, days) posterior predictive draws from the model in prediction mode;
+    store c's observation noise comes from store_keys[c] alone (one store per model run, vmapped)."""
+    shared = {k: v for k, v in latents.items() if k not in LOCAL_SITES}
+
+    def one_store(z, w, index, value, key):
+        posterior = {**shared, "z": z[:, None, :], "w": w[:, None]}
+        predictive = Predictive(model, posterior_samples=posterior, return_sites=["y"])
+        return predictive(key, _chunk_data(index[None], value[None]), prior_dummy, predict=True)["y"]
+
+    return jax.vmap(one_store, in_axes=(1, 1, 0, 0, 0), out_axes=1)(
+        latents["z"], latents["w"], design_index, design_value, store_keys)
 
 
 def _chunk_data(design_index, design_value) -> ModelData:
     n_stores, n_days, _ = design_index.shape
-    store = np.repeat(np.arange(n_stores, dtype=np.int32), n_days)
+    store = jnp.repeat(jnp.arange(n_stores, dtype=jnp.int32), n_days)
     n = store.size
-    return ModelData(store, design_index.reshape(n, -1).astype(np.int32),
-                     design_value.reshape(n, -1), np.zeros(n, np.float32), np.zeros(n, np.float32),
-                     np.ones(n, bool), np.ones(n_stores, bool), np.float32(1.0))
+    return ModelData(store, design_index.reshape(n, -1).astype(jnp.int32),
+                     design_value.reshape(n, -1).astype(jnp.float32), jnp.zeros(n, jnp.float32),
+                     jnp.zeros(n, jnp.float32), jnp.ones(n, bool), jnp.ones(n_stores, bool),
+                     jnp.float32(1.0))
 
 
 def _prior_placeholder(result: FitResult):
@@ -96,7 +123,7 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
     rows_fit = _fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
     prior = _prior_placeholder(result)
-    key = jax.random.PRNGKey(seed)
+    latent_key, noise_key = jax.random.split(jax.random.PRNGKey(seed))
     chunk_stores = min(chunk_stores, len(rows_cube))
     # Window lengths are padded to a bucket too, so a new horizon rarely compiles again.
     padded_dates = dates[0] + np.arange(bucket(len(dates), minimum=8))
@@ -106,12 +133,15 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
         n_real = min(chunk_stores, len(rows_cube) - start)
         cov = _window_covariates(cube, rows_cube[part], padded_dates, scenario)
         design = encode(cube.spec, cov)
-        chunk_key = jax.random.fold_in(key, start)
-        latents = draw_latents(result, chunk_key, n_samples, rows_fit[part])
-        samples = _predict_chunk(latents, _chunk_data(design.index, design.value), prior,
-                                 jax.random.fold_in(chunk_key, 1))
-        samples = np.asarray(samples).reshape(n_samples, chunk_stores, len(padded_dates))
+        # Random numbers are keyed by store id, not by chunk: any chunking gives the same draws.
+        latents = draw_latents(result, latent_key, n_samples, rows_fit[part])
+        store_keys = _store_keys(noise_key, np.asarray(store_ids)[part])
+        samples = np.asarray(_predict_chunk(latents, design.index, design.value, prior, store_keys))
         yield np.asarray(store_ids)[part[:n_real]], samples[:, :n_real, :len(dates)]
+
+
+def _store_keys(key, ids) -> jnp.ndarray:
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(np.asarray(ids).astype(np.uint32)))
 
 
 def _fit_rows(result: FitResult, store_ids) -> np.ndarray:
@@ -162,12 +192,21 @@ def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, las
     """Tidy per-store-day forecast over [first, last] (defaults: the cube's days).
 
     Closed days get a forecast of 0 (a closed store sells nothing); `y` holds the actual where the
-    cube observed it, and `crps` is scored against it.
+    cube observed it, and `crps` is scored against it. For more stores than memory should hold,
+    stream the same frames to a file with `stream.forecast_to_parquet`.
     """
+    frames = list(forecast_chunks(result, cube, store_ids, first, last, n_samples=n_samples, seed=seed,
+                                  scenario=scenario, levels=levels, chunk_stores=chunk_stores))
+    return pd.concat(frames, ignore_index=True)
+
+
+def forecast_chunks(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
+                    n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
+                    chunk_stores: int = 64):
+    """`forecast`'s frame, one chunk of stores at a time (memory bounded by the chunk)."""
     store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
     dates = _dates(first if first is not None else cube.dates[0],
                    last if last is not None else cube.dates[-1])
-    frames = []
     for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
                                         scenario=scenario, chunk_stores=chunk_stores):
         actual, status, expected = _actuals(cube, ids, dates)
@@ -184,10 +223,8 @@ def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, las
                               "expected_closed": expected.ravel(),
                               "promo": cov.promo.ravel().astype(bool),
                               "state_holiday": cov.state_holiday.ravel() > 0})
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out["date"] = pd.to_datetime(out["date"])
-    return out
+        frame["date"] = pd.to_datetime(frame["date"])
+        yield frame
 
 
 def usual_closing_days(cube: SalesCube, rows: np.ndarray) -> np.ndarray:
