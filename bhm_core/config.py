@@ -28,6 +28,12 @@ def _check_number(owner: str, name: str, value, *, low=None, high=None, low_open
                           f"got {value!r}")
 
 
+def _reject_unknown_fields(cls, data: dict) -> None:
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s) {sorted(unknown)}")
+
+
 @dataclass(frozen=True)
 class EffectPrior:
     """Hyperpriors of one feature group: theta_mu ~ Normal(mu_loc, mu_scale), theta_sigma ~ HalfNormal(sigma_scale)."""
@@ -81,10 +87,7 @@ class Priors:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Priors":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown prior field(s) {sorted(unknown)}")
+        _reject_unknown_fields(cls, data)
         values = {k: EffectPrior(**v) if k in FEATURE_GROUPS else v for k, v in data.items()}
         return cls(**values)
 
@@ -128,8 +131,5 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FitConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown FitConfig field(s) {sorted(unknown)}")
+        _reject_unknown_fields(cls, data)
         return cls(**data)
