@@ -8,7 +8,6 @@ and on disk through JAX's persistent compilation cache.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,7 @@ from .config import EffectPrior, FitConfig, Priors
 from .cube import SalesCube
 from .errors import DataError, FitDivergedError
 from .lsq import normal_equations, ridge
-from .packing import Cells, FitData, StorePacked, batch_of, observed_cells, pack, pack_by_store
+from .packing import FitData, StorePacked, batch_of, observed_cells, pack, pack_by_store
 from .model import GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
 from .start import INITIAL_LOG_SCALE, initial_params

@@ -234,8 +234,8 @@ def test_chunked_prediction_equals_unchunked(cube, fitted):
     a = forecast(fitted, cube, cube.store_ids[:5], cube.dates[-7], cube.dates[-1], n_samples=50, chunk_stores=2)
     b = forecast(fitted, cube, cube.store_ids[:5], cube.dates[-7], cube.dates[-1], n_samples=50, chunk_stores=5)
     assert a.shape == b.shape
-    # Different chunking draws different random numbers; the summaries agree statistically.
-    np.testing.assert_allclose(a["point"], b["point"], rtol=0.25)
+    # Draws are keyed by store id, so any chunking gives the very same forecast.
+    np.testing.assert_allclose(a["point"], b["point"], rtol=1e-6)
 
 
 def test_total_interval_comes_from_summed_samples(cube, fitted):
