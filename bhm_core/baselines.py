@@ -125,10 +125,10 @@ def _lognormal_frame(horizon: SalesCube, method: str, eta: np.ndarray, sigma: np
                           crps=crps_lognormal(y, eta, sigma))
 
 
-def _log_cells(train: SalesCube):
-    """Observed training cells and their normal equations on log sales (None when there are none)."""
+def _log_cells(train: SalesCube, method: str):
+    """Observed training cells and their normal equations on log sales."""
     if not train.observed.any():
-        return None
+        raise DataError(f"{method}: the training cube has no observed store-days")
     cells = observed_cells(train)
     target = np.log(cells.y.astype(np.float64))
     xtx, xty, counts = normal_equations(cells.store, cells.index, cells.value, target, train.n_stores,
@@ -154,10 +154,7 @@ def _global_median(values: np.ndarray) -> float:
 def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALTY) -> pd.DataFrame:
     """Per-store ridge regression on log sales, shrunk toward the store's own mean level."""
     _check_pair(train, horizon)
-    fitted = _log_cells(train)
-    if fitted is None:
-        raise DataError("ols_log: the training cube has no observed store-days")
-    cells, target, xtx, xty, counts = fitted
+    cells, target, xtx, xty, counts = _log_cells(train, "ols_log")
     n_features = train.design.n_features
     level = np.bincount(cells.store, weights=target, minlength=train.n_stores) / np.maximum(counts, 1)
     level = np.where(counts > 0, level, np.average(level[counts > 0], weights=counts[counts > 0]))
@@ -179,10 +176,7 @@ def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALT
 def pooled(train: SalesCube, horizon: SalesCube, *, penalty: float = POOLED_PENALTY) -> pd.DataFrame:
     """One log-linear regression for all stores: what no store-level parameters give."""
     _check_pair(train, horizon)
-    fitted = _log_cells(train)
-    if fitted is None:
-        raise DataError("pooled: the training cube has no observed store-days")
-    cells, target, xtx, xty, counts = fitted
+    cells, target, xtx, xty, counts = _log_cells(train, "pooled")
     theta = ridge(xtx.sum(0), xty.sum(0), penalty, np.zeros(train.design.n_features))
     eta = (theta[cells.index] * cells.value).sum(-1)
     sigma = float(np.sqrt(np.mean((target - eta) ** 2)))

@@ -4,16 +4,10 @@ and how the hierarchy pulls stores with little data toward the chain."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, effects_view, fit_history, fitting, forecast_view
+from ui import data, effects_view, fit_history, fitting
 
 st.title("Effects")
-cube = data.current_cube()
-if cube is None:
-    st.stop()
-fit, sub = fitting.fit_and_cube(cube)
-if fit is None:
-    forecast_view.no_fit_notice("the effects are summaries of a fitted posterior.")
-    st.stop()
+_, fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
 
 st.caption(f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
            "−20 %. Weekdays are relative to Monday, holidays to ordinary days, store variants to "

@@ -7,13 +7,7 @@ from bhm_core.errors import BhmError
 from ui import data, fitting, forecast_view, state
 
 st.title("Forecast")
-cube = data.current_cube()
-if cube is None:
-    st.stop()
-fit, sub = fitting.fit_and_cube(cube)
-if fit is None:
-    forecast_view.no_fit_notice("the forecast is drawn from the model's posterior.")
-    st.stop()
+_, fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
 
 st.caption(f"Current fit: {fit.summary()}. Days after {sub.dates[-1]} are forecast from the "
            "calendar (weekday, the promo scenario below; no known holidays).")

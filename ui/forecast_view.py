@@ -18,11 +18,6 @@ HISTORY = {"8 weeks": 56, "6 months": 182, "1 year": 365, "All": None}
 SAMPLES = (200, 500, 1000)
 
 
-def no_fit_notice(what: str) -> None:
-    st.info(f"No current fit yet: {what} Fit the model first.", icon=":material/info:")
-    st.page_link("pages/fit.py", label="Go to Model & fit", icon=":material/tune:")
-
-
 def controls(fit, sub) -> dict:
     """Stores, window, scenario and samples; returns the forecast request."""
     ids = [int(i) for i in fit.result.store_ids]
