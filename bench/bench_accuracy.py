@@ -1,6 +1,7 @@
 """Benchmark: forecast accuracy of the hierarchical model against the baselines on Rossmann.
 
     python bench/bench_accuracy.py [--data-dir DIR] [--steps N] [--samples N] [--json-out FILE]
+                                   [--features JSON]   # e.g. '{"season": false}': an ablation row
 
 Backtests on all stores, horizon 42 days, at three cutoffs (2015-06-19 as in issue 4, plus
 2015-03-31 and 2014-12-15, each followed by 42 days of data; the last one's horizon holds Christmas
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cutoffs", nargs="*", default=list(CUTOFFS))
     parser.add_argument("--no-coldstart", action="store_true")
     parser.add_argument("--json-out", help="also write every summary to this JSON file")
+    parser.add_argument("--features", default="{}",
+                        help="FeatureSpec fields changed from the defaults, as JSON (an ablation row)")
     args = parser.parse_args(argv)
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir} (needs Kaggle-layout train.csv and store.csv)", file=sys.stderr)
@@ -72,15 +75,17 @@ def main(argv=None) -> int:
     from bhm_core.config import FitConfig
     from bhm_core.engine import enable_compilation_cache
     from bhm_core.evaluation import backtest, coldstart_trial
+    from bhm_core.features import FeatureSpec
     from bhm_core.sources import KaggleDirSource, load_dataset
 
     enable_compilation_cache()
     config = FitConfig(**({"steps": args.steps} if args.steps else {}))
     start = time.perf_counter()
-    cube = load_dataset(KaggleDirSource(args.data_dir)).cube()
+    spec = FeatureSpec(**json.loads(args.features))
+    cube = load_dataset(KaggleDirSource(args.data_dir)).cube(spec)
     print(f"loaded {cube.n_stores} stores x {cube.n_days} days in {time.perf_counter() - start:.1f} s; "
           f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}), "
-          f"{args.samples} samples", flush=True)
+          f"{args.samples} samples; {spec}", flush=True)
     results = {}
     for cutoff in args.cutoffs:
         start = time.perf_counter()

@@ -27,7 +27,7 @@ from .config import FitConfig, Priors
 from .engine import FitResult
 from .errors import ArtifactError, ConfigError
 from .features import FeatureSpec
-from .model import SiteParams
+from .model import SiteParams, Whitening
 from .optim import AdamState
 
 FORMAT_VERSION = 1
@@ -53,17 +53,22 @@ def fit_key(data_fingerprint: str, config: FitConfig, priors: Priors, spec: Feat
 def _flatten(result: FitResult) -> dict:
     arrays = {"losses": result.losses, "store_ids": result.store_ids,
               "opt_step": np.asarray(result.opt_state.step)}
-    for name, site in result.params.items():
-        arrays[f"params/{name}/loc"], arrays[f"params/{name}/log_scale"] = site
-    for moment in ("mu", "nu"):
-        for name, site in getattr(result.opt_state, moment).items():
-            arrays[f"opt_{moment}/{name}/loc"], arrays[f"opt_{moment}/{name}/log_scale"] = site
+    trees = {"params": result.params, "opt_mu": result.opt_state.mu, "opt_nu": result.opt_state.nu}
+    for prefix, tree in trees.items():
+        for name, site in tree.items():
+            for part, array in site._asdict().items():
+                arrays[f"{prefix}/{name}/{part}"] = array
     return arrays
 
 
 def _unflatten(arrays, prefix: str) -> dict:
+    """Entries by their fields: (loc, log_scale) for a guide site, (center, chol) for a whitening."""
     names = sorted({k.split("/")[1] for k in arrays if k.startswith(prefix + "/")})
-    return {n: SiteParams(arrays[f"{prefix}/{n}/loc"], arrays[f"{prefix}/{n}/log_scale"]) for n in names}
+    out = {}
+    for n in names:
+        kind = Whitening if f"{prefix}/{n}/chol" in arrays else SiteParams
+        out[n] = kind(*(arrays[f"{prefix}/{n}/{part}"] for part in kind._fields))
+    return out
 
 
 def _sha256(path: Path) -> str:

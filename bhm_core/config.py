@@ -67,6 +67,12 @@ class Priors:
     trend: EffectPrior = field(default_factory=EffectPrior)
     promo_window: EffectPrior = field(default_factory=EffectPrior)
     christmas: EffectPrior = field(default_factory=EffectPrior)
+    trend_changes: EffectPrior = field(default_factory=EffectPrior)
+    closure_window: EffectPrior = field(default_factory=EffectPrior)
+    competition: EffectPrior = field(default_factory=EffectPrior)
+    school_weekday: EffectPrior = field(default_factory=EffectPrior)
+    season: EffectPrior = field(default_factory=EffectPrior)
+    carnival: EffectPrior = field(default_factory=EffectPrior)
     r_mu_loc: float = 4.0       # log-dispersion: Var[y] = E[y] (1 + exp(r))
     r_mu_scale: float = 1.0
     r_sigma_scale: float = 1.0
@@ -99,22 +105,26 @@ class Priors:
 class FitConfig:
     """SVI settings. The defaults converge on the full Rossmann data, the demo and store subsets."""
 
-    steps: int = 300
+    steps: int = 100
     learning_rate: float = 0.03
     optimizer: str = "adam"
     schedule: str = "cosine"
     final_lr_fraction: float = 0.05   # the schedule ends at learning_rate * final_lr_fraction
+    # The rate ramps up over the first steps: Adam's first updates move every parameter by about
+    # the learning rate whatever its gradient, which would throw a least-squares start off.
+    warmup_steps: int = 20
     clip_norm: float = 10.0           # for clipped_adam
     particles: int = 1
     batch_size: int | None = None     # stores per step; None = full batch
     init: str = "least_squares"
-    chunk_steps: int = 50             # steps between progress reports / cancellation points
+    chunk_steps: int = 20             # steps between progress reports / cancellation points
     seed: int = 0
 
     def __post_init__(self):
         _check_number("FitConfig", "steps", self.steps, low=1, high=1_000_000, integer=True)
         _check_number("FitConfig", "learning_rate", self.learning_rate, low=0, high=10, low_open=True)
         _check_number("FitConfig", "final_lr_fraction", self.final_lr_fraction, low=0, high=1, low_open=True)
+        _check_number("FitConfig", "warmup_steps", self.warmup_steps, low=0, high=1_000_000, integer=True)
         _check_number("FitConfig", "clip_norm", self.clip_norm, low=0, high=1e6, low_open=True)
         _check_number("FitConfig", "particles", self.particles, low=1, high=64, integer=True)
         _check_number("FitConfig", "chunk_steps", self.chunk_steps, low=1, high=100_000, integer=True)

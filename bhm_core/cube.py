@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .features import MONTH_NAMES, Covariates, Design, FeatureSpec, encode
+from .features import (CLOSURE_WINDOW_DAYS, MONTH_NAMES, SEASON_WEEKS, Covariates, Design, FeatureSpec,
+                       _closure_distances, encode, week_of_year, weekday_of)
 
 MISSING, OPEN, CLOSED = 0, 1, 2
 
@@ -105,6 +106,21 @@ class SalesCube:
         """The same data encoded with other features (no re-reading of the source)."""
         return dataclasses.replace(self, design=encode(spec, self.covariates), spec=spec)
 
+    def with_origin(self, origin, season_fallback: np.ndarray | None = None) -> "SalesCube":
+        """The same data with the trend's origin moved (a date, or one date per store), re-encoded.
+
+        The origin should be the last day the fit learns from: a backtest's cutoff, a new store's
+        last known day (see Covariates.origin). The yearly profiles are recomputed from the days up
+        to the origin; stores with too short a history get `season_fallback` (SEASON_WEEKS,), by
+        default the mean profile of the others here."""
+        origin = np.asarray(origin, dtype="datetime64[D]")
+        if origin.ndim and origin.shape != (self.n_stores,):
+            raise DataError(f"one trend origin per store expected ({self.n_stores}), got {origin.shape[0]}")
+        origin = origin if origin.ndim else origin[()]
+        season = season_profile(self.sales, self.observed, self.covariates, origin, season_fallback)
+        cov = dataclasses.replace(self.covariates, origin=origin, season=season)
+        return dataclasses.replace(self, covariates=cov, design=encode(self.spec, cov))
+
     def summary(self) -> dict:
         status = self.status
         return {
@@ -149,6 +165,79 @@ def _promo2_since(stores: pd.DataFrame) -> np.ndarray:
     return since
 
 
+SEASON_MIN_DAYS = 300  # observed days before the origin a store needs for its yearly profile
+SEASON_LEVEL_DAYS = 182  # half-width of the moving level taken out of the profile
+SEASON_AFTER_CLOSURE_DAYS = 30  # reopening spikes left out of the profile
+SEASON_CLIP = 1.0  # log-residuals are clipped to +-this before averaging (one-off events)
+
+
+def _moving_mean(values: np.ndarray, valid: np.ndarray, half: int) -> np.ndarray:
+    """(S, T) mean of the valid values within +-half days (fewer at the edges), NaN-free."""
+    n_days = values.shape[1]
+    total = np.concatenate([np.zeros((len(values), 1)), np.cumsum(np.where(valid, values, 0.0), axis=1)], axis=1)
+    count = np.concatenate([np.zeros((len(values), 1)), np.cumsum(valid, axis=1)], axis=1)
+    hi = np.minimum(np.arange(n_days) + half + 1, n_days)
+    lo = np.maximum(np.arange(n_days) - half, 0)
+    n = count[:, hi] - count[:, lo]
+    return np.where(n > 0, (total[:, hi] - total[:, lo]) / np.maximum(n, 1), 0.0)
+
+
+def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, origin,
+                   fallback: np.ndarray | None = None) -> np.ndarray:
+    """(S, SEASON_WEEKS) each store's yearly profile of log sales, from its days up to the origin.
+
+    Log sales less the store's weekday x promo means and its moving one-year level (so growth and
+    level shifts are not read as season), clipped, averaged by week of the year over the years
+    seen, smoothed over neighbouring weeks (circularly) and centred. Holidays, Dec 11-31 and the
+    days around closures are left out (their own features hold them). A store with fewer than
+    SEASON_MIN_DAYS such days gets `fallback` (SEASON_WEEKS,), by default the mean profile of the
+    stores that have one (the population's season; zero where none has)."""
+    n_stores, n_days = sales.shape
+    dates = cov.dates
+    origin = np.broadcast_to(np.asarray(origin, dtype="datetime64[D]"), (n_stores,))
+    day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    december_run = (dates.astype("datetime64[M]").astype(np.int64) % 12 == 11) & (day >= 11)
+    since, until = _closure_distances(cov)
+    use = (observed & (dates[None, :] <= origin[:, None]) & (cov.state_holiday == 0)
+           & ~december_run[None, :] & (since > SEASON_AFTER_CLOSURE_DAYS) & (until > CLOSURE_WINDOW_DAYS))
+    logy = np.log(np.where(use, sales, 1.0).astype(np.float64))
+    key = (weekday_of(dates)[None, :] * 2 + (cov.promo > 0)).astype(np.int64)
+    cell_key = np.arange(n_stores)[:, None] * 14 + key
+    count = np.bincount(cell_key[use], minlength=n_stores * 14)
+    means = np.bincount(cell_key[use], logy[use], n_stores * 14) / np.maximum(count, 1)
+    resid = logy - means[cell_key]
+    resid = np.clip(resid - _moving_mean(resid, use, SEASON_LEVEL_DAYS), -SEASON_CLIP, SEASON_CLIP)
+    store, col = np.nonzero(use)
+    cell = store * SEASON_WEEKS + week_of_year(dates)[col]
+    total = np.bincount(cell, resid[store, col], n_stores * SEASON_WEEKS).reshape(n_stores, SEASON_WEEKS)
+    cnt = np.bincount(cell, minlength=n_stores * SEASON_WEEKS).reshape(n_stores, SEASON_WEEKS).astype(np.float64)
+    kernel = {-1: 1.0, 0: 2.0, 1: 1.0}
+    num = sum(w * np.roll(total, k, axis=1) for k, w in kernel.items())
+    den = sum(w * np.roll(cnt, k, axis=1) for k, w in kernel.items())
+    profile = np.where(den > 0, num / np.maximum(den, 1e-9), 0.0)
+    weeks_seen = den > 0
+    n_seen = np.maximum(weeks_seen.sum(1, keepdims=True), 1)
+    profile -= (profile * weeks_seen).sum(1, keepdims=True) / n_seen
+    profile[~weeks_seen] = 0.0
+    short = use.sum(1) < SEASON_MIN_DAYS
+    if fallback is None:
+        fallback = profile[~short].mean(0) if (~short).any() else np.zeros(SEASON_WEEKS)
+    profile[short] = np.asarray(fallback, dtype=np.float64)
+    return profile.astype(np.float32)
+
+
+def _competition_since(stores: pd.DataFrame) -> np.ndarray:
+    """First day of CompetitionOpenSinceMonth in CompetitionOpenSinceYear; NaT where unknown."""
+    since = np.full(len(stores), np.datetime64("NaT"), "datetime64[D]")
+    if {"CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"} <= set(stores.columns):
+        year = pd.to_numeric(stores["CompetitionOpenSinceYear"], errors="coerce").to_numpy(dtype=float)
+        month = pd.to_numeric(stores["CompetitionOpenSinceMonth"], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(year) & np.isfinite(month) & (year >= 1900) & (year <= 2200) & (month >= 1) & (month <= 12)
+        months = (year[ok].astype(np.int64) - 1970) * 12 + month[ok].astype(np.int64) - 1
+        since[ok] = months.astype("datetime64[M]").astype("datetime64[D]")
+    return since
+
+
 def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | None = None,
                label: str = "") -> SalesCube:
     """Canonical (validated) sales and store tables -> SalesCube."""
@@ -187,8 +276,13 @@ def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | No
         variant_levels=variant_levels,
         promo2_months=_promo2_months(stores),
         promo2_since=_promo2_since(stores),
-        origin=dates[-1],
+        # The trend's day 0: the last day with observed sales (later rows only carry the calendar).
+        origin=dates[np.flatnonzero(observed.any(axis=0))[-1]] if observed.any() else dates[-1],
+        grid_first=dates[0],
+        closed=status == CLOSED,
+        competition_since=_competition_since(stores),
     )
+    cov = dataclasses.replace(cov, season=season_profile(sales, observed, cov, cov.origin))
     return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
                      status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,
                      label=label)

@@ -22,9 +22,10 @@ import numpy as np
 from .config import EffectPrior, FitConfig, Priors
 from .cube import SalesCube
 from .errors import DataError, FitDivergedError
-from .lsq import normal_equations, ridge
+from .lsq import normal_equations
 from .packing import FitData, StorePacked, batch_of, observed_cells, pack, pack_by_store
-from .model import GLOBAL_SITES, LOCAL_SITES, ModelData, SiteParams, negative_elbo, prior_arrays
+from .model import (BASIS, GLOBAL_SITES, LOCAL_SITES, PER_STORE, ModelData, SiteParams, Whitening,
+                    identity_whitening, negative_elbo, prior_arrays)
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
 from .start import INITIAL_LOG_SCALE, initial_params
 from .sharding import alignment, constrain, n_devices, place, shardings_of, store_mesh, to_host
@@ -47,20 +48,24 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
 # Padding
 
 def pad_locals(params: dict, s_pad: int) -> dict:
-    """Pad per-store guide parameters to the store bucket (padding stores sit at the prior)."""
+    """Pad per-store guide entries to the store bucket (padding stores sit at the prior, with an
+    identity whitening)."""
     out = dict(params)
-    for name in LOCAL_SITES:
+    for name in PER_STORE:
         if name in params:
-            loc, log_scale = params[name]
-            extra = s_pad - loc.shape[0]
-            out[name] = SiteParams(np.concatenate([loc, np.zeros((extra, *loc.shape[1:]), loc.dtype)]),
-                                   np.concatenate([log_scale, np.zeros((extra, *loc.shape[1:]),
-                                                                       log_scale.dtype)]))
+            site = params[name]
+            extra = s_pad - site[0].shape[0]
+            if name == BASIS:
+                n_features = site.center.shape[1]
+                padding = identity_whitening(extra, n_features)
+            else:
+                padding = [np.zeros((extra, *a.shape[1:]), a.dtype) for a in site]
+            out[name] = type(site)(*(np.concatenate([a, b]) for a, b in zip(site, padding)))
     return out
 
 
 def trim_locals(tree, n_stores: int):
-    return {name: SiteParams(*(a[:n_stores] if name in LOCAL_SITES else a for a in site))
+    return {name: type(site)(*(a[:n_stores] if name in PER_STORE else a for a in site))
             for name, site in tree.items()}
 
 
@@ -75,6 +80,7 @@ class Hyper(NamedTuple):
     clip_norm: jnp.ndarray
     schedule_start: jnp.ndarray  # optimizer step at which this run's schedule starts
     schedule_steps: jnp.ndarray  # length of this run's schedule
+    warmup_steps: jnp.ndarray    # the rate ramps up linearly over this run's first steps
     n_steps: jnp.ndarray         # steps to run in this chunk (<= chunk length)
 
 
@@ -86,20 +92,19 @@ class ChunkOut(NamedTuple):
 
 
 def _batch_params(params: dict, rows) -> dict:
-    return {n: SiteParams(p.loc[rows], p.log_scale[rows]) if n in LOCAL_SITES else p
-            for n, p in params.items()}
+    return {n: type(p)(*(a[rows] for a in p)) if n in PER_STORE else p for n, p in params.items()}
 
 
 def _take_rows(tree: dict, rows) -> dict:
     """Local sites at the given store rows (out-of-range rows read a clamped row, never used)."""
-    return {n: SiteParams(*(a.at[rows].get(mode="clip") for a in p)) if n in LOCAL_SITES else p
+    return {n: type(p)(*(a.at[rows].get(mode="clip") for a in p)) if n in PER_STORE else p
             for n, p in tree.items()}
 
 
 def _put_rows(tree: dict, rows, new: dict) -> dict:
     """Write the batch's local rows back (out-of-range rows are dropped); globals are replaced."""
-    return {n: SiteParams(*(a.at[rows].set(b, mode="drop") for a, b in zip(tree[n], new[n])))
-            if n in LOCAL_SITES else new[n] for n in tree}
+    return {n: type(tree[n])(*(a.at[rows].set(b, mode="drop") for a, b in zip(tree[n], new[n])))
+            if n in PER_STORE else new[n] for n in tree}
 
 
 def _unique_rows(rows, fill):
@@ -144,7 +149,9 @@ def _run_chunk(params, opt_state, fixed, key, data, prior, hyper, *, chunk, sche
             [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
         progress = (state.step - hyper.schedule_start).astype(jnp.float32) / jnp.maximum(
             hyper.schedule_steps, 1)
-        lr = hyper.lr * schedule_factor(schedule, progress, hyper.final_fraction)
+        warmup = jnp.minimum(1.0, (state.step - hyper.schedule_start + 1).astype(jnp.float32)
+                             / jnp.maximum(hyper.warmup_steps, 1))
+        lr = hyper.lr * warmup * schedule_factor(schedule, progress, hyper.final_fraction)
         new_sub, new_state = adam_update(sub, grads, sub_state, lr)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
         new_sub, new_state = keep(new_sub, sub), keep(new_state, sub_state)
@@ -182,7 +189,7 @@ def _split_plan(args, batch):
     train, opt_state, fixed, key, data, prior, hyper = args
 
     def sites(tree):
-        return {n: SiteParams(*(batch is not None and n in LOCAL_SITES,) * 2) for n in tree}
+        return {n: type(site)(*(batch is not None and n in PER_STORE,) * len(site)) for n, site in tree.items()}
 
     return (sites(train), AdamState(False, sites(opt_state.mu), sites(opt_state.nu)), sites(fixed),
             False, _data_plan(batch), jax.tree.map(lambda _: False, prior), jax.tree.map(lambda _: False, hyper))
@@ -286,7 +293,7 @@ def fit_cells(data: FitData, config: FitConfig | None = None, priors: Priors | N
     # A warm start runs a fresh schedule over its own steps while Adam's step count continues.
     hyper = Hyper(np.float32(config.learning_rate), np.float32(config.final_lr_fraction),
                   np.float32(config.clip_norm), np.int32(int(opt_state.step)), np.int32(config.steps),
-                  np.int32(config.chunk_steps))
+                  np.int32(config.warmup_steps), np.int32(config.chunk_steps))
     plan = _split_plan((train, opt_state, fixed, rng_key, packed, prior, hyper), batch)
     train, opt_state, fixed, rng_key, prior = place((train, opt_state, fixed, rng_key, prior), mesh,
                                                     plan[:4] + plan[5:6])
@@ -386,10 +393,11 @@ def fit_new_stores(global_fit: FitResult, cube: SalesCube, config: FitConfig | N
         raise DataError(f"the new stores' features {list(cube.feature_names)} differ from the fit's "
                         f"{list(global_fit.feature_names)}; use the same FeatureSpec and store variants")
     n_stores, n_features = cube.n_stores, len(global_fit.feature_names)
-    locals_ = {"z": SiteParams(_new_store_z(global_fit, cube),
-                               np.full((n_stores, n_features), INITIAL_LOG_SCALE, np.float32)),
+    locals_ = {"z": SiteParams(np.zeros((n_stores, n_features), np.float32),
+                               np.zeros((n_stores, n_features), np.float32)),
                "w": SiteParams(np.zeros(n_stores, np.float32), np.full(n_stores, INITIAL_LOG_SCALE, np.float32))}
-    params = {**{k: global_fit.params[k] for k in GLOBAL_SITES}, **locals_}
+    basis = {BASIS: _new_store_basis(global_fit, cube)}
+    params = {**{k: global_fit.params[k] for k in GLOBAL_SITES}, **locals_, **basis}
     start = FitResult(params, adam_init(locals_), np.zeros(0), cube.store_ids, global_fit.feature_names,
                       global_fit.feature_groups, global_fit.priors, config or FitConfig(),
                       cube.fingerprint)
@@ -397,11 +405,13 @@ def fit_new_stores(global_fit: FitResult, cube: SalesCube, config: FitConfig | N
                on_progress=on_progress, should_stop=should_stop)
 
 
-def _new_store_z(global_fit: FitResult, cube: SalesCube) -> np.ndarray:
-    """Start new stores at the approximate MAP of a log-linear fit shrunk toward the hyper-means.
+def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> Whitening:
+    """New stores' z guide starts at the Gaussian approximation of their posterior under the frozen
+    hyper-parameters: a log-linear fit shrunk toward the hyper-means, and its covariance.
 
     On the log scale a cell's noise variance is about (1 + e^r) / mean, so the prior N(mu, sigma^2)
-    acts as a ridge penalty (noise variance / sigma^2) per feature. Few known days stay near mu.
+    acts as a ridge penalty (noise variance / sigma^2) per feature. Few known days stay near mu,
+    with the prior's width.
     """
     cells = observed_cells(cube)
     mu = global_fit.params["theta_mu"].loc.astype(np.float64)
@@ -409,8 +419,11 @@ def _new_store_z(global_fit: FitResult, cube: SalesCube) -> np.ndarray:
     noise = (1 + np.exp(float(global_fit.params["r_mu"].loc))) * np.mean(1.0 / cells.y)
     xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), cube.n_stores,
                                    len(mu))
-    theta = ridge(xtx, xty, np.clip(noise / sigma**2, 1e-6, 1e6), mu)
-    return ((theta - mu) / sigma).astype(np.float32)
+    cov = np.linalg.inv(xtx / noise + np.diag(1.0 / sigma**2))
+    cov = 0.5 * (cov + cov.transpose(0, 2, 1))
+    theta = np.einsum("sfg,sg->sf", cov, xty / noise + mu / sigma**2)
+    cov_z = cov / np.outer(sigma, sigma)
+    return Whitening(((theta - mu) / sigma).astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
 
 
 def priors_from_posterior(result: FitResult, inflate: float = 2.0) -> Priors:

@@ -165,6 +165,8 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
     cutoff, horizon, end = check_window(cube, cutoff, horizon)
     ids = choose_stores(cube, stores, seed)
     sub = cube.select_stores(ids) if len(ids) < cube.n_stores else cube
+    # The trend's origin is the last training day, as in a fit on all the data (Covariates.origin).
+    sub = sub.with_origin(cutoff)
     train = sub.select_days(None, cutoff)
     window = sub.select_days(cutoff + np.timedelta64(1, "D"), end)
     if not train.observed.any():
@@ -261,7 +263,16 @@ def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
     if overlap.size:
         raise ConfigError(f"store(s) {overlap[:10].tolist()} are in the fit of the hierarchy, so they "
                           f"are not new to it; fit the hierarchy without them")
+    # Each new store's trend starts at its own last known day: with the origin years away, the
+    # store's level and trend would be confounded over its few known days (Covariates.origin).
+    by_id = {w.store: w.last_known for w in windows}
     new = cube.select_stores(new_ids)
+    # Their yearly profile (from K days: none) falls back to the hierarchy's stores' mean profile.
+    season = cube.covariates.season
+    others = ~np.isin(cube.store_ids, new_ids)
+    fallback = season[others].mean(0) if season is not None and others.any() else None
+    new = new.with_origin(np.array([by_id[int(s)] for s in new.store_ids], dtype="datetime64[D]"),
+                          season_fallback=fallback)
     known = _mask_known(new, windows)
     local_fit = _fit_or_stop(fit_new_stores(global_fit, known, config or global_fit.config,
                                             on_progress=on_progress, should_stop=should_stop),

@@ -12,7 +12,7 @@ the cube or the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -23,11 +23,17 @@ STATE_HOLIDAY_LEVELS = ("0", "a", "b", "c")
 STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christmas"}
 FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
                   "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
-                  "trend", "promo_window", "christmas")
+                  "trend", "promo_window", "christmas", "trend_changes", "closure_window", "competition",
+                  "school_weekday", "season", "carnival")
 CHRISTMAS_LEAD_DAYS = 14  # the pre-Christmas run-up: its own effect per day from Dec 11 to Dec 24
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HOLIDAY_WINDOW_DAYS = 3  # days before and after a state holiday that get their own effect
 MAX_YEARLY_HARMONICS = 10
+TREND_KNOTS_DAYS = (365, 182, 91)  # changepoints of the per-store trend, in days before the origin
+CLOSURE_MIN_DAYS = 3     # a closure: at least this many consecutive closed days (refurbishments)
+CLOSURE_WINDOW_DAYS = 7  # days before / after a closure that get their own effect
+CARNIVAL_DAYS = {"weiberfastnacht": -52, "rosenmontag": -48, "shrove_tuesday": -47}  # from Easter Sunday
+SEASON_WEEKS = 52        # bins of the yearly profile (day of year // 7; the last holds days 357-365)
 
 
 @dataclass(frozen=True)
@@ -48,20 +54,26 @@ class FeatureSpec:
     promo2_active: bool = True     # the months a store's Promo2 coupon campaign runs
     trend: bool = True             # per-store linear trend (per year)
     christmas: bool = True         # each day of the pre-Christmas run-up, and the days to New Year
+    closure_window: bool = True    # days just before / after a closure of >= 3 days (refurbishments)
+    season: bool = True            # the store's own yearly profile, from its history before the origin
+    carnival: bool = True          # Weiberfastnacht, Rosenmontag, Shrove Tuesday (from the Easter date)
+    competition: bool = True       # after a competitor opened (when that falls inside the data)
     month: bool = False            # one effect per calendar month
     promo_window: bool = False     # non-promo days right after / before a promo run
+    trend_changes: bool = False    # trend changepoints 1 year, 6 and 3 months before the origin
+    school_weekday: bool = False   # school holiday effect that differs by weekday
 
     @classmethod
     def reference(cls) -> "FeatureSpec":
         """The published reference model's 23 features (weekday, promo, state and school holiday,
         promo2, store variant) and nothing else."""
         return cls(promo_weekday=False, day_of_month=False, holiday_window=False, promo2_active=False,
-                   trend=False, christmas=False)
+                   trend=False, christmas=False, closure_window=False, season=False, carnival=False,
+                   competition=False)
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.
-        for name in ("promo", "state_holiday", "school_holiday", "promo2", "store_variant",
-                     "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active", "trend", "promo_window", "christmas"):
+        for name in (f.name for f in fields(self) if f.name != "yearly_harmonics"):
             flag = getattr(self, name)
             if not isinstance(flag, (bool, np.bool_)):
                 raise ConfigError(f"FeatureSpec.{name} must be True or False, got {flag!r}")
@@ -86,16 +98,29 @@ class Covariates:
     variant_levels: tuple      # e.g. ("a/a", "a/c", ...) as StoreType/Assortment
     promo2_months: np.ndarray  # (S, 12) bool: months in which the store's Promo2 round starts
     promo2_since: np.ndarray   # (S,) datetime64[D]: when Promo2 started (NaT: never)
-    # Day 0 of the trend: the data's last day, kept by every window of the cube. Intercepts are then
+    # Day 0 of the trend: the last day of training (the data's last observed day; a backtest's
+    # cutoff; a new store's last known day), kept by every window of the cube. Intercepts are then
     # the level where forecasts start; with a mean-field guide, a distant origin would inflate the
     # level's uncertainty by the trend's (their posterior correlation is not represented).
-    origin: np.datetime64
+    # A datetime64 for every store, or an (S,) array: one origin per store.
+    origin: np.datetime64 | np.ndarray
+    # Per-store calendars that windows keep whole (take_days does not cut them, so a forecast window
+    # past the training days still sees them): looked up by date from grid_first on.
+    grid_first: np.datetime64 | None = None  # the date of column 0 of `closed`
+    closed: np.ndarray | None = None          # (S, T0) bool: the store was closed that day
+    competition_since: np.ndarray | None = None  # (S,) datetime64[D]: competitor opened (NaT: unknown)
+    season: np.ndarray | None = None  # (S, SEASON_WEEKS) float32: the store's yearly log-sales profile
 
     def take_stores(self, rows: np.ndarray) -> "Covariates":
+        origin = self.origin[rows] if np.ndim(self.origin) else self.origin
+        closed = self.closed[rows] if self.closed is not None else None
+        since = self.competition_since[rows] if self.competition_since is not None else None
+        season = self.season[rows] if self.season is not None else None
         return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],
                        school_holiday=self.school_holiday[rows], promo2=self.promo2[rows],
                        variant=self.variant[rows], promo2_months=self.promo2_months[rows],
-                       promo2_since=self.promo2_since[rows])
+                       promo2_since=self.promo2_since[rows], origin=origin, closed=closed,
+                       competition_since=since, season=season)
 
     def take_days(self, cols: np.ndarray) -> "Covariates":
         return replace(self, dates=self.dates[cols], promo=self.promo[:, cols],
@@ -171,6 +196,79 @@ def _promo2_active(cov: Covariates) -> np.ndarray:
     return (running & started & (cov.promo2[:, None] == 1)).astype(np.float32)
 
 
+def _years_from_origin(cov: Covariates) -> np.ndarray:
+    """(1 or S, T) years from the trend's origin (negative before it)."""
+    origin = np.asarray(cov.origin, dtype="datetime64[D]")
+    origin = origin[:, None] if origin.ndim else origin[None, None]
+    return (cov.dates[None, :] - origin).astype(np.float64) / 365.25
+
+
+def _closure_distances(cov: Covariates) -> tuple[np.ndarray, np.ndarray]:
+    """(S, T) days since the last day of the latest closure (>= CLOSURE_MIN_DAYS closed days in a row)
+    and days to the first day of the next one; a large number where there is none (or no calendar)."""
+    n_stores, n_days = cov.promo.shape
+    far = np.int64(10_000)
+    if cov.closed is None or cov.grid_first is None or cov.closed.shape[1] == 0:
+        return np.full((n_stores, n_days), far), np.full((n_stores, n_days), far)
+    closed = cov.closed.astype(bool)
+    t0 = closed.shape[1]
+    idx = np.arange(t0)
+    # Length of each closed cell's run: from the last open day before it to the next open day after.
+    prev_open = np.maximum.accumulate(np.where(~closed, idx, -1), axis=1)
+    next_open = np.minimum.accumulate(np.where(~closed, idx, t0)[:, ::-1], axis=1)[:, ::-1]
+    long = closed & (next_open - prev_open - 1 >= CLOSURE_MIN_DAYS)
+    last = np.maximum.accumulate(np.where(long, idx, -far), axis=1)
+    nxt = np.minimum.accumulate(np.where(long, idx, 2 * far)[:, ::-1], axis=1)[:, ::-1]
+    col = (cov.dates - cov.grid_first).astype(np.int64)
+    inside = (col >= 0) & (col < t0)
+    safe = np.clip(col, 0, t0 - 1)
+    since = np.where(inside[None, :], col[None, :] - last[:, safe], far)
+    until = np.where(inside[None, :], nxt[:, safe] - col[None, :], far)
+    return np.minimum(since, far), np.minimum(until, far)
+
+
+def _competition_open(cov: Covariates) -> np.ndarray:
+    """(S, T) 1 from the day a competitor opened, for stores where that day is inside the data
+    (an opening before the data's first day is a constant the intercept already holds)."""
+    n_stores, n_days = cov.promo.shape
+    if cov.competition_since is None or cov.grid_first is None:
+        return np.zeros((n_stores, n_days), np.float32)
+    since = cov.competition_since.astype("datetime64[D]")
+    inside = since > cov.grid_first  # NaT compares False
+    return (inside[:, None] & (cov.dates[None, :] >= since[:, None])).astype(np.float32)
+
+
+def easter_sunday(year: int) -> np.datetime64:
+    """Western (Gregorian) Easter Sunday: the anonymous Gregorian algorithm."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = b // 4, b % 4
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    l = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * l) // 451
+    month = (h + l - 7 * m + 114) // 31
+    day = (h + l - 7 * m + 114) % 31 + 1
+    return np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "D")
+
+
+def _carnival_code(dates: np.ndarray) -> np.ndarray:
+    """(T,) index into CARNIVAL_DAYS for the carnival days, -1 elsewhere."""
+    code = np.full(len(dates), -1, np.int64)
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    for year in np.unique(years):
+        easter = easter_sunday(int(year))
+        for j, offset in enumerate(CARNIVAL_DAYS.values()):
+            code[dates == easter + np.timedelta64(offset, "D")] = j
+    return code
+
+
+def week_of_year(dates: np.ndarray) -> np.ndarray:
+    """0..SEASON_WEEKS-1: the day of the year // 7, the year's last day or two in the last bin."""
+    doy = (dates - dates.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
+    return np.minimum(doy // 7, SEASON_WEEKS - 1)
+
+
 def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     """Encode covariates into slots; feature order is fixed by the spec and the variant levels."""
     n_stores, n_days = cov.promo.shape
@@ -229,7 +327,7 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         add_slot(start, _promo2_active(cov))
     if spec.trend:
         start = add_group("trend", ["trend_per_year"])
-        add_slot(start, ((cov.dates - cov.origin).astype(np.float64) / 365.25)[None, :])
+        add_slot(start, _years_from_origin(cov))
     if spec.promo_window:
         start = add_group("promo_window", ["after_promo", "before_promo"])
         after, before = _near_promo(cov.promo)
@@ -240,6 +338,36 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         labels = [f"christmas_minus_{d}" for d in range(lead - 1, -1, -1)] + ["christmas_to_new_year"]
         start = add_group("christmas", labels)
         code = _christmas_code(cov.dates, lead)
+        add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
+    if spec.trend_changes:
+        labels = [f"trend_change_{d}d" for d in TREND_KNOTS_DAYS]
+        start = add_group("trend_changes", labels)
+        years = _years_from_origin(cov)
+        for j, knot in enumerate(TREND_KNOTS_DAYS):
+            add_slot(start + j, np.maximum(years + knot / 365.25, 0.0))
+    if spec.closure_window:
+        w = CLOSURE_WINDOW_DAYS
+        labels = [f"before_closure_{d}" for d in range(1, w + 1)] + [f"after_closure_{d}" for d in range(1, w + 1)]
+        start = add_group("closure_window", labels)
+        since, until = _closure_distances(cov)
+        for offset, distance in ((start - 1, until), (start + w - 1, since)):
+            inside = (distance >= 1) & (distance <= w)
+            add_slot(np.where(inside, offset + distance, start), inside)
+    if spec.competition:
+        start = add_group("competition", ["competition_open"])
+        add_slot(start, _competition_open(cov))
+    if spec.school_weekday:
+        start = add_group("school_weekday", [f"school_x_{d}" for d in WEEKDAY_NAMES])
+        add_slot(start + weekday_of(cov.dates)[None, :], cov.school_holiday)
+    if spec.season:
+        start = add_group("season", ["season_profile"])
+        if cov.season is None:
+            add_slot(start, 0.0)
+        else:
+            add_slot(start, cov.season[:, week_of_year(cov.dates)])
+    if spec.carnival:
+        start = add_group("carnival", list(CARNIVAL_DAYS))
+        code = _carnival_code(cov.dates)
         add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
     if spec.yearly_harmonics:
         h = spec.yearly_harmonics

@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from .config import FitConfig
-from .lsq import fit_log_linear, ridge
-from .model import SiteParams, to_unconstrained
+from .lsq import fit_log_linear, normal_equations, ridge
+from .model import BASIS, SiteParams, Whitening, to_unconstrained
 from .packing import Cells, _store_sorted
 
 INITIAL_LOG_SCALE = math.log(0.05)
@@ -25,12 +25,24 @@ POOLED_PENALTY, STORE_PENALTY = 1e-3, 1.0  # lsq.fit_log_linear's defaults
 
 
 def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
-    """Guide locations from per-store ridge regression on log sales (or the prior means)."""
+    """Guide parameters near the optimum (least_squares) or at the prior means ("prior").
+
+    least_squares: per-store ridge regressions on log sales, refined by empirical Bayes (see
+    `shrunk_log_linear`), give both the locations and the widths of the guide, so SVI starts
+    from a Gaussian approximation of the posterior instead of a point with arbitrary widths.
+    """
+    log_scales, extra = {}, {}
     if config.init == "least_squares":
-        theta, resid_var = per_store_log_linear(cells, n_stores, n_features)
-        theta_mu = theta.mean(0)
-        theta_sigma = np.maximum(theta.std(0), 0.05)
+        theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
         z = (theta - theta_mu) / theta_sigma
+        if cov is not None:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
+            cov_z = cov / np.outer(theta_sigma, theta_sigma)
+            extra[BASIS] = Whitening(z.astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
+            z = np.zeros_like(z)
+            log_scales["z"] = 0.0
+        # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
+        log_scales.update({"theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
+                           "theta_sigma": np.full(n_features, -0.5 * np.log(2.0 * n_stores))})
         # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
         mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
             np.bincount(cells.store, minlength=n_stores), 1)
@@ -45,9 +57,58 @@ def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConf
         r_mu, r_sigma, w = float(priors_arr.r_mu_loc), 0.5, np.zeros(n_stores)
     values = {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": np.asarray(r_mu),
               "r_sigma": np.asarray(r_sigma), "z": z, "w": w}
-    return {name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
-                             np.full(np.shape(v), INITIAL_LOG_SCALE, np.float32))
-            for name, v in values.items()}
+    return {**{name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
+                                np.asarray(np.broadcast_to(log_scales.get(name, INITIAL_LOG_SCALE), np.shape(v)),
+                                           np.float32))
+               for name, v in values.items()}, **extra}
+
+
+EB_ROUNDS = 3
+MIN_SIGMA = 0.01  # floor on a feature's spread across stores, so no feature starts fully pooled
+
+
+def shrunk_log_linear(cells: Cells, n_stores: int, n_features: int):
+    """Empirical-Bayes estimates on log sales: the Gaussian approximation of the model's posterior.
+
+    Treating log y = x theta_s + noise (noise variance per store from the ridge residuals) with
+    theta_s ~ N(theta_mu, theta_sigma^2), alternate the per-store posteriors (batched F x F solves)
+    and moment updates of theta_mu and theta_sigma. Returns per-store posterior means (S, F) and
+    covariances (S, F, F), theta_mu (F,), theta_sigma (F,) and the residual variances (S,).
+    Features a store never saw stay at the prior. Past STORE_BLOCK stores: ridge estimates and no
+    covariances (None), to keep memory at a block's.
+    """
+    if n_stores > STORE_BLOCK:
+        theta, resid_var = per_store_log_linear(cells, n_stores, n_features)
+        return theta, None, theta.mean(0), np.maximum(theta.std(0), 0.05), resid_var
+    equations = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y.astype(np.float64)),
+                                 n_stores, n_features)
+    xtx, xty, counts = equations
+    _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y, n_stores, n_features,
+                                         equations=equations)
+    resid_var = moderated_variance(resid_var, counts, n_features)
+    noise = np.maximum(resid_var, 1e-4)[:, None]
+    theta_mu, theta_sigma = theta.mean(0), np.maximum(theta.std(0), MIN_SIGMA)
+    eye = np.eye(n_features)
+    for _ in range(EB_ROUNDS):
+        cov = np.linalg.inv(xtx / noise[:, :, None] + eye / theta_sigma**2)
+        cov = 0.5 * (cov + cov.transpose(0, 2, 1))  # exactly symmetric for the Cholesky factor
+        theta = np.einsum("sfg,sg->sf", cov, xty / noise + theta_mu / theta_sigma**2)
+        theta_mu = theta.mean(0)
+        post_var = np.diagonal(cov, axis1=1, axis2=2)
+        theta_sigma = np.maximum(np.sqrt(((theta - theta_mu) ** 2 + post_var).mean(0)), MIN_SIGMA)
+    return theta, cov, theta_mu, theta_sigma, resid_var
+
+
+def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: int) -> np.ndarray:
+    """Residual variances pulled toward the typical store's, with the weight of n_features days.
+
+    A store with few days is fitted almost exactly by its own regression, so its raw residual
+    variance is far too small; taken as the noise level, it would make the start (and the guide's
+    whitening) trust those few days as if they were noise-free. Variance moderation as in limma.
+    """
+    typical = float(np.median(resid_var[counts > 2 * n_features])) if np.any(counts > 2 * n_features) \
+        else float(np.median(resid_var))
+    return (counts * resid_var + n_features * typical) / (counts + n_features)
 
 
 def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):

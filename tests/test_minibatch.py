@@ -7,7 +7,7 @@ import pytest
 
 from bhm_core.config import FitConfig, Priors
 from bhm_core.engine import _batch_params, fit, initial_params, pad_locals
-from bhm_core.model import SiteParams, negative_elbo, prior_arrays
+from bhm_core.model import PER_STORE, SiteParams, negative_elbo, prior_arrays
 from bhm_core.packing import batch_of, observed_cells, pack, pack_by_store
 from bhm_core.predict import forecast
 from bhm_core.sources import DemoSource, load_dataset
@@ -24,7 +24,8 @@ def _deterministic_params(cube, s_pad):
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
     params = initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior)
-    params = {k: SiteParams(v.loc, np.full_like(v.log_scale, -30.0)) for k, v in params.items()}
+    params = {k: SiteParams(v.loc, np.full_like(v.log_scale, -30.0)) if isinstance(v, SiteParams) else v
+              for k, v in params.items()}
     return cells, prior, pad_locals(params, s_pad)
 
 
@@ -33,8 +34,8 @@ def test_minibatch_gradient_is_unbiased(cube):
     cells, prior, params = _deterministic_params(cube, packed.y.shape[0])
     full_data = pack(cells, cube.n_stores)
     key = jax.random.PRNGKey(0)
-    full_params = {k: SiteParams(v.loc[:full_data.store_mask.shape[0]], v.log_scale[:full_data.store_mask.shape[0]])
-                   if k in ("z", "w") else v for k, v in params.items()}
+    s_full = full_data.store_mask.shape[0]
+    full_params = {k: type(v)(*(a[:s_full] for a in v)) if k in PER_STORE else v for k, v in params.items()}
     full = jax.grad(negative_elbo)(full_params, key, full_data, prior)
 
     def batch_grad(rows):

@@ -103,7 +103,7 @@ def _runner_args(data: FitData, lr: float = 0.01):
     params = pad_locals(initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior),
                         packed.y.shape[0])
     # final_lr_fraction 1: the cosine schedule is a constant learning rate
-    hyper = Hyper(np.float32(lr), np.float32(1.0), np.float32(10.0), np.int32(0), np.int32(1), np.int32(1))
+    hyper = Hyper(np.float32(lr), np.float32(1.0), np.float32(10.0), np.int32(0), np.int32(1), np.int32(0), np.int32(1))
     state = jax.tree.map(np.asarray, adam_init(params))  # host copies: the program donates its inputs
     return params, state, {}, np.asarray(jax.random.PRNGKey(0)), packed, prior, hyper
 
@@ -184,7 +184,8 @@ for name, config in (("minibatch", FitConfig(steps=20, chunk_steps=10, batch_siz
                      ("full", FitConfig(steps=20, chunk_steps=20))):
     one, four = fit(cube, config), fit(cube, config, devices=4)
     out[name] = {"devices": four.meta["devices"],
-                 "param": max(float(np.max(np.abs(one.params[k].loc - four.params[k].loc))) for k in one.params),
+                 "param": max(float(np.max(np.abs(a - b))) for k in one.params
+                              for a, b in zip(one.params[k], four.params[k])),
                  "loss": float(np.max(np.abs(one.losses - four.losses) / np.abs(one.losses)))}
 print(json.dumps(out))
 """

@@ -28,6 +28,7 @@ def load(config: FitConfig) -> None:
 def _widget_values(config: FitConfig) -> dict:
     values = config.to_dict()
     values.pop("chunk_steps")
+    values.pop("warmup_steps")  # not a widget: the default ramp suits every schedule
     values["minibatch"] = config.batch_size is not None
     values["batch_size"] = config.batch_size or 10
     return values
@@ -59,8 +60,9 @@ def settings(n_stores: int) -> FitConfig | None:
         state.seed_widget(_key(name), value)
     keep = {"key": None, "persist_state": "session"}
     top = st.columns([1, 1, 1.6, 1.8])
-    steps = top[0].number_input("Steps", step=50, help="SVI iterations; the fit starts from per-store "
-                                "least squares, so a few hundred usually suffice", **_k("steps", keep))
+    steps = top[0].number_input("Steps", step=25, help="SVI iterations; the fit starts from a Gaussian "
+                                "approximation of the posterior, so about a hundred usually suffice",
+                                **_k("steps", keep))
     lr = top[1].number_input("Learning rate", step=0.005, format="%.4f",
                              help="Adam's step size at the start of the schedule", **_k("learning_rate", keep))
     optimizer = top[2].segmented_control("Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get,
