@@ -39,7 +39,9 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
 
     if os.environ.get("BENCH_COMPILE_CACHE"):
         enable_compilation_cache(os.environ["BENCH_COMPILE_CACHE"])
-    full = load_dataset(KaggleDirSource(data_dir)).cube()
+    # The trend's origin and each store's season profile end at the cutoff, as in a backtest:
+    # with the data's last day as origin the profile would be built from the holdout itself.
+    full = load_dataset(KaggleDirSource(data_dir)).cube().with_origin(CUTOFF)
     config = FitConfig() if steps is None else FitConfig(steps=steps)
     if mode == "full":
         cube = full.select_days(None, CUTOFF)
