@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,8 @@ class SalesCube:
             raise DataError(f"one trend origin per store expected ({self.n_stores}), got {origin.shape[0]}")
         origin = origin if origin.ndim else origin[()]
         season = season_profile(self.sales, self.observed, self.covariates, origin, season_fallback)
-        cov = dataclasses.replace(self.covariates, origin=origin, season=season)
+        cov = dataclasses.replace(self.covariates, origin=origin, season=season.all,
+                                  season_left_out=season.left_out, season_years=season.years)
         return dataclasses.replace(self, covariates=cov, design=encode(self.spec, cov))
 
     def summary(self) -> dict:
@@ -165,6 +167,12 @@ def _promo2_since(stores: pd.DataFrame) -> np.ndarray:
     return since
 
 
+class SeasonProfile(NamedTuple):
+    all: np.ndarray       # (S, SEASON_WEEKS) from every year up to the origin: for forecast days
+    left_out: np.ndarray  # (S, Y, SEASON_WEEKS) without year Y: for training days of year Y
+    years: np.ndarray     # (Y,) the calendar years of left_out
+
+
 SEASON_MIN_DAYS = 300  # observed days before the origin a store needs for its yearly profile
 SEASON_LEVEL_DAYS = 182  # half-width of the moving level taken out of the profile
 SEASON_AFTER_CLOSURE_DAYS = 30  # reopening spikes left out of the profile
@@ -183,8 +191,9 @@ def _moving_mean(values: np.ndarray, valid: np.ndarray, half: int) -> np.ndarray
 
 
 def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, origin,
-                   fallback: np.ndarray | None = None) -> np.ndarray:
-    """(S, SEASON_WEEKS) each store's yearly profile of log sales, from its days up to the origin.
+                   fallback: np.ndarray | None = None) -> "SeasonProfile":
+    """Each store's yearly profile of log sales, from its days up to the origin: `.all`
+    (S, SEASON_WEEKS) from every year, `.left_out` (S, years, SEASON_WEEKS) without each year.
 
     Log sales less the store's weekday x promo means and its moving one-year level (so growth and
     level shifts are not read as season), clipped, averaged by week of the year over the years
@@ -208,22 +217,38 @@ def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, ori
     resid = logy - means[cell_key]
     resid = np.clip(resid - _moving_mean(resid, use, SEASON_LEVEL_DAYS), -SEASON_CLIP, SEASON_CLIP)
     store, col = np.nonzero(use)
-    cell = store * SEASON_WEEKS + week_of_year(dates)[col]
-    total = np.bincount(cell, resid[store, col], n_stores * SEASON_WEEKS).reshape(n_stores, SEASON_WEEKS)
-    cnt = np.bincount(cell, minlength=n_stores * SEASON_WEEKS).reshape(n_stores, SEASON_WEEKS).astype(np.float64)
-    kernel = {-1: 1.0, 0: 2.0, 1: 1.0}
-    num = sum(w * np.roll(total, k, axis=1) for k, w in kernel.items())
-    den = sum(w * np.roll(cnt, k, axis=1) for k, w in kernel.items())
-    profile = np.where(den > 0, num / np.maximum(den, 1e-9), 0.0)
-    weeks_seen = den > 0
-    n_seen = np.maximum(weeks_seen.sum(1, keepdims=True), 1)
-    profile -= (profile * weeks_seen).sum(1, keepdims=True) / n_seen
-    profile[~weeks_seen] = 0.0
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    year_list = np.unique(years)
+    year_index = np.searchsorted(year_list, years)
+    n_years = len(year_list)
+    cell = (store * n_years + year_index[col]) * SEASON_WEEKS + week_of_year(dates)[col]
+    size = n_stores * n_years * SEASON_WEEKS
+    total = np.bincount(cell, resid[store, col], size).reshape(n_stores, n_years, SEASON_WEEKS)
+    cnt = np.bincount(cell, minlength=size).reshape(n_stores, n_years, SEASON_WEEKS).astype(np.float64)
+    profile = _finish_profile(total.sum(1), cnt.sum(1))
+    # Cross-fitting: a training day of year Y sees the profile built without year Y, so the
+    # covariate never contains that day's own noise (which would fit it too well in sample and
+    # make the fitted dispersion, hence the forecast intervals, too narrow).
+    left_out = _finish_profile(total.sum(1, keepdims=True) - total, cnt.sum(1, keepdims=True) - cnt)
     short = use.sum(1) < SEASON_MIN_DAYS
     if fallback is None:
         fallback = profile[~short].mean(0) if (~short).any() else np.zeros(SEASON_WEEKS)
     profile[short] = np.asarray(fallback, dtype=np.float64)
-    return profile.astype(np.float32)
+    left_out[short] = np.asarray(fallback, dtype=np.float64)
+    return SeasonProfile(profile.astype(np.float32), left_out.astype(np.float32), year_list.astype(np.int16))
+
+
+def _finish_profile(total: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Weekly means smoothed over neighbouring weeks (circularly) and centred; (..., SEASON_WEEKS)."""
+    kernel = {-1: 1.0, 0: 2.0, 1: 1.0}
+    num = sum(w * np.roll(total, k, axis=-1) for k, w in kernel.items())
+    den = sum(w * np.roll(cnt, k, axis=-1) for k, w in kernel.items())
+    profile = np.where(den > 0, num / np.maximum(den, 1e-9), 0.0)
+    weeks_seen = den > 0
+    n_seen = np.maximum(weeks_seen.sum(-1, keepdims=True), 1)
+    profile -= (profile * weeks_seen).sum(-1, keepdims=True) / n_seen
+    profile[~weeks_seen] = 0.0
+    return profile
 
 
 def _competition_since(stores: pd.DataFrame) -> np.ndarray:
@@ -282,7 +307,8 @@ def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | No
         closed=status == CLOSED,
         competition_since=_competition_since(stores),
     )
-    cov = dataclasses.replace(cov, season=season_profile(sales, observed, cov, cov.origin))
+    season = season_profile(sales, observed, cov, cov.origin)
+    cov = dataclasses.replace(cov, season=season.all, season_left_out=season.left_out, season_years=season.years)
     return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
                      status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,
                      label=label)

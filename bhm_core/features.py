@@ -110,17 +110,22 @@ class Covariates:
     closed: np.ndarray | None = None          # (S, T0) bool: the store was closed that day
     competition_since: np.ndarray | None = None  # (S,) datetime64[D]: competitor opened (NaT: unknown)
     season: np.ndarray | None = None  # (S, SEASON_WEEKS) float32: the store's yearly log-sales profile
+    # The same without each year (cube.season_profile): training days (up to the origin) of a year in
+    # season_years read these, so the covariate never holds a day's own noise.
+    season_left_out: np.ndarray | None = None  # (S, Y, SEASON_WEEKS) float32
+    season_years: np.ndarray | None = None     # (Y,) int
 
     def take_stores(self, rows: np.ndarray) -> "Covariates":
         origin = self.origin[rows] if np.ndim(self.origin) else self.origin
         closed = self.closed[rows] if self.closed is not None else None
         since = self.competition_since[rows] if self.competition_since is not None else None
         season = self.season[rows] if self.season is not None else None
+        left_out = self.season_left_out[rows] if self.season_left_out is not None else None
         return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],
                        school_holiday=self.school_holiday[rows], promo2=self.promo2[rows],
                        variant=self.variant[rows], promo2_months=self.promo2_months[rows],
                        promo2_since=self.promo2_since[rows], origin=origin, closed=closed,
-                       competition_since=since, season=season)
+                       competition_since=since, season=season, season_left_out=left_out)
 
     def take_days(self, cols: np.ndarray) -> "Covariates":
         return replace(self, dates=self.dates[cols], promo=self.promo[:, cols],
@@ -269,6 +274,22 @@ def week_of_year(dates: np.ndarray) -> np.ndarray:
     return np.minimum(doy // 7, SEASON_WEEKS - 1)
 
 
+def _season_values(cov: Covariates) -> np.ndarray:
+    """(S, T) the season covariate: the all-years profile, or on a store's days up to its origin the
+    profile without that day's year (cross-fitting; see Covariates.season_left_out)."""
+    week = week_of_year(cov.dates)
+    values = cov.season[:, week]
+    if cov.season_left_out is None:
+        return values
+    years = cov.dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    index = np.searchsorted(cov.season_years, years)
+    known = (index < len(cov.season_years)) & (cov.season_years[np.minimum(index, len(cov.season_years) - 1)] == years)
+    origin = np.broadcast_to(np.asarray(cov.origin, dtype="datetime64[D]"), (len(values),))
+    training = (cov.dates[None, :] <= origin[:, None]) & known[None, :]
+    left_out = cov.season_left_out[:, np.minimum(index, len(cov.season_years) - 1), week]
+    return np.where(training, left_out, values)
+
+
 def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     """Encode covariates into slots; feature order is fixed by the spec and the variant levels."""
     n_stores, n_days = cov.promo.shape
@@ -364,7 +385,7 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         if cov.season is None:
             add_slot(start, 0.0)
         else:
-            add_slot(start, cov.season[:, week_of_year(cov.dates)])
+            add_slot(start, _season_values(cov))
     if spec.carnival:
         start = add_group("carnival", list(CARNIVAL_DAYS))
         code = _carnival_code(cov.dates)

@@ -33,12 +33,23 @@ def test_profile_follows_a_yearly_wave_and_is_centred():
     assert np.abs(profile[1]).max() < 0.02  # a flat store has a flat profile (the weekday is removed)
 
 
-def test_profile_is_the_feature_value_by_week_of_year():
-    cube = _cube()
-    index, value = cube.design.index, cube.design.value
+def test_feature_reads_the_profile_without_the_days_own_year_and_the_full_one_after_the_origin():
+    cube = _cube().with_origin(_cube().dates[600])
+    cov = cube.covariates
     col = cube.feature_names.index("season_profile")
-    slot = int(np.flatnonzero((index[0, 0] == col))[0])
-    np.testing.assert_allclose(value[0, :, slot], cube.covariates.season[0, week_of_year(cube.dates)])
+    slot = int(np.flatnonzero((cube.design.index[0, 0] == col))[0])
+    value = cube.design.value[0, :, slot]
+    week = week_of_year(cube.dates)
+    year = np.searchsorted(cov.season_years, cube.dates.astype("datetime64[Y]").astype(np.int64) + 1970)
+    training = cube.dates <= cube.dates[600]
+    np.testing.assert_allclose(value[training], cov.season_left_out[0, year, week][training])
+    np.testing.assert_allclose(value[~training], cov.season[0, week][~training])
+    # each year's left-out profile still follows the wave where the other years saw the week
+    assert cov.season_left_out.shape == (2, len(cov.season_years), SEASON_WEEKS)
+    for y in range(len(cov.season_years)):
+        seen = cov.season_left_out[0, y] != 0
+        seen[-2:] = False  # the December run is left out
+        assert np.corrcoef(cov.season_left_out[0, y, seen], cov.season[0, seen])[0, 1] > 0.9
 
 
 def test_profile_never_uses_days_after_the_origin():
@@ -47,11 +58,12 @@ def test_profile_never_uses_days_after_the_origin():
     moved = cube.with_origin(cutoff)
     train = cube.select_days(None, cutoff)
     expected = season_profile(train.sales, train.observed, train.covariates, cutoff)
-    np.testing.assert_allclose(moved.covariates.season, expected, atol=1e-6)
+    np.testing.assert_allclose(moved.covariates.season, expected.all, atol=1e-6)
     changed = cube.sales.copy()
     changed[:, 501:] *= 3.0
     again = season_profile(changed, cube.observed, cube.covariates, cutoff)
-    np.testing.assert_allclose(again, moved.covariates.season, atol=1e-6)
+    np.testing.assert_allclose(again.all, moved.covariates.season, atol=1e-6)
+    np.testing.assert_allclose(again.left_out, moved.covariates.season_left_out, atol=1e-6)
 
 
 def test_short_history_gives_the_fallback_profile():
