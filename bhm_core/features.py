@@ -282,11 +282,11 @@ def _season_values(cov: Covariates) -> np.ndarray:
     if cov.season_left_out is None:
         return values
     years = cov.dates.astype("datetime64[Y]").astype(np.int64) + 1970
-    index = np.searchsorted(cov.season_years, years)
-    known = (index < len(cov.season_years)) & (cov.season_years[np.minimum(index, len(cov.season_years) - 1)] == years)
+    index = np.minimum(np.searchsorted(cov.season_years, years), len(cov.season_years) - 1)
+    known = cov.season_years[index] == years
     origin = np.broadcast_to(np.asarray(cov.origin, dtype="datetime64[D]"), (len(values),))
     training = (cov.dates[None, :] <= origin[:, None]) & known[None, :]
-    left_out = cov.season_left_out[:, np.minimum(index, len(cov.season_years) - 1), week]
+    left_out = cov.season_left_out[:, index, week]
     return np.where(training, left_out, values)
 
 

@@ -22,7 +22,8 @@ def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, 
     store = cell_store.astype(np.int64)
     lows = [int(cell_index[:, a].min(initial=0)) for a in range(n_slots)]
     widths = [int(cell_index[:, a].max(initial=0)) - lows[a] + 1 for a in range(n_slots)]
-    keys = [store * widths[a] + (cell_index[:, a].astype(np.int64) - lows[a]) for a in range(n_slots)]
+    local = [cell_index[:, a].astype(np.int64) - lows[a] for a in range(n_slots)]  # column within the band
+    keys = [store * widths[a] + local[a] for a in range(n_slots)]
     values = [cell_value[:, a].astype(np.float64) for a in range(n_slots)]
     for a in range(n_slots):
         band_a = slice(lows[a], lows[a] + widths[a])
@@ -30,8 +31,7 @@ def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, 
                                       minlength=n_stores * widths[a]).reshape(n_stores, widths[a])
         for b in range(a, n_slots):
             band_b = slice(lows[b], lows[b] + widths[b])
-            local_b = keys[b] - store * widths[b]
-            block = np.bincount(keys[a] * widths[b] + local_b, weights=values[a] * values[b],
+            block = np.bincount(keys[a] * widths[b] + local[b], weights=values[a] * values[b],
                                 minlength=n_stores * widths[a] * widths[b]).reshape(n_stores, widths[a], widths[b])
             xtx[:, band_a, band_b] += block
             if b != a:

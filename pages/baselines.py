@@ -25,20 +25,11 @@ st.caption(f"Backtest on {which}: the model (with the priors and settings of Mod
 request = baselines_view.controls(cube)
 key = None if request is None else evaluating.backtest_key(
     cube, store_ids, request["cutoff"], request["horizon"], config, priors)
-evaluation = evaluating.cached(key) if key else None
-eval_view.run_button(
-    "backtest", f"Run the backtest ({len(store_ids)} stores)", request is not None,
-    evaluation is not None,
+evaluation = eval_view.run(
+    "backtest", f"Run the backtest ({len(store_ids)} stores)", request is not None, key,
     lambda: evaluating.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config,
-                                      priors))
-evaluating.progress("backtest")
-evaluating.notice("backtest")
-evaluation = evaluating.cached(key) if key else None
-if evaluation is None:
-    if request is not None and evaluating.job("backtest") is None:
-        st.info("Run the backtest to compare the model with the baselines on these days.",
-                icon=":material/info:")
-    st.stop()
+                                      priors),
+    "Run the backtest to compare the model with the baselines on these days.")
 
 try:
     baselines_view.results(evaluation, cube, state.current_source().kind, key)

@@ -4,7 +4,7 @@ distribution, and a what-if on future promotions."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, fitting, forecast_view, state
+from ui import fitting, forecast_view, state
 
 st.title("Forecast")
 _, fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")

@@ -20,27 +20,18 @@ st.caption("Treat stores of the data as new: each keeps only its first K days wi
            "per-store baselines trained on the same K days.")
 
 request = new_stores_view.controls(cube)
-key = reuse = None
+key = None
 if request is not None:
     reuse, others = evaluating.hierarchy_plan(cube, request["new"])
     new_stores_view.hierarchy_caption(reuse, others)
     h_key = evaluating.hierarchy_key(cube, reuse, others, config, priors)
     key = evaluating.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key,
                                    config)
-evaluation = evaluating.cached(key) if key else None
-eval_view.run_button(
-    "coldstart", "Fit and forecast the new stores", request is not None,
-    evaluation is not None,
+evaluation = eval_view.run(
+    "coldstart", "Fit and forecast the new stores", request is not None, key,
     lambda: evaluating.start_coldstart(cube, request["new"], request["known"], request["horizon"],
-                                       config, priors))
-evaluating.progress("coldstart")
-evaluating.notice("coldstart")
-evaluation = evaluating.cached(key) if key else None
-if evaluation is None:
-    if request is not None and evaluating.job("coldstart") is None:
-        st.info("Press the button to fit the new stores and compare the forecasts.",
-                icon=":material/info:")
-    st.stop()
+                                       config, priors),
+    "Press the button to fit the new stores and compare the forecasts.")
 
 try:
     new_stores_view.results(evaluation, cube, state.current_source().kind, request["windows"],

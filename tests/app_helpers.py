@@ -93,6 +93,16 @@ def fitted_app(monkeypatch, tmp_path, page: str) -> AppTest:
     return at.switch_page(page).run()
 
 
+def evaluation_app(monkeypatch, tmp_path, page: str) -> AppTest:
+    """A session without a fit, STEPS steps set on Model & fit (an evaluation page's runs use the
+    settings there), then on `page`."""
+    small_demo(monkeypatch, tmp_path)
+    at = open_page(FIT_PAGE)
+    at.number_input(key=f"{state.W_SVI}.steps").set_value(STEPS)
+    at.run()
+    return at.switch_page(page).run()
+
+
 def wait_for_eval(at, kind: str, timeout: float = 300) -> AppTest:
     """Wait for the page's background backtest / cold-start job (ui.evaluating), then rerun."""
     key = f"{state.EVAL_JOB}.{kind}"

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from app_helpers import FIT_PAGE, STEPS, button, chart, open_page, small_demo, texts, wait_for_eval
+from app_helpers import FIT_PAGE, STEPS, button, chart, evaluation_app, texts, wait_for_eval
 from ui import charts, state
 
 PAGE = "pages/baselines.py"
@@ -20,11 +20,7 @@ def cutoff_input(at):
 
 @pytest.fixture
 def app(monkeypatch, tmp_path):
-    small_demo(monkeypatch, tmp_path)
-    at = open_page(FIT_PAGE)
-    at.number_input(key=f"{state.W_SVI}.steps").set_value(STEPS)  # the backtest uses these settings
-    at.run()
-    return at.switch_page(PAGE).run()
+    return evaluation_app(monkeypatch, tmp_path, PAGE)
 
 
 def run_backtest(at):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app_helpers import (FIT_PAGE, STEPS, button, chart, current, fit, open_page, small_demo, texts,
-                         wait_for_eval)
+from app_helpers import (FIT_PAGE, button, chart, current, evaluation_app, fit, open_page, small_demo,
+                         texts, wait_for_eval)
 from bhm_core.artifacts import FitStore
 from bhm_core.errors import ConfigError
 from bhm_core.evaluation import coldstart
@@ -22,11 +22,7 @@ def new_picker(at):
 
 @pytest.fixture
 def app(monkeypatch, tmp_path):
-    small_demo(monkeypatch, tmp_path)
-    at = open_page(FIT_PAGE)
-    at.number_input(key=f"{state.W_SVI}.steps").set_value(STEPS)
-    at.run()
-    return at.switch_page(PAGE).run()
+    return evaluation_app(monkeypatch, tmp_path, PAGE)
 
 
 def run_trial(at):

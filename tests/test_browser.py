@@ -212,29 +212,13 @@ def test_baselines_and_new_stores(server, browser):
 
     page.get_by_role("link", name="Baselines").click()
     page.get_by_text("100 steps").first.wait_for(timeout=30_000)
-    started = time.monotonic()
-    page.get_by_role("button", name=re.compile(r"^Run the backtest")).click()
-    page.get_by_text(re.compile(r"^Backtest done in")).wait_for(timeout=FIT_TIMEOUT)
-    print(f"backtest of 20 stores in {time.monotonic() - started:.1f} s")
-    wait_for_chart(page, count=3, timeout=60_000)
-    page.mouse.move(0, 0)
-    no_exceptions(page)
-    page.screenshot(path=ARTIFACTS / "baselines.png")
-    scroll_to(page, "One store, every method")
-    page.screenshot(path=ARTIFACTS / "baselines_store.png")
+    _run_evaluation(page, re.compile(r"^Run the backtest"), r"^Backtest done in",
+                    "One store, every method", ("baselines", "baselines_store"))
 
     page.get_by_role("link", name="New stores").click()
     page.get_by_text("Stores to treat as new").wait_for(timeout=30_000)
-    started = time.monotonic()
-    page.get_by_role("button", name="Fit and forecast the new stores").click()
-    page.get_by_text(re.compile(r"^New-store trial done in")).wait_for(timeout=FIT_TIMEOUT)
-    print(f"new-store trial in {time.monotonic() - started:.1f} s")
-    wait_for_chart(page, count=3, timeout=60_000)
-    page.mouse.move(0, 0)
-    no_exceptions(page)
-    page.screenshot(path=ARTIFACTS / "new_stores.png")
-    scroll_to(page, "Forecast vs actual, store by store")
-    page.screenshot(path=ARTIFACTS / "new_stores_panels.png")
+    _run_evaluation(page, "Fit and forecast the new stores", r"^New-store trial done in",
+                    "Forecast vs actual, store by store", ("new_stores", "new_stores_panels"))
 
     page.get_by_role("spinbutton", name="Known days K").fill("5000")  # impossible: an error, no crash
     page.get_by_role("spinbutton", name="Known days K").press("Enter")
@@ -288,3 +272,18 @@ def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
         no_exceptions(page)
         page.screenshot(path=ARTIFACTS / f"{name.lower()}_dark.png")
     page.close()
+
+
+def _run_evaluation(page, button, done, section: str, shots: tuple) -> None:
+    """Press an evaluation page's run button, wait for its result and charts, and screenshot the
+    top of the page and `section` (shots: the two file names)."""
+    started = time.monotonic()
+    page.get_by_role("button", name=button).click()
+    page.get_by_text(re.compile(done)).wait_for(timeout=FIT_TIMEOUT)
+    print(f"{shots[0]} run in {time.monotonic() - started:.1f} s")
+    wait_for_chart(page, count=3, timeout=60_000)
+    page.mouse.move(0, 0)
+    no_exceptions(page)
+    page.screenshot(path=ARTIFACTS / f"{shots[0]}.png")
+    scroll_to(page, section)
+    page.screenshot(path=ARTIFACTS / f"{shots[1]}.png")

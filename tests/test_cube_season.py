@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from bhm_core.cube import SEASON_MIN_DAYS, build_cube, season_profile
 from bhm_core.features import SEASON_WEEKS, FeatureSpec, week_of_year

@@ -16,7 +16,7 @@ from bhm_core.features import FeatureSpec
 from bhm_core.errors import ArtifactError, ConfigError, FitDivergedError
 from bhm_core.lsq import normal_equations, ridge
 from bhm_core.metrics import rmspe
-from bhm_core.model import ModelData, negative_elbo, prior_arrays, sample_guide
+from bhm_core.model import negative_elbo, prior_arrays, sample_guide
 from bhm_core.predict import forecast, forecast_total, store_day_samples
 from bhm_core.sources import DemoSource, load_dataset
 

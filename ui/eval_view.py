@@ -1,4 +1,4 @@
-"""Parts shared by the Baselines and New stores pages: the run button, the metrics table, the
+"""Parts shared by the Baselines and New stores pages: the run button and its job, the metrics table, the
 headline lift, the per-store lift histogram, interval calibration and the per-store drill-down."""
 
 from __future__ import annotations
@@ -18,7 +18,21 @@ COLUMNS = {"rmspe": "RMSPE", "mape": "MAPE", "mae": "MAE", "rmse": "RMSE",
            "coverage_50": "Coverage 50 %", "coverage_90": "Coverage 90 %", "crps": "CRPS"}
 
 
-def run_button(kind: str, label: str, ready: bool, have_result: bool, start) -> None:
+def run(kind: str, label: str, ready: bool, key: str | None, start, idle_hint: str):
+    """The run button, the job's progress and its last notice; returns the evaluation for these
+    inputs (key), or stops the page while there is none (with `idle_hint` when nothing runs)."""
+    _run_button(kind, label, ready, key is not None and evaluating.cached(key) is not None, start)
+    evaluating.progress(kind)
+    evaluating.notice(kind)
+    evaluation = evaluating.cached(key) if key else None  # a job that just finished is collected
+    if evaluation is None:
+        if ready and evaluating.job(kind) is None:
+            st.info(idle_hint, icon=":material/info:")
+        st.stop()
+    return evaluation
+
+
+def _run_button(kind: str, label: str, ready: bool, have_result: bool, start) -> None:
     """The button that starts the job (disabled while one runs, the inputs are invalid, or the
     result for these inputs is already there)."""
     running = evaluating.job(kind) is not None
