@@ -18,7 +18,9 @@ Baselines (``BASELINES``, the registry the backtest runs):
   the store variant, a holiday level never seen, a weekday the store was never open). Penalty 1 is
   one pseudo-observation per coefficient (the same in the cold-start trial, see there). The point is
   exp(x.theta) (the log-normal median); intervals and a closed-form CRPS come from a log-normal with
-  the store's residual variance (residual sum of squares over n - effective degrees of freedom).
+  the store's residual variance sigma^2 (residual sum of squares over n - effective degrees of
+  freedom). Like the model, it is scored for RMSPE on the point its distribution recommends for
+  that loss, exp(x.theta - 1.5 sigma^2) (``point_rmspe``), so the comparison is like for like.
 - ``pooled``: one log-linear regression for all stores (complete pooling; store size enters only
   through the store-variant features), log-normal intervals from the pooled residual variance.
 - ``median_dow_promo``: per-store median by weekday x promo over the last ``window`` days (365) of
@@ -46,7 +48,7 @@ from .lsq import normal_equations, ridge
 from .metrics import INTERVAL_LEVELS, interval_columns
 
 INTERVAL_COLUMNS = tuple(col for level in INTERVAL_LEVELS for col in interval_columns(level))
-FRAME_COLUMNS = ("store", "date", "method", "y", "point", "median", *INTERVAL_COLUMNS, "crps", "open",
+FRAME_COLUMNS = ("store", "date", "method", "y", "point", "median", "point_rmspe", *INTERVAL_COLUMNS, "crps", "open",
                  "known")
 OLS_PENALTY = 1.0        # pseudo-observations per coefficient (backtest: hundreds of days per store)
 POOLED_PENALTY = 1e-3    # only keeps the pooled solve defined; the data dominate
@@ -66,9 +68,11 @@ def _check_pair(train: SalesCube, horizon: SalesCube) -> None:
         raise DataError("the training cube and the horizon have different features")
 
 
-def forecast_frame(horizon: SalesCube, method: str, point: np.ndarray, *, median=None,
+def forecast_frame(horizon: SalesCube, method: str, point: np.ndarray, *, median=None, point_rmspe=None,
                    intervals: dict | None = None, crps: np.ndarray | None = None) -> pd.DataFrame:
-    """Tidy frame over every (store, day) of the horizon; arrays are (S, T). Closed days get 0."""
+    """Tidy frame over every (store, day) of the horizon; arrays are (S, T). Closed days get 0.
+    ``point_rmspe``: the point minimising the method's expected RMSPE where it has a distribution
+    (NaN elsewhere: RMSPE is then scored on ``point``)."""
     shape = (horizon.n_stores, horizon.n_days)
     closed = horizon.status == CLOSED
     y = np.where(horizon.observed, horizon.sales, np.nan).astype(np.float64)
@@ -82,7 +86,8 @@ def forecast_frame(horizon: SalesCube, method: str, point: np.ndarray, *, median
     columns = {"store": np.repeat(horizon.store_ids, horizon.n_days),
                "date": np.tile(horizon.dates, horizon.n_stores), "method": method,
                "y": y.ravel(), "point": point,
-               "median": point if median is None else cells(median)}
+               "median": point if median is None else cells(median),
+               "point_rmspe": nan.ravel() if point_rmspe is None else cells(point_rmspe)}
     intervals = intervals or {}
     for col in INTERVAL_COLUMNS:
         columns[col] = cells(intervals[col]) if col in intervals else nan.ravel()
@@ -121,8 +126,10 @@ def _lognormal_frame(horizon: SalesCube, method: str, eta: np.ndarray, sigma: np
         lo, hi = interval_columns(level)
         intervals[lo], intervals[hi] = np.exp(eta - z * sigma), np.exp(eta + z * sigma)
     y = np.where(horizon.observed, horizon.sales, np.nan)
-    return forecast_frame(horizon, method, np.exp(eta), intervals=intervals,
-                          crps=crps_lognormal(y, eta, sigma))
+    # E[1/y] / E[1/y^2] of a log-normal: the same Bayes decision for RMSPE the model's point takes
+    # (predict.rmspe_optimal_point), so both are scored on the point their distribution recommends.
+    return forecast_frame(horizon, method, np.exp(eta), point_rmspe=np.exp(eta - 1.5 * sigma**2),
+                          intervals=intervals, crps=crps_lognormal(y, eta, sigma))
 
 
 def _log_cells(train: SalesCube, method: str):

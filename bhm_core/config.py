@@ -73,6 +73,8 @@ class Priors:
     school_weekday: EffectPrior = field(default_factory=EffectPrior)
     season: EffectPrior = field(default_factory=EffectPrior)
     carnival: EffectPrior = field(default_factory=EffectPrior)
+    easter: EffectPrior = field(default_factory=EffectPrior)
+    recent_level: EffectPrior = field(default_factory=EffectPrior)
     r_mu_loc: float = 4.0       # log-dispersion: Var[y] = E[y] (1 + exp(r))
     r_mu_scale: float = 1.0
     r_sigma_scale: float = 1.0

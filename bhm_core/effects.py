@@ -26,7 +26,8 @@ GROUP_TITLES = {"weekday": "Weekday", "promo": "Promo", "state_holiday": "State 
                 "yearly": "Yearly", "promo_weekday": "Promo × weekday", "day_of_month": "Day of month",
                 "month": "Month", "holiday_window": "Around holidays", "promo2_active": "Promo2 active",
                 "trend": "Trend (per year)", "promo_window": "Around promo runs",
-                "christmas": "Christmas run-up"}
+                "christmas": "Christmas and New Year", "easter": "Easter week",
+                "recent_level": "Recent level"}
 
 
 def group_title(group: str) -> str:

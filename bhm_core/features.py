@@ -24,8 +24,13 @@ STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christm
 FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
                   "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
                   "trend", "promo_window", "christmas", "trend_changes", "closure_window", "competition",
-                  "school_weekday", "season", "carnival")
-CHRISTMAS_LEAD_DAYS = 14  # the pre-Christmas run-up: its own effect per day from Dec 11 to Dec 24
+                  "school_weekday", "season", "carnival", "easter", "recent_level")
+# The Christmas run-up is counted in shopping days (Mon-Sat) left before Christmas Eve, not in
+# calendar dates: Dec 22 was a Sunday in 2013 and the busy last Monday in 2014, so a per-date effect
+# learnt from one year is wrong the next.
+CHRISTMAS_SHOPPING_DAYS = 12
+CHRISTMAS_DAYS = ("advent_sunday", "christmas_eve", "christmas_holidays", "between_the_years",
+                  "new_years_eve", "new_year_first_days")  # after the run-up, in code order
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HOLIDAY_WINDOW_DAYS = 3  # days before and after a state holiday that get their own effect
 MAX_YEARLY_HARMONICS = 10
@@ -33,6 +38,10 @@ TREND_KNOTS_DAYS = (365, 182, 91)  # changepoints of the per-store trend, in day
 CLOSURE_MIN_DAYS = 3     # a closure: at least this many consecutive closed days (refurbishments)
 CLOSURE_WINDOW_DAYS = 7  # days before / after a closure that get their own effect
 CARNIVAL_DAYS = {"weiberfastnacht": -52, "rosenmontag": -48, "shrove_tuesday": -47}  # from Easter Sunday
+EASTER_DAYS = {"holy_monday": -6, "holy_tuesday": -5, "holy_wednesday": -4, "maundy_thursday": -3,
+               "good_friday": -2, "holy_saturday": -1, "easter_sunday": 0, "easter_monday": 1,
+               "easter_tuesday": 2}
+RECENT_LEVEL_DAYS = 91  # the store's level over its last weeks before the origin, carried forward
 SEASON_WEEKS = 52        # bins of the yearly profile (day of year // 7; the last holds days 357-365)
 
 
@@ -53,10 +62,14 @@ class FeatureSpec:
     holiday_window: bool = True    # days just before / after a state holiday
     promo2_active: bool = True     # the months a store's Promo2 coupon campaign runs
     trend: bool = True             # per-store linear trend (per year)
-    christmas: bool = True         # each day of the pre-Christmas run-up, and the days to New Year
+    christmas: bool = True         # the last shopping days before Christmas Eve, Dec 24, Dec 25-26,
+                                   # Dec 27-30, New Year's Eve, Jan 2-4
     closure_window: bool = True    # days just before / after a closure of >= 3 days (refurbishments)
     season: bool = True            # the store's own yearly profile, from its history before the origin
     carnival: bool = True          # Weiberfastnacht, Rosenmontag, Shrove Tuesday (from the Easter date)
+    easter: bool = True            # each day of Holy Week to Easter Tuesday (shopping before the holidays)
+    recent_level: bool = True      # a level shift over the last RECENT_LEVEL_DAYS before the origin,
+                                   # carried into the forecast (the store's current level)
     competition: bool = True       # after a competitor opened (when that falls inside the data)
     month: bool = False            # one effect per calendar month
     promo_window: bool = False     # non-promo days right after / before a promo run
@@ -69,7 +82,7 @@ class FeatureSpec:
         promo2, store variant) and nothing else."""
         return cls(promo_weekday=False, day_of_month=False, holiday_window=False, promo2_active=False,
                    trend=False, christmas=False, closure_window=False, season=False, carnival=False,
-                   competition=False)
+                   competition=False, easter=False, recent_level=False)
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.
@@ -174,13 +187,29 @@ def _days_to_holiday(holiday: np.ndarray, direction: int) -> np.ndarray:
     return out
 
 
-def _christmas_code(dates: np.ndarray, lead: int) -> np.ndarray:
-    """(T,) 0..lead-1 for Dec 24-lead+1 .. Dec 24, lead for Dec 25-31, -1 elsewhere."""
+def _christmas_code(dates: np.ndarray) -> np.ndarray:
+    """(T,) code into the christmas labels, -1 outside the season: 0..CHRISTMAS_SHOPPING_DAYS-1 for
+    the run-up (0 the earliest, CHRISTMAS_SHOPPING_DAYS-1 the last Mon-Sat before Dec 24), then
+    CHRISTMAS_DAYS in order (a Sunday inside the run-up is an advent Sunday)."""
     month = dates.astype("datetime64[M]").astype(np.int64) % 12
     day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
-    december = month == 11
-    run_up = december & (day > 24 - lead) & (day <= 24)
-    return np.where(run_up, day - (25 - lead), np.where(december & (day >= 25), lead, -1))
+    weekday = weekday_of(dates)
+    n = CHRISTMAS_SHOPPING_DAYS
+    special = {name: n + j for j, name in enumerate(CHRISTMAS_DAYS)}
+    code = np.full(len(dates), -1, np.int64)
+    for t in np.flatnonzero((month == 11) & (day < 24)):
+        # Mon-Sat days from this date to Dec 23: 1 on the last shopping day before Christmas Eve.
+        span = weekday_of(dates[t] + np.arange(24 - day[t]))
+        left = int((span != 6).sum())  # a Sunday gets the count of the Monday after it
+        if left <= n:
+            code[t] = special["advent_sunday"] if weekday[t] == 6 else n - left
+    december, january = month == 11, month == 0
+    code[december & (day == 24)] = special["christmas_eve"]
+    code[december & ((day == 25) | (day == 26))] = special["christmas_holidays"]
+    code[december & (day >= 27) & (day <= 30)] = special["between_the_years"]
+    code[december & (day == 31)] = special["new_years_eve"]
+    code[january & (day >= 2) & (day <= 4)] = special["new_year_first_days"]
+    return code
 
 
 def _near_promo(promo: np.ndarray, reach: int = 2):
@@ -257,13 +286,13 @@ def easter_sunday(year: int) -> np.datetime64:
     return np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "D")
 
 
-def _carnival_code(dates: np.ndarray) -> np.ndarray:
-    """(T,) index into CARNIVAL_DAYS for the carnival days, -1 elsewhere."""
+def _easter_offset_code(dates: np.ndarray, offsets: dict) -> np.ndarray:
+    """(T,) index into `offsets` (name -> days from Easter Sunday) for those days, -1 elsewhere."""
     code = np.full(len(dates), -1, np.int64)
     years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
     for year in np.unique(years):
         easter = easter_sunday(int(year))
-        for j, offset in enumerate(CARNIVAL_DAYS.values()):
+        for j, offset in enumerate(offsets.values()):
             code[dates == easter + np.timedelta64(offset, "D")] = j
     return code
 
@@ -355,11 +384,13 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         add_slot(start, after)
         add_slot(start + 1, before)
     if spec.christmas:
-        lead = CHRISTMAS_LEAD_DAYS
-        labels = [f"christmas_minus_{d}" for d in range(lead - 1, -1, -1)] + ["christmas_to_new_year"]
+        labels = [f"christmas_run_up_{k}" for k in range(CHRISTMAS_SHOPPING_DAYS, 0, -1)] + list(CHRISTMAS_DAYS)
         start = add_group("christmas", labels)
-        code = _christmas_code(cov.dates, lead)
+        code = _christmas_code(cov.dates)
         add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
+    if spec.recent_level:
+        start = add_group("recent_level", ["recent_level"])
+        add_slot(start, _years_from_origin(cov) > -RECENT_LEVEL_DAYS / 365.25)
     if spec.trend_changes:
         labels = [f"trend_change_{d}d" for d in TREND_KNOTS_DAYS]
         start = add_group("trend_changes", labels)
@@ -386,10 +417,11 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
             add_slot(start, 0.0)
         else:
             add_slot(start, _season_values(cov))
-    if spec.carnival:
-        start = add_group("carnival", list(CARNIVAL_DAYS))
-        code = _carnival_code(cov.dates)
-        add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
+    for group, offsets in (("carnival", CARNIVAL_DAYS), ("easter", EASTER_DAYS)):
+        if getattr(spec, group):
+            start = add_group(group, list(offsets))
+            code = _easter_offset_code(cov.dates, offsets)
+            add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
     if spec.yearly_harmonics:
         h = spec.yearly_harmonics
         labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]

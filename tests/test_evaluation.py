@@ -4,11 +4,13 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import ndtri
 
 from bhm_core.baselines import (BASELINES, COLDSTART_BASELINES, FRAME_COLUMNS, crps_lognormal, mean,
                                 median_dow_promo, ols_log, pooled, seasonal_naive)
@@ -17,7 +19,8 @@ from bhm_core.config import FitConfig
 from bhm_core.cube import build_cube
 from bhm_core.errors import ConfigError
 from bhm_core.evaluation import METRIC_KEYS, backtest, choose_stores, coldstart_trial
-from bhm_core.metrics import crps_from_samples
+from bhm_core.metrics import crps_from_samples, score_dict
+from bhm_core.predict import rmspe_optimal_point
 from bhm_core.sources import DemoSource, load_dataset
 from bhm_core.validate import default_stores
 
@@ -138,6 +141,25 @@ def test_lognormal_intervals_nest_and_crps_matches_sampled_crps():
     mu, sigma = np.log(1000.0), 0.2
     sampled = crps_from_samples(y, np.exp(rng.normal(mu, sigma, (3, 200_000))))
     np.testing.assert_allclose(crps_lognormal(y, mu, sigma), sampled, rtol=0.01)
+
+
+def test_lognormal_baseline_is_scored_on_its_rmspe_optimal_point():
+    cube, _ = _log_linear_cube()
+    rng = np.random.default_rng(1)
+    noisy = cube.sales * np.exp(rng.normal(0, 0.2, cube.sales.shape))
+    cube = replace(cube, sales=np.where(cube.observed, noisy, 0).astype(cube.sales.dtype))
+    train, horizon = split(cube, 56)
+    frame = ols_log(train, horizon)
+    sigma = np.log(frame["hi_50"] / frame["point"]) / ndtri(0.75)
+    # The same decision the model's sampled point takes, E[1/y] / E[1/y^2], here in closed form.
+    draws = np.exp(np.log(frame["point"].to_numpy()[:2, None]) + sigma.to_numpy()[:2, None]
+                   * rng.standard_normal((2, 400_000)))
+    np.testing.assert_allclose(frame["point_rmspe"][:2], rmspe_optimal_point(draws, axis=1), rtol=5e-3)
+    assert (frame["point_rmspe"] < frame["point"]).all()
+    # Scoring uses it: RMSPE from the metrics equals the hand computation on point_rmspe.
+    scored = frame[frame["y"] > 0]
+    by_hand = np.sqrt(np.mean(((scored["point_rmspe"] - scored["y"]) / scored["y"]) ** 2))
+    assert score_dict(frame)["ols_log"]["rmspe"] == pytest.approx(by_hand)
 
 
 def test_every_baseline_returns_the_forecast_schema():

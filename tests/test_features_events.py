@@ -122,3 +122,54 @@ def test_easter_and_carnival_days():
     assert x[0, day["2015-02-16"], col["rosenmontag"]] == 1
     assert x[0, day["2015-02-17"], col["shrove_tuesday"]] == 1
     assert x[0, :, [col[n] for n in ("weiberfastnacht", "rosenmontag", "shrove_tuesday")]].sum() == 3
+
+
+def _day_cube(first, days, spec):
+    dates = pd.date_range(first, periods=days)
+    train = pd.DataFrame({"Store": 1, "Date": dates.to_numpy().astype("datetime64[D]"), "Sales": 100.0,
+                          "Open": 1, "Promo": 0, "StateHoliday": 0, "SchoolHoliday": 0})
+    stores = pd.DataFrame({"Store": [1], "StoreType": ["a"], "Assortment": ["a"], "Promo2": [0]})
+    cube = build_cube(train, stores, spec)
+    return cube, {str(d): i for i, d in enumerate(cube.dates)}
+
+
+def _active(cube, day, group):
+    """Name of the one active feature of `group` on a day (None when none is)."""
+    x, names = dense(cube, "")
+    on = [n for n, g, v in zip(names, cube.design.groups, x[0, day]) if g == group and v]
+    assert len(on) <= 1
+    return on[0] if on else None
+
+
+def test_christmas_run_up_counts_shopping_days_not_calendar_dates():
+    # Dec 22 was a Sunday in 2013 and the second-last shopping day (Monday) in 2014: the run-up
+    # effect a forecast for 2014 uses must be the one learnt on the matching shopping day of 2013.
+    cube, day = _day_cube("2013-12-01", 410, FeatureSpec(christmas=True))
+    at = lambda d: _active(cube, day[d], "christmas")  # noqa: E731
+    assert at("2013-12-23") == at("2014-12-23") == "christmas_run_up_1"   # Mon / Tue
+    assert at("2013-12-21") == at("2014-12-22") == "christmas_run_up_2"   # Sat / Mon
+    assert at("2013-12-22") == at("2014-12-21") == "advent_sunday"
+    assert at("2013-12-10") == "christmas_run_up_12" and at("2013-12-09") is None
+    assert at("2013-12-24") == "christmas_eve" and at("2013-12-26") == "christmas_holidays"
+    assert at("2013-12-27") == at("2013-12-30") == "between_the_years"
+    assert at("2014-12-31") == "new_years_eve" and at("2015-01-01") is None
+    assert at("2015-01-02") == at("2015-01-04") == "new_year_first_days" and at("2015-01-05") is None
+
+
+def test_easter_week_days_follow_the_easter_date():
+    cube, day = _day_cube("2015-03-25", 20, FeatureSpec(easter=True, carnival=False, christmas=False))
+    at = lambda d: _active(cube, day[d], "easter")  # noqa: E731
+    assert at("2015-03-30") == "holy_monday" and at("2015-03-29") is None
+    assert at("2015-04-02") == "maundy_thursday" and at("2015-04-04") == "holy_saturday"
+    assert at("2015-04-06") == "easter_monday" and at("2015-04-07") == "easter_tuesday"
+    assert at("2015-04-08") is None
+
+
+def test_recent_level_marks_the_last_weeks_before_the_origin_and_the_forecast():
+    from bhm_core.features import RECENT_LEVEL_DAYS
+    cube, day = _day_cube("2015-01-01", 200, FeatureSpec(recent_level=True))
+    origin = cube.dates[149]
+    x, _ = dense(cube.with_origin(origin), "recent_level")
+    first = 149 - RECENT_LEVEL_DAYS + 1
+    assert x[0, :first, 0].sum() == 0
+    assert (x[0, first:, 0] == 1).all()  # the last weeks of training, and every day after the origin
