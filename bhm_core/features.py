@@ -230,11 +230,15 @@ def _promo2_active(cov: Covariates) -> np.ndarray:
     return (running & started & (cov.promo2[:, None] == 1)).astype(np.float32)
 
 
-def _years_from_origin(cov: Covariates) -> np.ndarray:
-    """(1 or S, T) years from the trend's origin (negative before it)."""
+def _days_from_origin(cov: Covariates) -> np.ndarray:
+    """(1 or S, T) int days from the trend's origin (negative before it)."""
     origin = np.asarray(cov.origin, dtype="datetime64[D]")
     origin = origin[:, None] if origin.ndim else origin[None, None]
-    return (cov.dates[None, :] - origin).astype(np.float64) / 365.25
+    return (cov.dates[None, :] - origin).astype(np.int64)
+
+
+def _years_from_origin(cov: Covariates) -> np.ndarray:
+    return _days_from_origin(cov) / 365.25
 
 
 def _closure_distances(cov: Covariates) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +394,7 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
     if spec.recent_level:
         start = add_group("recent_level", ["recent_level"])
-        add_slot(start, _years_from_origin(cov) > -RECENT_LEVEL_DAYS / 365.25)
+        add_slot(start, _days_from_origin(cov) > -RECENT_LEVEL_DAYS)
     if spec.trend_changes:
         labels = [f"trend_change_{d}d" for d in TREND_KNOTS_DAYS]
         start = add_group("trend_changes", labels)
