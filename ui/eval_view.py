@@ -55,7 +55,9 @@ def headline(evaluation) -> None:
     lifts = store_lifts(summary)["lift_pct"].dropna()
     cols = st.columns(4)
     cols[0].metric("Model RMSPE", _pct(model), border=True,
-                   help="Root mean squared percentage error over the scored store-days")
+                   help="Root mean squared percentage error over the scored store-days, on the point "
+                        "that minimises it under each method's predictive distribution (the model, "
+                        "the log-linear baselines); on the plain forecast for the others")
     cols[1].metric("Best baseline RMSPE", _pct(best_rmspe), border=True,
                    delta=charts_eval.label(best) if best else None, delta_color="off",
                    delta_arrow="off",
