@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,10 +23,6 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
 CUTOFF, HORIZON_END = "2015-06-19", "2015-07-31"
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from bhm_core.artifacts import FitStore
@@ -35,6 +30,7 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
     from bhm_core.engine import enable_compilation_cache, fit
     from bhm_core.metrics import score_dict
     from bhm_core.predict import forecast
+    from bhm_core.scale import peak_rss_mb
     from bhm_core.sources import KaggleDirSource, load_dataset
 
     if os.environ.get("BENCH_COMPILE_CACHE"):
@@ -53,13 +49,13 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
         scores = score_dict(fc[fc["y"].notna()])["hierarchical"]
         return {"seconds": seconds, "compile_seconds": result.meta["compile_seconds"],
                 "steps": result.meta["steps"], "final_loss": result.final_loss,
-                "rmspe": scores["rmspe"], "peak_mb": _peak_mb()}
+                "rmspe": scores["rmspe"], "peak_mb": peak_rss_mb()}
     if mode == "predict":
         result = FitStore(fit_dir).load("0" * 20)
         forecast(result, full, result.store_ids[:64], "2015-06-20", "2015-06-21", n_samples=500)  # compile
         start = time.perf_counter()
         fc = forecast(result, full, first="2015-06-20", last=HORIZON_END, n_samples=500)
-        return {"seconds": time.perf_counter() - start, "cells": len(fc), "peak_mb": _peak_mb()}
+        return {"seconds": time.perf_counter() - start, "cells": len(fc), "peak_mb": peak_rss_mb()}
     if mode == "fifty":
         history = full.select_days(None, CUTOFF)
         start = time.perf_counter()

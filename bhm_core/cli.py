@@ -13,6 +13,7 @@ import time
 
 from .config import Priors
 from .errors import BhmError
+from .scale import DEFAULT_BATCH, FEATURE_SETS
 from .sources import DemoSource, KaggleDirSource, load_dataset
 
 
@@ -174,7 +175,8 @@ def _add_scale_command(commands) -> None:
         "scale", help="fit many series with store minibatches (synthetic, or virtual stores of "
                       "--data-dir) and report time per step and peak memory")
     scale.add_argument("--series", required=True, type=int, metavar="N", help="number of series")
-    scale.add_argument("--batch", type=int, default=1024, metavar="B", help="stores per step (1024)")
+    scale.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="B",
+                       help=f"stores per step ({DEFAULT_BATCH})")
     scale.add_argument("--devices", type=int, metavar="D",
                        help="split the fit over D devices (on a CPU, D forced host devices)")
     scale.add_argument("--steps", type=int, default=200, metavar="S", help="SVI steps (200)")
@@ -182,7 +184,7 @@ def _add_scale_command(commands) -> None:
     scale.add_argument("--seed", type=int, default=0, help="seed of the series and the fit")
     scale.add_argument("--data-dir", help="Kaggle-layout folder: cut its stores into virtual series "
                                           "(without it: synthetic series drawn from the model)")
-    scale.add_argument("--features", choices=("reference", "default"), default="reference",
+    scale.add_argument("--features", choices=FEATURE_SETS, default="reference",
                        help="virtual series: the original research's 23 features (reference) or the "
                             "product's default FeatureSpec")
     scale.add_argument("--summaries", metavar="PATH", help="also stream per-series posterior "

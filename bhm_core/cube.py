@@ -19,7 +19,8 @@ import pandas as pd
 
 from .errors import DataError
 from .features import (CLOSURE_WINDOW_DAYS, MONTH_NAMES, SEASON_WEEKS, Covariates, Design, FeatureSpec,
-                       _closure_distances, encode, week_of_year, weekday_of)
+                       _closure_distances, day_of_month, encode, month_of, week_of_year, weekday_of,
+                       year_of)
 
 MISSING, OPEN, CLOSED = 0, 1, 2
 
@@ -177,6 +178,7 @@ SEASON_MIN_DAYS = 300  # observed days before the origin a store needs for its y
 SEASON_LEVEL_DAYS = 182  # half-width of the moving level taken out of the profile
 SEASON_AFTER_CLOSURE_DAYS = 30  # reopening spikes left out of the profile
 SEASON_CLIP = 1.0  # log-residuals are clipped to +-this before averaging (one-off events)
+SEASON_DECEMBER_FROM = 11  # Dec 11-31 left out of the profile: the Christmas season's own days
 
 
 def _moving_mean(values: np.ndarray, valid: np.ndarray, half: int) -> np.ndarray:
@@ -197,15 +199,15 @@ def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, ori
 
     Log sales less the store's weekday x promo means and its moving one-year level (so growth and
     level shifts are not read as season), clipped, averaged by week of the year over the years
-    seen, smoothed over neighbouring weeks (circularly) and centred. Holidays, Dec 11-31 and the
+    seen, smoothed over neighbouring weeks (circularly) and centred. Holidays, the heart of the
+    Christmas season (from SEASON_DECEMBER_FROM to Dec 31, the christmas features' days) and the
     days around closures are left out (their own features hold them). A store with fewer than
     SEASON_MIN_DAYS such days gets `fallback` (SEASON_WEEKS,), by default the mean profile of the
     stores that have one (the population's season; zero where none has)."""
     n_stores, n_days = sales.shape
     dates = cov.dates
     origin = np.broadcast_to(np.asarray(origin, dtype="datetime64[D]"), (n_stores,))
-    day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
-    december_run = (dates.astype("datetime64[M]").astype(np.int64) % 12 == 11) & (day >= 11)
+    december_run = (month_of(dates) == 11) & (day_of_month(dates) >= SEASON_DECEMBER_FROM)
     since, until = _closure_distances(cov)
     use = (observed & (dates[None, :] <= origin[:, None]) & (cov.state_holiday == 0)
            & ~december_run[None, :] & (since > SEASON_AFTER_CLOSURE_DAYS) & (until > CLOSURE_WINDOW_DAYS))
@@ -217,7 +219,7 @@ def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, ori
     resid = logy - means[cell_key]
     resid = np.clip(resid - _moving_mean(resid, use, SEASON_LEVEL_DAYS), -SEASON_CLIP, SEASON_CLIP)
     store, col = np.nonzero(use)
-    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    years = year_of(dates)
     year_list = np.unique(years)
     year_index = np.searchsorted(year_list, years)
     n_years = len(year_list)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .cube import build_cube
-from .features import FeatureSpec, STATE_HOLIDAY_LEVELS, weekday_of
+from .features import FeatureSpec, STATE_HOLIDAY_LEVELS, day_of_year, easter_sunday, weekday_of, year_of
 from .sources import Dataset, DemoSource
 from .errors import ConfigError
 
@@ -39,19 +39,6 @@ KAGGLE_STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance
                         "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
 
 
-def _easter(year: int) -> np.datetime64:
-    """Gregorian Easter Sunday (anonymous algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month, day = divmod(h + l_ - 7 * m + 114, 31)
-    return np.datetime64(f"{year}-{month:02d}-{day + 1:02d}", "D")
-
-
 def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     """(S, T) state-holiday codes into STATE_HOLIDAY_LEVELS."""
     codes = np.zeros((len(state), len(dates)), np.int8)
@@ -59,7 +46,7 @@ def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     a, b, c = (STATE_HOLIDAY_LEVELS.index(x) for x in "abc")
     years = range(int(str(dates[0])[:4]), int(str(dates[-1])[:4]) + 1)
     for year in years:
-        easter = _easter(year)
+        easter = easter_sunday(year)
         fixed = {f"{year}-01-01": a, f"{year}-05-01": a, f"{year}-10-03": a,
                  f"{year}-12-25": c, f"{year}-12-26": c}
         national = {np.datetime64(k, "D"): v for k, v in fixed.items()}
@@ -77,9 +64,8 @@ def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
 
 def _school_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     """(S, T) 0/1: summer (6 weeks, staggered by state), Easter, autumn and Christmas breaks."""
-    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64)
-    year = dates.astype("datetime64[Y]").astype(np.int64) + 1970
-    easter_doy = {y: int((_easter(y) - np.datetime64(f"{y}-01-01", "D")).astype(int))
+    doy, year = day_of_year(dates), year_of(dates)
+    easter_doy = {y: int((easter_sunday(y) - np.datetime64(f"{y}-01-01", "D")).astype(int))
                   for y in np.unique(year)}
     e = np.array([easter_doy[y] for y in year])
     shift = 7 * state[:, None]

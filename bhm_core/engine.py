@@ -27,7 +27,7 @@ from .packing import FitData, StorePacked, batch_of, observed_cells, pack, pack_
 from .model import (BASIS, GLOBAL_SITES, LOCAL_SITES, PER_STORE, ModelData, SiteParams, Whitening,
                     identity_whitening, negative_elbo, prior_arrays)
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
-from .start import INITIAL_LOG_SCALE, initial_params
+from .start import INITIAL_LOG_SCALE, initial_params, store_posterior, whitening
 from .sharding import alignment, constrain, n_devices, place, shardings_of, store_mesh, to_host
 
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
@@ -310,8 +310,9 @@ def fit_cells(data: FitData, config: FitConfig | None = None, priors: Priors | N
 
 
 def _pack_on_devices(data: FitData, batch, mesh):
-    """Pack the cells and move them to the device(s) one field at a time: the host holds at most
-    one packed field besides the cells."""
+    """Pack the cells and move them to the device(s). Store minibatches: `pack_by_store` places
+    each field as it is built, so the host holds at most one packed field besides the cells.
+    Full batch: `pack` builds every field on the host first, and each is dropped once placed."""
     put = lambda array, split: place(array, mesh, split)
     if batch is not None:
         return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put)
@@ -419,11 +420,8 @@ def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> Whitening:
     noise = (1 + np.exp(float(global_fit.params["r_mu"].loc))) * np.mean(1.0 / cells.y)
     xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), cube.n_stores,
                                    len(mu))
-    cov = np.linalg.inv(xtx / noise + np.diag(1.0 / sigma**2))
-    cov = 0.5 * (cov + cov.transpose(0, 2, 1))
-    theta = np.einsum("sfg,sg->sf", cov, xty / noise + mu / sigma**2)
-    cov_z = cov / np.outer(sigma, sigma)
-    return Whitening(((theta - mu) / sigma).astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
+    theta, cov = store_posterior(xtx, xty, noise, mu, sigma)
+    return whitening(theta, cov, mu, sigma)
 
 
 def priors_from_posterior(result: FitResult, inflate: float = 2.0) -> Priors:

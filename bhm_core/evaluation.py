@@ -270,7 +270,7 @@ def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
     # Their yearly profile (from K days: none) falls back to the hierarchy's stores' mean profile.
     season = cube.covariates.season
     others = ~np.isin(cube.store_ids, new_ids)
-    fallback = season[others].mean(0) if season is not None and others.any() else None
+    fallback = season[others].mean(0) if others.any() else None
     new = new.with_origin(np.array([by_id[int(s)] for s in new.store_ids], dtype="datetime64[D]"),
                           season_fallback=fallback)
     known = _mask_known(new, windows)

@@ -25,6 +25,7 @@ FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2
                   "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
                   "trend", "promo_window", "christmas", "trend_changes", "closure_window", "competition",
                   "school_weekday", "season", "carnival", "easter", "recent_level")
+REFERENCE_GROUPS = ("promo", "state_holiday", "school_holiday", "promo2", "store_variant")  # + weekday
 # The Christmas run-up is counted in shopping days (Mon-Sat) left before Christmas Eve, not in
 # calendar dates: Dec 22 was a Sunday in 2013 and the busy last Monday in 2014, so a per-date effect
 # learnt from one year is wrong the next.
@@ -80,9 +81,7 @@ class FeatureSpec:
     def reference(cls) -> "FeatureSpec":
         """The published reference model's 23 features (weekday, promo, state and school holiday,
         promo2, store variant) and nothing else."""
-        return cls(promo_weekday=False, day_of_month=False, holiday_window=False, promo2_active=False,
-                   trend=False, christmas=False, closure_window=False, season=False, carnival=False,
-                   competition=False, easter=False, recent_level=False)
+        return cls(**{f.name: f.name in REFERENCE_GROUPS for f in fields(cls) if f.name != "yearly_harmonics"})
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.
@@ -119,9 +118,10 @@ class Covariates:
     origin: np.datetime64 | np.ndarray
     # Per-store calendars that windows keep whole (take_days does not cut them, so a forecast window
     # past the training days still sees them): looked up by date from grid_first on.
-    grid_first: np.datetime64 | None = None  # the date of column 0 of `closed`
-    closed: np.ndarray | None = None          # (S, T0) bool: the store was closed that day
-    competition_since: np.ndarray | None = None  # (S,) datetime64[D]: competitor opened (NaT: unknown)
+    grid_first: np.datetime64   # the date of column 0 of `closed`
+    closed: np.ndarray          # (S, T0) bool: the store was closed that day
+    competition_since: np.ndarray  # (S,) datetime64[D]: competitor opened (NaT: unknown)
+    # Set by build_cube right after the rest (cube.season_profile reads the other covariates).
     season: np.ndarray | None = None  # (S, SEASON_WEEKS) float32: the store's yearly log-sales profile
     # The same without each year (cube.season_profile): training days (up to the origin) of a year in
     # season_years read these, so the covariate never holds a day's own noise.
@@ -130,15 +130,12 @@ class Covariates:
 
     def take_stores(self, rows: np.ndarray) -> "Covariates":
         origin = self.origin[rows] if np.ndim(self.origin) else self.origin
-        closed = self.closed[rows] if self.closed is not None else None
-        since = self.competition_since[rows] if self.competition_since is not None else None
-        season = self.season[rows] if self.season is not None else None
-        left_out = self.season_left_out[rows] if self.season_left_out is not None else None
         return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],
                        school_holiday=self.school_holiday[rows], promo2=self.promo2[rows],
                        variant=self.variant[rows], promo2_months=self.promo2_months[rows],
-                       promo2_since=self.promo2_since[rows], origin=origin, closed=closed,
-                       competition_since=since, season=season, season_left_out=left_out)
+                       promo2_since=self.promo2_since[rows], origin=origin, closed=self.closed[rows],
+                       competition_since=self.competition_since[rows], season=self.season[rows],
+                       season_left_out=self.season_left_out[rows])
 
     def take_days(self, cols: np.ndarray) -> "Covariates":
         return replace(self, dates=self.dates[cols], promo=self.promo[:, cols],
@@ -163,6 +160,25 @@ def weekday_of(dates: np.ndarray) -> np.ndarray:
     """Monday = 0 ... Sunday = 6 (1970-01-01 was a Thursday)."""
     days = dates.astype("datetime64[D]").astype(np.int64)
     return ((days + 3) % 7).astype(np.int16)
+
+
+def year_of(dates: np.ndarray) -> np.ndarray:
+    return dates.astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def month_of(dates: np.ndarray) -> np.ndarray:
+    """January = 0 ... December = 11."""
+    return dates.astype("datetime64[M]").astype(np.int64) % 12
+
+
+def day_of_month(dates: np.ndarray) -> np.ndarray:
+    """1 ... 31."""
+    return (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+
+
+def day_of_year(dates: np.ndarray) -> np.ndarray:
+    """0 on Jan 1."""
+    return (dates - dates.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
 
 
 def _yearly_terms(dates: np.ndarray, harmonics: int) -> np.ndarray:
@@ -191,9 +207,7 @@ def _christmas_code(dates: np.ndarray) -> np.ndarray:
     """(T,) code into the christmas labels, -1 outside the season: 0..CHRISTMAS_SHOPPING_DAYS-1 for
     the run-up (0 the earliest, CHRISTMAS_SHOPPING_DAYS-1 the last Mon-Sat before Dec 24), then
     CHRISTMAS_DAYS in order (a Sunday inside the run-up is an advent Sunday)."""
-    month = dates.astype("datetime64[M]").astype(np.int64) % 12
-    day = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
-    weekday = weekday_of(dates)
+    month, day, weekday = month_of(dates), day_of_month(dates), weekday_of(dates)
     n = CHRISTMAS_SHOPPING_DAYS
     special = {name: n + j for j, name in enumerate(CHRISTMAS_DAYS)}
     code = np.full(len(dates), -1, np.int64)
@@ -224,7 +238,7 @@ def _near_promo(promo: np.ndarray, reach: int = 2):
 
 
 def _promo2_active(cov: Covariates) -> np.ndarray:
-    month = (cov.dates.astype("datetime64[M]").astype(np.int64) % 12)
+    month = month_of(cov.dates)
     running = cov.promo2_months[:, month]
     started = cov.dates[None, :] >= cov.promo2_since[:, None]  # NaT compares False
     return (running & started & (cov.promo2[:, None] == 1)).astype(np.float32)
@@ -243,10 +257,10 @@ def _years_from_origin(cov: Covariates) -> np.ndarray:
 
 def _closure_distances(cov: Covariates) -> tuple[np.ndarray, np.ndarray]:
     """(S, T) days since the last day of the latest closure (>= CLOSURE_MIN_DAYS closed days in a row)
-    and days to the first day of the next one; a large number where there is none (or no calendar)."""
+    and days to the first day of the next one; a large number where there is none."""
     n_stores, n_days = cov.promo.shape
     far = np.int64(10_000)
-    if cov.closed is None or cov.grid_first is None or cov.closed.shape[1] == 0:
+    if cov.closed.shape[1] == 0:
         return np.full((n_stores, n_days), far), np.full((n_stores, n_days), far)
     closed = cov.closed.astype(bool)
     t0 = closed.shape[1]
@@ -268,9 +282,6 @@ def _closure_distances(cov: Covariates) -> tuple[np.ndarray, np.ndarray]:
 def _competition_open(cov: Covariates) -> np.ndarray:
     """(S, T) 1 from the day a competitor opened, for stores where that day is inside the data
     (an opening before the data's first day is a constant the intercept already holds)."""
-    n_stores, n_days = cov.promo.shape
-    if cov.competition_since is None or cov.grid_first is None:
-        return np.zeros((n_stores, n_days), np.float32)
     since = cov.competition_since.astype("datetime64[D]")
     inside = since > cov.grid_first  # NaT compares False
     return (inside[:, None] & (cov.dates[None, :] >= since[:, None])).astype(np.float32)
@@ -293,8 +304,7 @@ def easter_sunday(year: int) -> np.datetime64:
 def _easter_offset_code(dates: np.ndarray, offsets: dict) -> np.ndarray:
     """(T,) index into `offsets` (name -> days from Easter Sunday) for those days, -1 elsewhere."""
     code = np.full(len(dates), -1, np.int64)
-    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
-    for year in np.unique(years):
+    for year in np.unique(year_of(dates)):
         easter = easter_sunday(int(year))
         for j, offset in enumerate(offsets.values()):
             code[dates == easter + np.timedelta64(offset, "D")] = j
@@ -303,24 +313,18 @@ def _easter_offset_code(dates: np.ndarray, offsets: dict) -> np.ndarray:
 
 def week_of_year(dates: np.ndarray) -> np.ndarray:
     """0..SEASON_WEEKS-1: the day of the year // 7, the year's last day or two in the last bin."""
-    doy = (dates - dates.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
-    return np.minimum(doy // 7, SEASON_WEEKS - 1)
+    return np.minimum(day_of_year(dates) // 7, SEASON_WEEKS - 1)
 
 
 def _season_values(cov: Covariates) -> np.ndarray:
     """(S, T) the season covariate: the all-years profile, or on a store's days up to its origin the
     profile without that day's year (cross-fitting; see Covariates.season_left_out)."""
     week = week_of_year(cov.dates)
-    values = cov.season[:, week]
-    if cov.season_left_out is None:
-        return values
-    years = cov.dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    years = year_of(cov.dates)
     index = np.minimum(np.searchsorted(cov.season_years, years), len(cov.season_years) - 1)
     known = cov.season_years[index] == years
-    origin = np.broadcast_to(np.asarray(cov.origin, dtype="datetime64[D]"), (len(values),))
-    training = (cov.dates[None, :] <= origin[:, None]) & known[None, :]
-    left_out = cov.season_left_out[:, index, week]
-    return np.where(training, left_out, values)
+    training = (_days_from_origin(cov) <= 0) & known[None, :]
+    return np.where(training, cov.season_left_out[:, index, week], cov.season[:, week])
 
 
 def encode(spec: FeatureSpec, cov: Covariates) -> Design:
@@ -340,6 +344,10 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     def add_slot(index, value):
         slot_index.append(np.broadcast_to(index, (n_stores, n_days)).astype(np.int16))
         slot_value.append(np.broadcast_to(value, (n_stores, n_days)).astype(np.float32))
+
+    def add_day_code(start, code):
+        """A (T,) code into the group's labels, -1 on days without any of them."""
+        add_slot(start + np.maximum(code, 0)[None, :], (code >= 0)[None, :])
 
     start = add_group("weekday", [f"weekday_{d}" for d in WEEKDAY_NAMES])
     add_slot(start + weekday_of(cov.dates)[None, :], 1.0)
@@ -363,11 +371,10 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         add_slot(start + weekday_of(cov.dates)[None, :], cov.promo)
     if spec.day_of_month:
         start = add_group("day_of_month", [f"day_{d}" for d in range(1, 32)])
-        day = (cov.dates - cov.dates.astype("datetime64[M]")).astype(np.int64)
-        add_slot(start + day[None, :], 1.0)
+        add_slot(start + day_of_month(cov.dates)[None, :] - 1, 1.0)
     if spec.month:
         start = add_group("month", [f"month_{m}" for m in MONTH_NAMES])
-        add_slot(start + (cov.dates.astype("datetime64[M]").astype(np.int64) % 12)[None, :], 1.0)
+        add_slot(start + month_of(cov.dates)[None, :], 1.0)
     if spec.holiday_window:
         w = HOLIDAY_WINDOW_DAYS
         labels = [f"before_holiday_{d}" for d in range(1, w + 1)] + [f"after_holiday_{d}" for d in range(1, w + 1)]
@@ -390,8 +397,7 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
     if spec.christmas:
         labels = [f"christmas_run_up_{k}" for k in range(CHRISTMAS_SHOPPING_DAYS, 0, -1)] + list(CHRISTMAS_DAYS)
         start = add_group("christmas", labels)
-        code = _christmas_code(cov.dates)
-        add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
+        add_day_code(start, _christmas_code(cov.dates))
     if spec.recent_level:
         start = add_group("recent_level", ["recent_level"])
         add_slot(start, _days_from_origin(cov) > -RECENT_LEVEL_DAYS)
@@ -417,15 +423,10 @@ def encode(spec: FeatureSpec, cov: Covariates) -> Design:
         add_slot(start + weekday_of(cov.dates)[None, :], cov.school_holiday)
     if spec.season:
         start = add_group("season", ["season_profile"])
-        if cov.season is None:
-            add_slot(start, 0.0)
-        else:
-            add_slot(start, _season_values(cov))
+        add_slot(start, _season_values(cov))
     for group, offsets in (("carnival", CARNIVAL_DAYS), ("easter", EASTER_DAYS)):
         if getattr(spec, group):
-            start = add_group(group, list(offsets))
-            code = _easter_offset_code(cov.dates, offsets)
-            add_slot(start + np.maximum(code, 0)[None, :], (code >= 0).astype(np.float32)[None, :])
+            add_day_code(add_group(group, list(offsets)), _easter_offset_code(cov.dates, offsets))
     if spec.yearly_harmonics:
         h = spec.yearly_harmonics
         labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
+POOLED_PENALTY = 1e-3  # only keeps the pooled solve defined; the data dominate
+STORE_PENALTY = 1.0    # as one extra day at the pooled estimate, for an indicator feature
+
 
 def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, n_features: int):
     """Per-store X'X (S, F, F), X'y (S, F) and cell counts (S,) from slot-coded cells.
 
     Each slot spans a narrow band of feature columns (its group's), so slot pair (a, b) fills an
     (S, band_a, band_b) block with one bincount of that size instead of one over all S x F x F
-    entries; pairs b < a are transposes. Rossmann: 2.5x faster than full-size bincounts.
+    entries; pairs b < a are transposes. Rossmann (844k cells, 115 features): 1.2-1.5 s instead of
+    5.6 s with every band starting at column 0.
     """
     n_slots = cell_index.shape[1]
     xtx = np.zeros((n_stores, n_features, n_features))
     xty = np.zeros((n_stores, n_features))
     store = cell_store.astype(np.int64)
-    lows = [int(cell_index[:, a].min(initial=0)) for a in range(n_slots)]
+    lows = [int(cell_index[:, a].min()) if len(cell_index) else 0 for a in range(n_slots)]
     widths = [int(cell_index[:, a].max(initial=0)) - lows[a] + 1 for a in range(n_slots)]
     local = [cell_index[:, a].astype(np.int64) - lows[a] for a in range(n_slots)]  # column within the band
     keys = [store * widths[a] + local[a] for a in range(n_slots)]
@@ -53,7 +57,8 @@ def ridge(xtx, xty, penalty, toward) -> np.ndarray:
 
 
 def fit_log_linear(cell_store, cell_index, cell_value, y, n_stores: int, n_features: int,
-                   store_penalty: float = 1.0, pooled_penalty: float = 1e-3, equations=None):
+                   store_penalty: float = STORE_PENALTY, pooled_penalty: float = POOLED_PENALTY,
+                   equations=None):
     """Pooled and per-store ridge estimates of log(y) on the features.
 
     equations: this data's (X'X, X'y, counts) from `normal_equations`, when already computed.

@@ -3,7 +3,7 @@
 Data reach the model as flat arrays over *cells* (observed store-days, padded to a bucket size so
 similar-sized problems share one compiled program). Closed days and days without a row never become
 cells; padding cells carry ``cell_mask = False`` and are masked out with ``numpyro.handlers.mask``.
-With ``y=None`` the same model samples predictions.
+Forecasts read the observation law off the same model's trace (see predict.py).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class ModelData(NamedTuple):
     cell_store: jnp.ndarray   # (N,) int32 row into the store arrays
     cell_index: jnp.ndarray   # (N, K) int32 feature column per slot
     cell_value: jnp.ndarray   # (N, K) float32
-    y: jnp.ndarray            # (N,) float32 sales (ignored when predicting)
+    y: jnp.ndarray            # (N,) float32 sales (a placeholder when forecasting)
     lgamma_y1: jnp.ndarray    # (N,) float32 lgamma(y + 1), computed once
     cell_mask: jnp.ndarray    # (N,) bool: False for padding
     store_mask: jnp.ndarray   # (S,) bool: False for padding stores
@@ -101,7 +101,7 @@ def linear_predictor(theta, cell_store, cell_index, cell_value):
     return (theta[cell_store[:, None], cell_index] * cell_value).sum(-1)
 
 
-def model(data: ModelData, prior: PriorArrays, predict: bool = False):
+def model(data: ModelData, prior: PriorArrays):
     n_stores = data.store_mask.shape[0]
     n_features = prior.mu_loc.shape[0]
     theta_mu = numpyro.sample("theta_mu", dist.Normal(prior.mu_loc, prior.mu_scale).to_event(1))
@@ -117,12 +117,12 @@ def model(data: ModelData, prior: PriorArrays, predict: bool = False):
     log_mu = linear_predictor(theta, data.cell_store, data.cell_index, data.cell_value)
     with numpyro.plate("cells", data.cell_store.shape[0]), numpyro.handlers.scale(scale=data.scale), \
             numpyro.handlers.mask(mask=data.cell_mask):
-        numpyro.sample("y", NegBinomialMean(log_mu, r, None if predict else data.lgamma_y1),
-                       obs=None if predict else data.y)
+        numpyro.sample("y", NegBinomialMean(log_mu, r, data.lgamma_y1), obs=data.y)
 
 
 # ----------------------------------------------------------------------------------------------
-# Mean-field guide: a Normal per latent in unconstrained space (log for positive sites).
+# Guide: independent Normals per latent in unconstrained space (log for positive sites), for z in
+# the whitened coordinates of its Whitening basis, so that z's guide is correlated within a store.
 
 class SiteParams(NamedTuple):
     loc: jnp.ndarray
@@ -164,6 +164,13 @@ def unwhiten(basis: Whitening | None, u):
     return basis.center + jnp.einsum("sfg,...sg->...sf", basis.chol, u)
 
 
+def guide_draw(name: str, site: SiteParams, eps, basis: Whitening | None = None):
+    """Site `name`'s guide draw from standard normals `eps` (leading sample axes allowed):
+    (u, the latent's constrained value), u being the Normal's draw, whitened for z."""
+    u = site.loc + jnp.exp(site.log_scale) * eps
+    return u, to_constrained(name, unwhiten(basis, u) if name == "z" else u)
+
+
 def sample_guide(params: dict, key, local_scale=1.0):
     """Draw one set of latents by reparameterisation.
 
@@ -177,17 +184,15 @@ def sample_guide(params: dict, key, local_scale=1.0):
     for k, name in zip(keys, sites):
         site = params[name]
         eps = jax.random.normal(k, site.loc.shape)
-        u = site.loc + jnp.exp(site.log_scale) * eps
+        u, values[name] = guide_draw(name, site, eps, basis)
         # log N(u; loc, scale), minus log|dx/du|: u for the exp transform of positive sites,
         # log|chol| for the whitening of z
         term = jnp.sum(-0.5 * eps**2 - site.log_scale - 0.5 * jnp.log(2 * jnp.pi))
         if name in POSITIVE_SITES:
             term = term - jnp.sum(u)
         if name == "z" and basis is not None:
-            u = unwhiten(basis, u)
             term = term - jnp.sum(jnp.log(jnp.diagonal(basis.chol, axis1=-2, axis2=-1)))
         log_q = log_q + (term * local_scale if name in LOCAL_SITES else term)
-        values[name] = to_constrained(name, u)
     return values, log_q
 
 

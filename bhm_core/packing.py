@@ -91,16 +91,10 @@ class FitData:
 
 
 def fingerprint_of(*parts) -> str:
-    """Content hash of arrays and plain values (for FitData built without a cube)."""
+    """Hash of plain values by their repr (for FitData built without a cube)."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(part.dtype.str.encode() + repr(part.shape).encode())
-            flat = np.ascontiguousarray(part).reshape(-1)
-            for start in range(0, flat.size, PACK_BLOCK * 8):
-                h.update(flat[start:start + PACK_BLOCK * 8].tobytes())
-        else:
-            h.update(repr(part).encode())
+        h.update(repr(part).encode())
     return h.hexdigest()
 
 
@@ -150,13 +144,9 @@ def _index_dtype(index: np.ndarray):
 def _value_dtype(value: np.ndarray):
     """The narrowest of uint8, float16, float32 that represents every value exactly."""
     for dtype in (np.uint8, np.float16):
-        exact = True
-        for start in range(0, len(value), PACK_BLOCK):
-            part = value[start:start + PACK_BLOCK]
-            if not np.array_equal(part.astype(dtype).astype(np.float32), part):
-                exact = False
-                break
-        if exact:
+        # a block at a time bounds the temporary copies
+        parts = (value[start:start + PACK_BLOCK] for start in range(0, len(value), PACK_BLOCK))
+        if all(np.array_equal(part.astype(dtype).astype(np.float32), part) for part in parts):
             return dtype
     return np.float32
 

@@ -23,7 +23,7 @@ from .packing import bucket
 from .errors import DataError
 from .features import encode, weekday_of
 from .metrics import crps_from_samples
-from .model import BASIS, LOCAL_SITES, ModelData, NegBinomialMean, Whitening, model, to_constrained, unwhiten
+from .model import BASIS, LOCAL_SITES, ModelData, NegBinomialMean, SiteParams, Whitening, guide_draw, model
 
 LEVELS = (50, 80, 90, 95)
 CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usual closing days
@@ -75,17 +75,15 @@ def _draw_latents_async(result: FitResult, key, n_samples: int, rows: np.ndarray
     ids = jnp.asarray(np.asarray(result.store_ids)[np.asarray(rows)].astype(np.uint32))
     out = {}
     sites = {name: site for name, site in result.params.items() if name != BASIS}
-    for i, (name, (loc, log_scale)) in enumerate(sorted(sites.items())):
+    basis = Whitening(*(a[rows] for a in result.params[BASIS])) if BASIS in result.params else None
+    for i, (name, site) in enumerate(sorted(sites.items())):
         site_key = jax.random.fold_in(key, i)
         if name in LOCAL_SITES:
-            loc, log_scale = loc[rows], log_scale[rows]
-            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(loc)[1:]))
+            site = SiteParams(*(a[rows] for a in site))
+            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(site.loc)[1:]))
         else:
-            eps = jax.random.normal(site_key, (n_samples, *np.shape(loc)))
-        u = loc + jnp.exp(log_scale) * eps
-        if name == "z" and BASIS in result.params:
-            u = unwhiten(Whitening(*(a[rows] for a in result.params[BASIS])), u)
-        out[name] = to_constrained(name, u)
+            eps = jax.random.normal(site_key, (n_samples, *np.shape(site.loc)))
+        _, out[name] = guide_draw(name, site, eps, basis)
     return out
 
 
@@ -148,7 +146,8 @@ def _prior_placeholder(result: FitResult):
 
 def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_samples: int = 500,
                     seed: int = 0, scenario: Scenario = Scenario(), chunk_stores: int = 64):
-    """Yield (store ids of the chunk, samples (n_samples, chunk stores, days)) chunk by chunk."""
+    """Yield (store ids of the chunk, samples (n_samples, chunk stores, days), the chunk's window
+    covariates) chunk by chunk."""
     rows_fit = _fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
     prior = _prior_placeholder(result)
@@ -159,27 +158,30 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
     shape = (n_samples, chunk_stores, len(padded_dates))
 
     def dispatched_laws():
-        """Per chunk: its store ids and its observation law, still computing when yielded."""
+        """Per chunk: its store ids, its observation law (still computing when yielded) and its
+        covariates on the real stores and dates."""
         for start in range(0, len(rows_cube), chunk_stores):
             # Every chunk has the same shape (the last one padded by repeating a store): one program.
             part = np.minimum(np.arange(start, start + chunk_stores), len(rows_cube) - 1)
             n_real = min(chunk_stores, len(rows_cube) - start)
-            design = encode(cube.spec, _window_covariates(cube, rows_cube[part], padded_dates, scenario))
+            covariates = _window_covariates(cube, rows_cube[part], padded_dates, scenario)
+            design = encode(cube.spec, covariates)
             # Random numbers are keyed by store id, not by chunk: any chunking gives the same draws.
             latents = _draw_latents_async(result, latent_key, n_samples, rows_fit[part])
-            yield np.asarray(store_ids)[part[:n_real]], _observation_law(latents, design.index, design.value, prior)
+            yield (np.asarray(store_ids)[part[:n_real]], _observation_law(latents, design.index, design.value, prior),
+                   covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))))
 
-    def draw(ids, law):
+    def draw(ids, law, covariates):
         window = (slice(None), slice(0, len(ids)), slice(0, len(dates)))
         log_mean, log_dispersion = (np.asarray(a).reshape(shape)[window] for a in law)
-        return ids, _draw_y(log_mean, log_dispersion, seed, ids)
+        return ids, _draw_y(log_mean, log_dispersion, seed, ids), covariates
 
     # One chunk ahead: JAX computes the next chunk's law while NumPy draws this chunk's sales.
     pending = None
-    for ids, law in dispatched_laws():
+    for chunk in dispatched_laws():
         if pending is not None:
             yield draw(*pending)
-        pending = (ids, law)
+        pending = chunk
     yield draw(*pending)
 
 
@@ -269,11 +271,10 @@ def forecast_chunks(result: FitResult, cube: SalesCube, store_ids=None, first=No
     store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
     dates = _dates(first if first is not None else cube.dates[0],
                    last if last is not None else cube.dates[-1])
-    for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
-                                        scenario=scenario, chunk_stores=chunk_stores):
+    for ids, samples, cov in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
+                                             scenario=scenario, chunk_stores=chunk_stores):
         actual, status, expected = _actuals(cube, ids, dates)
         samples = np.where(status == CLOSED, 0.0, samples)
-        cov = _window_covariates(cube, cube.store_rows(ids), dates, scenario)
         stats, ordered = summarise_cells(samples.reshape(n_samples, -1).T, levels)
         frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
                               "method": METHOD, "y": actual.ravel(),
@@ -328,8 +329,8 @@ def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *
     dates = _dates(first, last)
     total = np.zeros((n_samples, len(dates)))
     actual_total = np.zeros(len(dates))
-    for ids, samples in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
-                                        scenario=scenario):
+    for ids, samples, _ in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
+                                           scenario=scenario):
         actual, status, _ = _actuals(cube, ids, dates)
         total += np.where(status == CLOSED, 0.0, samples).sum(1)
         actual_total += np.nansum(actual, 0)
@@ -341,6 +342,6 @@ def store_day_samples(result: FitResult, cube: SalesCube, store_id: int, date, *
                       seed: int = 0, scenario: Scenario = Scenario()) -> np.ndarray:
     """Posterior predictive samples of one store-day, for its density."""
     dates = _dates(date, date)
-    _, samples = next(sample_forecast(result, cube, [store_id], dates, n_samples=n_samples, seed=seed,
-                                      scenario=scenario))
+    _, samples, _ = next(sample_forecast(result, cube, [store_id], dates, n_samples=n_samples, seed=seed,
+                                         scenario=scenario))
     return samples[:, 0, 0]

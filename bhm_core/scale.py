@@ -18,7 +18,6 @@ from .errors import ConfigError
 
 DEFAULT_BATCH = 1024
 FEATURE_SETS = ("reference", "default")
-REFERENCE_GROUPS = ("promo", "state_holiday", "school_holiday", "promo2", "store_variant")
 
 
 def force_cpu_devices(n: int) -> None:
@@ -32,15 +31,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def reference_spec():
-    """The original research's features (weekday, promo, state and school holiday, promo2, store
-    variant: 23 columns in 6 slots), every later extension off; synthetic series use the same."""
-    from .features import FeatureSpec
-    base = FeatureSpec()
-    return FeatureSpec(**{name: name in REFERENCE_GROUPS if isinstance(getattr(base, name), bool) else 0
-                          for name in base.__dataclass_fields__})
-
-
 def build_series(n_series: int, data_dir: str | None = None, seed: int = 0, features: str = "reference"):
     """Virtual stores of the Kaggle-layout data in data_dir, or synthetic series without it.
 
@@ -51,8 +41,9 @@ def build_series(n_series: int, data_dir: str | None = None, seed: int = 0, feat
     if features not in FEATURE_SETS:
         raise ConfigError(f"features must be one of {list(FEATURE_SETS)}, got {features!r}")
     if data_dir:
+        from .features import FeatureSpec
         from .sources import KaggleDirSource, load_dataset
-        spec = reference_spec() if features == "reference" else None
+        spec = FeatureSpec.reference() if features == "reference" else None
         return virtual_series(load_dataset(KaggleDirSource(data_dir)).cube(spec), n_series, seed=seed)
     return synthetic_series(n_series, seed=seed)
 
@@ -73,8 +64,7 @@ def _finite(value: float):
 
 def run_scale(n_series: int, *, batch: int | None = DEFAULT_BATCH, devices: int | None = None,
               steps: int = 200, data_dir: str | None = None, seed: int = 0, learning_rate: float | None = None,
-              chunk_steps: int | None = None, summaries: str | None = None, features: str = "reference",
-              on_progress=None) -> dict:
+              summaries: str | None = None, features: str = "reference", on_progress=None) -> dict:
     """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
     import jax
     from .config import FitConfig
@@ -83,9 +73,10 @@ def run_scale(n_series: int, *, batch: int | None = DEFAULT_BATCH, devices: int 
     started = time.perf_counter()
     series = build_series(n_series, data_dir, seed, features)
     build_seconds = time.perf_counter() - started
-    given = {"learning_rate": learning_rate}
-    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=chunk_steps or max(1, min(steps // 4, 100)),
-                       seed=seed, **{k: v for k, v in given.items() if v is not None})
+    # None keeps FitConfig's own default learning rate
+    lr = {} if learning_rate is None else {"learning_rate": learning_rate}
+    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=max(1, min(steps // 4, 100)),
+                       seed=seed, **lr)
     ticks = []
 
     def progress(step, loss):

@@ -1,9 +1,10 @@
-"""Where a fit starts: guide locations from per-store ridge regressions on log sales.
+"""Where a fit starts: the guide's locations and widths from regressions on log sales.
 
-Up to STORE_BLOCK stores this is `lsq.fit_log_linear` as it is. Past that (virtual and synthetic
-series, 10^5..10^6 stores) the same estimates are computed a block of stores at a time, so memory
-stays at one block's (stores x F x F) normal equations, and each block's equations come from one
-bincount over all slot pairs instead of one per pair (K^2 passes over a block-sized output).
+Up to STORE_BLOCK stores, per-store ridge regressions refined by empirical Bayes (see
+`shrunk_log_linear`) give a Gaussian approximation of each store's posterior, which becomes the
+z guide's whitening. Past that (virtual and synthetic series, 10^5..10^6 stores) only the ridge
+estimates are computed, a block of stores at a time, so memory stays at one block's
+(stores x F x F) normal equations instead of growing with the stores.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import math
 import numpy as np
 
 from .config import FitConfig
-from .lsq import fit_log_linear, normal_equations, ridge
+from .lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
 from .model import BASIS, SiteParams, Whitening, to_unconstrained
 from .packing import Cells, _store_sorted
 
 INITIAL_LOG_SCALE = math.log(0.05)
 STORE_BLOCK = 1 << 14      # above this many stores, work a block of stores at a time
 BLOCK_ENTRIES = 1 << 23    # stores x F x F of one block's normal equations (64 MB)
-PAIR_ENTRIES = 1 << 22     # cells x K x K handled by one bincount
-POOLED_PENALTY, STORE_PENALTY = 1e-3, 1.0  # lsq.fit_log_linear's defaults
+CELL_ENTRIES = 1 << 22     # cells x K of one `normal_equations` call: bounds its per-slot temporaries
 
 
 def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
@@ -34,11 +34,11 @@ def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConf
     log_scales, extra = {}, {}
     if config.init == "least_squares":
         theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
-        z = (theta - theta_mu) / theta_sigma
-        if cov is not None:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
-            cov_z = cov / np.outer(theta_sigma, theta_sigma)
-            extra[BASIS] = Whitening(z.astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
-            z = np.zeros_like(z)
+        if cov is None:
+            z = (theta - theta_mu) / theta_sigma
+        else:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
+            extra[BASIS] = whitening(theta, cov, theta_mu, theta_sigma)
+            z = np.zeros_like(theta)
             log_scales["z"] = 0.0
         # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
         log_scales.update({"theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
@@ -86,17 +86,29 @@ def shrunk_log_linear(cells: Cells, n_stores: int, n_features: int):
     _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y, n_stores, n_features,
                                          equations=equations)
     resid_var = moderated_variance(resid_var, counts, n_features)
-    noise = np.maximum(resid_var, 1e-4)[:, None]
+    noise = np.maximum(resid_var, 1e-4)
     theta_mu, theta_sigma = theta.mean(0), np.maximum(theta.std(0), MIN_SIGMA)
-    eye = np.eye(n_features)
     for _ in range(EB_ROUNDS):
-        cov = np.linalg.inv(xtx / noise[:, :, None] + eye / theta_sigma**2)
-        cov = 0.5 * (cov + cov.transpose(0, 2, 1))  # exactly symmetric for the Cholesky factor
-        theta = np.einsum("sfg,sg->sf", cov, xty / noise + theta_mu / theta_sigma**2)
+        theta, cov = store_posterior(xtx, xty, noise, theta_mu, theta_sigma)
         theta_mu = theta.mean(0)
         post_var = np.diagonal(cov, axis1=1, axis2=2)
         theta_sigma = np.maximum(np.sqrt(((theta - theta_mu) ** 2 + post_var).mean(0)), MIN_SIGMA)
     return theta, cov, theta_mu, theta_sigma, resid_var
+
+
+def store_posterior(xtx, xty, noise, mu, sigma):
+    """Posterior means (S, F) and covariances (S, F, F) of theta_s ~ N(mu, sigma^2) given
+    log y = x theta_s + N(0, noise): X'X (S, F, F), X'y (S, F), noise () or per store (S,)."""
+    noise = np.asarray(noise)[..., None]
+    cov = np.linalg.inv(xtx / noise[..., None] + np.diag(1.0 / sigma**2))
+    cov = 0.5 * (cov + cov.transpose(0, 2, 1))  # exactly symmetric for the Cholesky factor
+    return np.einsum("sfg,sg->sf", cov, xty / noise + mu / sigma**2), cov
+
+
+def whitening(theta, cov, mu, sigma) -> Whitening:
+    """The z guide's basis in which the Gaussian N(theta, cov) on theta = mu + sigma z is white."""
+    cov_z = cov / np.outer(sigma, sigma)
+    return Whitening(((theta - mu) / sigma).astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
 
 
 def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: int) -> np.ndarray:
@@ -113,12 +125,8 @@ def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: in
 
 def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
     """Per-store ridge estimates (S, F) of log sales and residual variances (S,), pulled toward the
-    pooled estimate: fit_log_linear's, block by block past STORE_BLOCK stores (two passes: the
-    pooled equations, then the stores)."""
-    if n_stores <= STORE_BLOCK:
-        _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y,
-                                             n_stores, n_features)
-        return theta, resid_var
+    pooled estimate: fit_log_linear's, block by block (two passes: the pooled equations, then the
+    stores)."""
     cells = _store_sorted(cells)
     f = n_features
     block = max(1, min(STORE_BLOCK, BLOCK_ENTRIES // (f * f)))
@@ -145,17 +153,13 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
 def _block_equations(cells: Cells, first: int, count: int, f: int):
     """X'X (count, F, F), X'y (count, F) and cell counts of stores [first, first + count)."""
     lo, hi = np.searchsorted(cells.store, [first, first + count])
-    k = cells.index.shape[1]
-    xtx, xty = np.zeros(count * f * f), np.zeros(count * f)
-    step = max(1, PAIR_ENTRIES // (k * k))
+    xtx, xty, counts = np.zeros((count, f, f)), np.zeros((count, f)), np.zeros(count, np.int64)
+    step = max(1, CELL_ENTRIES // cells.index.shape[1])
     for start in range(lo, hi, step):
         part = slice(start, min(start + step, hi))
-        store = (cells.store[part] - first).astype(np.int64)
-        index, value = cells.index[part].astype(np.int64), cells.value[part].astype(np.float64)
-        target = np.log(cells.y[part].astype(np.float64))
-        row = store[:, None] * f + index                                          # (n, K)
-        pair = row[:, :, None] * f + index[:, None, :]                            # (n, K, K)
-        xtx += np.bincount(pair.ravel(), (value[:, :, None] * value[:, None, :]).ravel(), minlength=xtx.size)
-        xty += np.bincount(row.ravel(), (value * target[:, None]).ravel(), minlength=xty.size)
-    counts = np.bincount(cells.store[lo:hi] - first, minlength=count)
-    return xtx.reshape(count, f, f), xty.reshape(count, f), counts
+        equations = normal_equations(cells.store[part] - first, cells.index[part], cells.value[part],
+                                     np.log(cells.y[part].astype(np.float64)), count, f)
+        xtx += equations[0]
+        xty += equations[1]
+        counts += equations[2]
+    return xtx, xty, counts

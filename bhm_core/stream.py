@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cube import SalesCube
+from .effects import store_thetas
 from .engine import FitResult
 from .errors import DataError
 from .predict import LEVELS, Scenario, draw_latents, forecast_chunks
@@ -75,7 +76,7 @@ def posterior_to_parquet(result: FitResult, path, *, n_samples: int = 200, seed:
         for start in range(0, len(result.store_ids), chunk_stores):
             rows = np.arange(start, min(start + chunk_stores, len(result.store_ids)))
             draws = draw_latents(result, key, n_samples, rows)
-            theta = draws["theta_mu"][:, None, :] + draws["theta_sigma"][:, None, :] * draws["z"]
+            theta = store_thetas(draws)
             r = draws["r_mu"][:, None] + draws["r_sigma"][:, None] * draws["w"]
             values = np.concatenate([theta, r[:, :, None]], axis=2)       # (n, stores, F + 1)
             lo, hi = np.percentile(values, [5, 95], axis=0)

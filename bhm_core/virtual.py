@@ -147,26 +147,19 @@ def _synthetic_design():
     return tuple(names), tuple(groups), N_STATES, len(variants)
 
 
-def _synthetic_truth(rng, n_variants: int) -> dict:
-    from .demo import (PROMO, PROMO2, R_MU, R_SIGMA, SCHOOL_HOLIDAY, STATE_HOLIDAY, VARIANT_SIGMA,
-                       WEEKDAY_MU, WEEKDAY_SIGMA)
-    theta_mu = np.concatenate([WEEKDAY_MU, [PROMO[0]], STATE_HOLIDAY[0], [SCHOOL_HOLIDAY[0]],
-                               [PROMO2[0]], rng.normal(0.0, 0.25, n_variants)])
-    theta_sigma = np.concatenate([WEEKDAY_SIGMA, [PROMO[1]], STATE_HOLIDAY[1], [SCHOOL_HOLIDAY[1]],
-                                  [PROMO2[1]], np.full(n_variants, VARIANT_SIGMA)])
-    return {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": R_MU, "r_sigma": R_SIGMA}
-
-
 def synthetic_series(n_series: int, *, seed: int = 0, n_days: int = 942, min_weeks: int = MIN_WEEKS,
                      max_weeks: int = MAX_WEEKS) -> Series:
     """n_series series drawn from the model (Sundays and state holidays closed), a block at a time."""
-    from .demo import FIRST_DATE, _holiday_calendar, _school_calendar
+    from .demo import FIRST_DATE, _holiday_calendar, _school_calendar, _true_parameters
     _check(n_series, min_weeks, max_weeks)
     if not 7 * max_weeks <= n_days <= 5000:
         raise ConfigError(f"n_days must be in [{7 * max_weeks}, 5000], got {n_days}")
     names, groups, n_states, n_variants = _synthetic_design()
     rng = np.random.default_rng([seed, 7])
-    truth = _synthetic_truth(rng, n_variants)
+    # No stores: only the global parameters (series draw their own per block below), so the
+    # synthetic truth is the demo's and the rng's state afterwards is unchanged by this reuse.
+    truth = {k: v for k, v in _true_parameters(rng, names, range(n_variants), 0).items()
+             if k in ("theta_mu", "theta_sigma", "r_mu", "r_sigma")}
     dates = FIRST_DATE + np.arange(n_days)
     weekday = weekday_of(dates).astype(np.int64)
     holiday = _holiday_calendar(dates, np.arange(n_states))            # (states, T)

@@ -7,7 +7,7 @@ from bhm_core.errors import BhmError
 from ui import data, effects_view, fit_history, fitting
 
 st.title("Effects")
-_, fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
+fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
 
 st.caption(f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
            "−20 %. Weekdays are relative to Monday, holidays to ordinary days, store variants to "

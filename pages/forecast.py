@@ -7,7 +7,7 @@ from bhm_core.errors import BhmError
 from ui import fitting, forecast_view, state
 
 st.title("Forecast")
-_, fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
+fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
 
 st.caption(f"Current fit: {fit.summary()}. Days after {sub.dates[-1]} are forecast from the "
            "calendar (weekday, the promo scenario below; no known holidays).")

@@ -207,23 +207,14 @@ def matches_data(cube, result: FitResult) -> bool:
 
 
 def require_fit(why: str):
-    """(data cube, current fit, the fit's cube) for pages that show a fit; else say why and stop."""
+    """(current fit, the cube it was fitted on) for pages that show a fit; else say why and stop."""
     cube = data.current_cube()
     if cube is None:
         st.stop()
-    fit, sub = fit_and_cube(cube)
+    fit = current()
     if fit is None:
         st.info(f"No current fit yet: {why} Fit the model first.", icon=":material/info:")
         st.page_link("pages/fit.py", label="Go to Model & fit", icon=":material/tune:")
         st.stop()
-    return cube, fit, sub
-
-
-def fit_and_cube(cube):
-    """(current fit, the cube it was fitted on) or (None, None)."""
-    fit = current()
-    if fit is None:
-        return None, None
     data.compilation_cache()  # forecasts and effects compile too
-    sub = data.fit_cube(cube, np.asarray(fit.result.store_ids))
-    return fit, sub
+    return fit, data.fit_cube(cube, np.asarray(fit.result.store_ids))
