@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from ui import data, nav, widgets
+from ui import data, nav, state, widgets
 
 st.set_page_config(page_title="Sales forecasting", page_icon=":material/insights:", layout="wide")
 page = st.navigation(nav.pages())
+st.session_state[state.ROUTED] = True
 status = st.sidebar.empty()
 widgets.sidebar_status(status)  # drawn first, so it is there even when a page stops early
 page.run()

@@ -258,9 +258,24 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
     'stores' axis: the fit is split over them (see sharding.py); the result does not depend on it
     beyond float rounding.
     """
+    _check_origin_inside(cube)
     return fit_cells(FitData.from_cube(cube), config, priors, rng_key=rng_key, init=init,
                      trainable=trainable, on_progress=on_progress, should_stop=should_stop,
                      devices=devices)
+
+
+def _check_origin_inside(cube: SalesCube) -> None:
+    """A fit must see its cube's origin when features depend on it: the yearly profiles and the
+    recent level are computed from the days up to it (and the trend's knots count from it), so a
+    cube cut before it would learn from days it is not shown."""
+    last = cube.dates[-1]
+    origin = np.asarray(cube.covariates.origin, dtype="datetime64[D]")
+    groups = cube.spec.origin_groups()
+    if groups and (origin > last).any():
+        raise DataError(f"the training days end on {last} but the features {', '.join(groups)} were "
+                        f"computed up to {origin.max()} (the cube's origin); call "
+                        f"cube.with_origin('{last}') before select_days, as a backtest does, so "
+                        f"that nothing after {last} leaks in")
 
 
 def fit_cells(data: FitData, config: FitConfig | None = None, priors: Priors | None = None, *,

@@ -44,6 +44,8 @@ EASTER_DAYS = {"holy_monday": -6, "holy_tuesday": -5, "holy_wednesday": -4, "mau
                "easter_tuesday": 2}
 RECENT_LEVEL_DAYS = 91  # the store's level over its last weeks before the origin, carried forward
 SEASON_WEEKS = 52        # bins of the yearly profile (day of year // 7; the last holds days 357-365)
+# Groups computed relative to the origin (Covariates.origin): a fit must not stop before it.
+ORIGIN_GROUPS = ("trend", "trend_changes", "season", "recent_level")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class FeatureSpec:
         """The published reference model's 23 features (weekday, promo, state and school holiday,
         promo2, store variant) and nothing else."""
         return cls(**{f.name: f.name in REFERENCE_GROUPS for f in fields(cls) if f.name != "yearly_harmonics"})
+
+    def origin_groups(self) -> tuple:
+        """The groups on here whose values depend on the origin (ORIGIN_GROUPS)."""
+        return tuple(g for g in ORIGIN_GROUPS if getattr(self, g))
 
     def __post_init__(self):
         # A string such as "no" from a form or a config file is truthy and would switch a group on.

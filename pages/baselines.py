@@ -3,8 +3,9 @@
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import baselines_view, data, eval_view, evaluating, fitting, state
+from ui import baselines_view, data, eval_view, evaluating, fitting, nav, state
 
+nav.route_through_app()
 st.title("Baselines")
 cube = data.current_cube()
 if cube is None:

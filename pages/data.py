@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from ui import charts, data, source_forms, state, widgets
+from ui import charts, data, nav, source_forms, state, widgets
 
+nav.route_through_app()
 st.title("Data")
 st.caption("Choose the sales data to work with. Every other page uses the data chosen here.")
 

@@ -4,8 +4,9 @@ and how the hierarchy pulls stores with little data toward the chain."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, effects_view, fit_history, fitting
+from ui import data, effects_view, fit_history, fitting, nav
 
+nav.route_through_app()
 st.title("Effects")
 fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
 

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from ui import data, fit_history, fit_runner, fitting, prior_editor, state, svi_settings
+from ui import data, fit_history, fit_runner, fitting, nav, prior_editor, state, svi_settings
 
+nav.route_through_app()
 st.title("Model & fit")
 cube = data.current_cube()
 if cube is None:

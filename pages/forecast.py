@@ -4,8 +4,9 @@ distribution, and a what-if on future promotions."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import fitting, forecast_view, state
+from ui import fitting, forecast_view, nav, state
 
+nav.route_through_app()
 st.title("Forecast")
 fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
 

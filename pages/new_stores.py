@@ -4,8 +4,9 @@ and compare with baselines that only have those days."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, eval_view, evaluating, new_stores_view, state
+from ui import data, eval_view, evaluating, nav, new_stores_view, state
 
+nav.route_through_app()
 st.title("New stores")
 cube = data.current_cube()
 if cube is None:

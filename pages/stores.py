@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from ui import data, state, widgets
+from ui import data, nav, state, widgets
 
+nav.route_through_app()
 st.title("Stores")
 cube = data.current_cube()
 if cube is None:

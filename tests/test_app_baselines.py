@@ -50,6 +50,13 @@ def test_backtest_tables_charts_and_cache(app):
     assert {"RMSPE", "MAPE", "MAE", "RMSE", "Coverage 50 %", "Coverage 90 %", "CRPS"} <= set(table)
     labels = [m.label for m in at.metric]
     assert "Lift over the best baseline" in labels
+    anatomy = at.dataframe[1].value  # where the error comes from: hindsight corrections only lower it
+    assert anatomy["Method"].tolist()[0] == "Hierarchical model" and len(anatomy) == 2
+    rmspe = table.set_index("Method").loc["Hierarchical model", "RMSPE"]
+    assert anatomy["RMSPE"][0] == pytest.approx(float(rmspe.split()[0]), abs=0.05)
+    known = anatomy[["Each store's level known", "Each day's chain-wide shock known", "Both known"]]
+    assert (known.max(axis=1) <= anatomy["RMSPE"] + 1e-9).all()
+    assert (known["Both known"] <= known.min(axis=1) + 1e-9).all()
     lift = chart(at, "bt.lift")
     assert lift["data"][0]["type"] == "histogram"
     calibration = chart(at, "bt.calibration")
@@ -112,3 +119,9 @@ def test_a_running_backtest_can_be_cancelled(app):
     assert not at.exception
     assert "cancelled after" in texts(at.warning) and "nothing was scored" in texts(at.warning)
     assert not button(at, "Run the backtest").disabled  # nothing cached: it can run again
+
+
+def test_lift_percent_reads_without_a_negative_zero():
+    from ui.charts_eval import signed_percent
+    assert [signed_percent(v) for v in (12.345, -3.21, -0.04, 0.0, 0.04, -0.06)] == \
+        ["+12.3 %", "-3.2 %", "0.0 %", "0.0 %", "0.0 %", "-0.1 %"]

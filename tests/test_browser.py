@@ -108,6 +108,21 @@ def fit_in_browser(page, steps: int) -> None:
     page.mouse.move(0, 0)
 
 
+def test_a_deep_link_first_on_a_fresh_server_goes_through_the_app(server, browser):
+    """The module's first test, so the server has not yet run app.py: Streamlit would run
+    pages/effects.py on its own (file names in the sidebar, no status) without nav.route_through_app."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{server}/effects")
+    page.get_by_role("heading", name="Effects").first.wait_for(timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Data: synthetic demo data").wait_for(timeout=30_000)  # app.py's status
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Model & fit" in nav and "new stores" not in nav  # our titles, not file names
+    assert page.url.endswith("/effects")
+    no_exceptions(page)
+    page.close()
+
+
 def test_pages_render_and_picks_carry_over(server, browser):
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(server)

@@ -13,7 +13,7 @@ from bhm_core.config import EffectPrior, FitConfig, Priors
 from bhm_core.engine import (COMPILE_COUNT, fit, fit_new_stores, initial_params, observed_cells, pack,
                              pad_locals, priors_from_posterior)
 from bhm_core.features import FeatureSpec
-from bhm_core.errors import ArtifactError, ConfigError, FitDivergedError
+from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
 from bhm_core.lsq import normal_equations, ridge
 from bhm_core.metrics import rmspe
 from bhm_core.model import negative_elbo, prior_arrays, sample_guide
@@ -347,8 +347,8 @@ def test_cold_start_beats_a_per_store_fit_on_seven_days():
     new_ids = full.store_ids[-10:]
     old = full.select_stores(full.store_ids[:-10])
     global_fit = fit(old, FitConfig(steps=200, chunk_steps=100))
-    new = full.select_stores(new_ids)
-    start = new.dates[100]
+    start = full.dates[100]
+    new = full.select_stores(new_ids).with_origin(start + 9)  # the season profile stops there
     known = new.select_days(start, start + 9)  # ~7 open days
     local = fit_new_stores(global_fit, known, FitConfig(steps=200, chunk_steps=100))
     horizon = forecast(local, new, new_ids, start + 10, start + 51, n_samples=200)
@@ -373,3 +373,14 @@ def test_priors_from_posterior_centre_on_the_fit(fitted):
     assert priors.promo.mu_loc == pytest.approx(float(fitted.params["theta_mu"].loc[promo]))
     assert priors.promo.mu_scale < 1.0
     assert math.isfinite(priors.r_mu_loc)
+
+
+def test_a_fit_refuses_training_days_cut_before_the_features_origin(demo, cube):
+    default = demo.cube().select_stores(demo.cube().store_ids[:3])  # season, recent level, trend
+    cutoff = default.dates[-30]
+    with pytest.raises(DataError, match=f"season, recent_level.*with_origin\\('{cutoff}'\\)"):
+        fit(default.select_days(None, cutoff), FitConfig(steps=2))
+    anchored = default.with_origin(cutoff).select_days(None, cutoff)
+    assert fit(anchored, FitConfig(steps=2)).losses.shape == (2,)
+    # The reference features do not depend on the origin: any window may be fitted.
+    assert fit(cube.select_days(None, cutoff), FitConfig(steps=2)).losses.shape == (2,)

@@ -17,8 +17,8 @@ from bhm_core.baselines import (BASELINES, COLDSTART_BASELINES, FRAME_COLUMNS, c
 from bhm_core.cli import main
 from bhm_core.config import FitConfig
 from bhm_core.cube import build_cube
-from bhm_core.errors import ConfigError
-from bhm_core.evaluation import METRIC_KEYS, backtest, choose_stores, coldstart_trial
+from bhm_core.errors import ConfigError, DataError
+from bhm_core.evaluation import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
 from bhm_core.metrics import crps_from_samples, score_dict
 from bhm_core.predict import rmspe_optimal_point
 from bhm_core.sources import DemoSource, load_dataset
@@ -359,3 +359,40 @@ def test_cli_errors_exit_2_before_fitting(capsys, args, words):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     for word in words:
         assert word in lines[0]
+
+
+def _panel_with_known_errors(level, shock, method="hierarchical"):
+    """A forecast frame whose log errors log(y / point) are exactly level[store] + shock[day]."""
+    stores, days = np.meshgrid(np.arange(len(level)), np.arange(len(shock)), indexing="ij")
+    point = np.full(stores.size, 1000.0)
+    y = point * np.exp(np.asarray(level)[stores.ravel()] + np.asarray(shock)[days.ravel()])
+    dates = pd.Timestamp("2015-01-01") + pd.to_timedelta(days.ravel(), "D")
+    return pd.DataFrame({"store": stores.ravel() + 1, "date": dates, "method": method, "y": y,
+                         "point": point})
+
+
+def test_error_sources_split_store_levels_from_day_shocks():
+    level, shock = np.array([0.2, -0.3]), np.array([0.1, -0.1])  # shocks with mean 0
+    frame = _panel_with_known_errors(level, shock)
+    sources = error_sources(frame)
+    cells_level, cells_shock = np.repeat(level, 2), np.tile(shock, 2)
+    hand = lambda log_error: math.sqrt(np.mean((1 - np.exp(-log_error)) ** 2))
+    assert sources["rmspe"] == pytest.approx(hand(cells_level + cells_shock))
+    # Corrections are centred: the overall mean error (-0.05, from the levels) stays.
+    assert sources["without_store_level"] == pytest.approx(hand(cells_shock + level.mean()))
+    assert sources["without_day_shocks"] == pytest.approx(hand(cells_level))
+    assert sources["without_both"] == pytest.approx(hand(np.full(4, level.mean())))
+    assert sources["sd_store_level"] == pytest.approx(0.25)
+    assert sources["sd_day_shocks"] == pytest.approx(0.1)
+    assert sources["n_cells"] == 4
+
+
+def test_error_sources_score_the_rmspe_point_and_only_positive_sales():
+    frame = _panel_with_known_errors([0.1, 0.1], [0.0, 0.0, 0.0])
+    frame["point_rmspe"] = frame["y"]                       # a perfect RMSPE point
+    frame.loc[0, "y"] = 0.0                                 # a closed day is not scored
+    baseline = _panel_with_known_errors([0.0], [0.0], method="ols_log")
+    sources = error_sources(pd.concat([frame, baseline.assign(point_rmspe=np.nan)], ignore_index=True))
+    assert sources["rmspe"] == pytest.approx(0.0) and sources["n_cells"] == 5
+    with pytest.raises(DataError, match="seasonal_naive"):
+        error_sources(frame, "seasonal_naive")

@@ -44,6 +44,7 @@ def results(evaluation, cube, kind: str, ekey: str) -> None:
     st.subheader("Model vs baselines")
     eval_view.table(evaluation)
     eval_view.lift_and_calibration(evaluation, "bt", ekey)
+    eval_view.error_anatomy(evaluation)
 
     st.subheader("One store, every method")
     stores = sorted(int(s) for s in evaluation.forecasts["store"].unique())

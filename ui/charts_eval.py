@@ -118,6 +118,12 @@ def methods_figure(frame: pd.DataFrame, stores: list, y_label: str, history: pd.
     return fig
 
 
+def signed_percent(value: float) -> str:
+    """'+1.2 %', '-1.2 %', and '0.0 %' for anything that rounds to zero (not '-0.0 %')."""
+    text = f"{value:+.1f}"
+    return ("0.0" if float(text) == 0 else text) + " %"
+
+
 def lift_histogram(lifts: pd.DataFrame) -> go.Figure:
     """Per-store lift (%) of the model over the run's best baseline; > 0: the model is better."""
     values = lifts["lift_pct"].dropna().to_numpy(float)
@@ -130,7 +136,7 @@ def lift_histogram(lifts: pd.DataFrame) -> go.Figure:
         median = float(np.median(values))
         fig.add_vline(x=median, line=dict(color=ACTUAL_COLOUR, width=2, dash="dash"))
         fig.add_annotation(x=median, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"median {median:+.1f} %", font=dict(color=ACTUAL_COLOUR))
+                           text=f"median {signed_percent(median)}", font=dict(color=ACTUAL_COLOUR))
     fig.update_xaxes(title_text="lift in % (> 0: the model's error is lower)", ticksuffix=" %")
     fig.update_yaxes(title_text="stores")
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0.05)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.evaluation import (best_baseline, calibration, lift_percent, metrics_table,
-                                 store_lifts)
+from bhm_core.errors import DataError
+from bhm_core.evaluation import (best_baseline, calibration, error_sources, lift_percent,
+                                 metrics_table, store_lifts)
 from bhm_core.predict import METHOD
 
 from . import charts, charts_eval, data, evaluating
@@ -62,7 +63,7 @@ def headline(evaluation) -> None:
                    delta=charts_eval.label(best) if best else None, delta_color="off",
                    delta_arrow="off",
                    help="The baseline with the lowest RMSPE over all stores of this run")
-    cols[2].metric("Lift over the best baseline", "—" if lift is None else f"{lift:+.1f} %",
+    cols[2].metric("Lift over the best baseline", "—" if lift is None else charts_eval.signed_percent(lift),
                    border=True, help="How much lower the model's RMSPE is, in % of the baseline's")
     cols[3].metric("Stores where the model is better", f"{int((lifts > 0).sum())} of {len(lifts)}",
                    border=True)
@@ -86,9 +87,10 @@ def table(evaluation) -> None:
     frame = frame.rename(columns={**COLUMNS, "method": "Method", "lift": "Model's lift (RMSPE)"})
     formats = {COLUMNS[c]: "{:.1f} %" for c in PERCENT}
     formats.update({name: "{:,.0f}" for name in ("MAE", "RMSE", "CRPS")})
-    formats["Model's lift (RMSPE)"] = "{:+.1f} %"
-    for name, pattern in formats.items():  # as text: a dash, not "None", where a method has none
-        frame[name] = [pattern.format(v) if pd.notna(v) else "—" for v in frame[name]]
+    formats = {name: pattern.format for name, pattern in formats.items()}
+    formats["Model's lift (RMSPE)"] = charts_eval.signed_percent
+    for name, show in formats.items():  # as text: a dash, not "None", where a method has none
+        frame[name] = [show(v) if pd.notna(v) else "—" for v in frame[name]]
     right = {name: st.column_config.TextColumn(alignment="right") for name in formats}
     st.dataframe(frame, hide_index=True, column_config=right)
     st.caption(f"{evaluation.summary['n_scored_cells']:,} store-days scored (days with observed "
@@ -106,7 +108,7 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
         lifts = store_lifts(summary)
         overall = lift_percent(summary["model"].get("rmspe"), best_rmspe)
         st.markdown(f"**Per-store lift over {charts_eval.label(best) if best else 'the best baseline'}"
-                    "** (RMSPE)" + ("" if overall is None else f": {overall:+.1f} % over all stores"))
+                    "** (RMSPE)" + ("" if overall is None else f": {charts_eval.signed_percent(overall)} over all stores"))
         figure = data.figure(f"{key}.lift|{ekey}", lambda: charts_eval.lift_histogram(lifts))
         st.plotly_chart(figure, width="stretch",
                         config={"displaylogo": False}, key=f"{key}.lift")
@@ -122,6 +124,34 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
         st.caption("On the diagonal, an 80 % interval holds 80 % of the actual sales. Below it the "
                    "intervals are too narrow (over-confident), above it too wide. Methods without "
                    "intervals are not shown.")
+
+
+def error_anatomy(evaluation) -> None:
+    """The model's and the best baseline's RMSPE split into what a store's level over the horizon,
+    the chain-wide shock of each day, and neither explain (evaluation.error_sources)."""
+    best, _ = best_baseline(evaluation.summary)
+    rows = []
+    for method in [METHOD] + ([best] if best else []):
+        try:
+            parts = error_sources(evaluation.forecasts, method)
+        except DataError:  # nothing scored for this method
+            continue
+        rows.append({"Method": charts_eval.label(method), "RMSPE": parts["rmspe"],
+                     "Each store's level known": parts["without_store_level"],
+                     "Each day's chain-wide shock known": parts["without_day_shocks"],
+                     "Both known": parts["without_both"]})
+    if not rows:
+        return
+    with st.expander("Where the error comes from", icon=":material/troubleshoot:"):
+        frame = pd.DataFrame(rows)
+        percent = {c: st.column_config.NumberColumn(format="%.1f %%") for c in frame.columns[1:]}
+        for column in percent:
+            frame[column] = 100 * frame[column]
+        st.dataframe(frame, hide_index=True, column_config=percent)
+        st.caption("RMSPE if the forecast had been corrected, in hindsight, by each store's mean "
+                   "error over the horizon, by each day's error shared by all stores, or by both. "
+                   "The gap to the last column is what no per-store forecast can remove from these "
+                   "data: chain-wide day-to-day swings (weather, events) and store-day noise.")
 
 
 def drill_down(evaluation, stores: list, y_label: str, key: str, ekey: str, history,

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from . import state
+
 
 @dataclass(frozen=True)
 class PageSpec:
@@ -29,3 +31,23 @@ PAGES = (
 def pages() -> list:
     """st.Page objects for st.navigation (needs a running script, hence a function)."""
     return [st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES]
+
+
+def route_through_app() -> None:
+    """Send a session's first page run back through app.py when it bypassed it.
+
+    Until app.py has called st.navigation once in this server process, Streamlit treats pages/ as
+    a classic multipage folder: a deep link (/forecast) opened first on a fresh server runs
+    pages/forecast.py on its own, so the sidebar lists file names and app.py's setup and status
+    never run, for that session and every deep link after it. Calling st.navigation switches
+    Streamlit to our navigation for the process; the rerun then goes through app.py, to the same
+    page. Only a session app.py has not yet run in is rerouted: its first run holds no widget
+    event that the rerun would drop. (AppTest resets Streamlit's flag before every run and runs a
+    page on its own after the app's first run; those runs are left as they are.) Every page calls
+    this first.
+    """
+    from streamlit.runtime.pages_manager import PagesManager  # the flag Streamlit itself checks
+
+    if PagesManager.uses_pages_directory and not st.session_state.get(state.ROUTED):
+        st.navigation(pages(), position="hidden")
+        st.rerun()

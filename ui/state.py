@@ -22,6 +22,7 @@ FIT_JOB = "bhm.fit_job"              # ui.jobs.FitJob: a fit running in the back
 FIT_NOTICE = "bhm.fit_notice"        # ui.fitting.Notice about the last fit attempt (Model & fit page)
 FIT_PARTIAL = "bhm.fit_partial"      # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
 UPLOAD = "bhm.upload"                # (uploader file_id, saved path) of the last CSV upload
+ROUTED = "bhm.routed"                # True once app.py has run in this session (ui.nav.route_through_app)
 # Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
 # The Evaluations themselves live in a process-wide cache (ui.data.evaluations), keyed by content.
 EVAL_JOB = "bhm.eval_job"            # prefix: f"{EVAL_JOB}.{kind}" -> ui.jobs.TaskJob
