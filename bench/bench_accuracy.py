@@ -10,8 +10,8 @@ and the 180 stores that return from their half-year gap), then the cold-start tr
 and 90% intervals and CRPS per method, with the fit's seconds (compilation included). Reference
 numbers from issue 4 are printed next to them. Each backtest also prints where the error of the model
 and of the best baseline comes from (evaluation.error_sources): the RMSPE left if each store's level
-over the horizon, each day's chain-wide shock, or both were known in advance. Exits 2 when the data
-is not there.
+over the horizon, each day's chain-wide shock, or both were known in advance, and how the interval of
+the chain's daily total held. Exits 2 when the data is not there.
 """
 
 from __future__ import annotations
@@ -72,6 +72,26 @@ def sources_table(forecasts, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def total_line(evaluation, cube, cutoff: str) -> str:
+    """How the interval of the chain's daily total (all stores summed) held over the horizon."""
+    import numpy as np
+    from bhm_core.engine import DAY_SHOCK_SD
+    from bhm_core.predict import forecast_total
+
+    day = np.datetime64(cutoff, "D")
+    fit = evaluation.fit
+    total = forecast_total(fit, cube.with_origin(day), fit.store_ids, day + 1, day + HORIZON,
+                           observed_only=True)
+    total = total[total["y"] > 0]
+    inside = {level: ((total[f"lo_{level}"] <= total["y"]) & (total["y"] <= total[f"hi_{level}"])).mean()
+              for level in (50, 90)}
+    width = ((total["hi_90"] - total["lo_90"]) / total["point"]).median()
+    error = np.sqrt(np.mean(((total["y"] - total["point"]) / total["y"]) ** 2))
+    return (f"chain total, {len(total)} days: 50% / 90% intervals hold {inside[50]:.2f} / {inside[90]:.2f}, "
+            f"90% width {100 * width:.1f}% of the total, RMSPE {error:.4f}; day-shock sd of the fit "
+            f"{fit.meta.get(DAY_SHOCK_SD, 0.0):.4f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
@@ -111,6 +131,7 @@ def main(argv=None) -> int:
         print(table(f"backtest cutoff {cutoff}, horizon {HORIZON}", summary, time.perf_counter() - start,
                     REFERENCE.get(cutoff, {})), flush=True)
         print(sources_table(evaluation.forecasts, summary), flush=True)
+        print(total_line(evaluation, cube, cutoff), flush=True)
     if not args.no_coldstart:
         start = time.perf_counter()
         summary = coldstart_trial(cube, COLD["new_stores"], COLD["known_days"], HORIZON, seed=COLD["seed"],

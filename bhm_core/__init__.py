@@ -3,4 +3,4 @@
 Pure library: never imports streamlit. The dashboard (app.py, pages/, ui/) sits on top of it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -25,11 +25,14 @@ from .errors import DataError, FitDivergedError
 from .lsq import normal_equations
 from .packing import FitData, StorePacked, batch_of, observed_cells, pack, pack_by_store
 from .model import (BASIS, GLOBAL_SITES, LOCAL_SITES, PER_STORE, ModelData, SiteParams, Whitening,
-                    identity_whitening, negative_elbo, prior_arrays)
+                    identity_whitening, negative_elbo, prior_arrays, unwhiten)
 from .optim import AdamState, adam_init, adam_update, clip_by_global_norm, schedule_factor
 from .start import INITIAL_LOG_SCALE, initial_params, store_posterior, whitening
 from .sharding import alignment, constrain, n_devices, place, shardings_of, store_mesh, to_host
 
+DAY_SHOCK_SD = "day_shock_sd"  # FitResult.meta key: sd of chain-wide day shocks (day_shock_sd)
+MIN_SHOCK_STORES = 5            # stores a day needs to estimate its shock
+MIN_SHOCK_DAYS = 28             # such days a fit needs to estimate the shocks' spread
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
 
@@ -259,9 +262,47 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
     beyond float rounding.
     """
     _check_origin_inside(cube)
-    return fit_cells(FitData.from_cube(cube), config, priors, rng_key=rng_key, init=init,
-                     trainable=trainable, on_progress=on_progress, should_stop=should_stop,
-                     devices=devices)
+    data = FitData.from_cube(cube)
+    result = fit_cells(data, config, priors, rng_key=rng_key, init=init, trainable=trainable,
+                       on_progress=on_progress, should_stop=should_stop, devices=devices)
+    result.meta[DAY_SHOCK_SD] = day_shock_sd(result.params, data.cells)
+    return result
+
+
+def _theta_at_centre(params: dict) -> np.ndarray:
+    """(S, F) each store's coefficients at the guide's centre (theta_sigma at its median)."""
+    z = np.asarray(unwhiten(params.get(BASIS), params["z"].loc))
+    return params["theta_mu"].loc + np.exp(params["theta_sigma"].loc) * z
+
+
+def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
+    """The spread (sd, log scale) of the chain-wide day-to-day swings the features leave over.
+
+    Every store misses the same days together (weather, events): the per-cell observation law
+    treats these swings as independent noise, which is right for one store-day but makes the sum
+    over stores far too certain. Each day's mean log residual over its stores (at the posterior
+    centre) estimates that day's shock; their robust spread (1.4826 x MAD, as the shocks are
+    heavy-tailed: holidays the features miss), less the part due to the stores' own noise, is
+    the sd. Forecasts draw one shock per date from it, shared by all stores (predict.py). 0 when
+    fewer than MIN_SHOCK_DAYS days have MIN_SHOCK_STORES stores.
+    """
+    theta = _theta_at_centre(params)
+    positive = np.flatnonzero(cells.y > 0)
+    residual = np.empty(positive.size)
+    for start in range(0, positive.size, chunk):
+        at = positive[start:start + chunk]
+        eta = (theta[cells.store[at, None], cells.index[at]] * cells.value[at]).sum(-1)
+        residual[start:start + chunk] = np.log(cells.y[at]) - eta
+    day = cells.day[positive]
+    count = np.bincount(day)
+    enough = count >= MIN_SHOCK_STORES
+    if enough.sum() < MIN_SHOCK_DAYS:
+        return 0.0
+    n = count[enough]
+    mean = np.bincount(day, residual)[enough] / n
+    within = np.bincount(day, residual**2)[enough] / n - mean**2
+    spread = 1.4826 * np.median(np.abs(mean - np.median(mean)))
+    return float(np.sqrt(max(spread**2 - np.median(within / np.maximum(n - 1, 1)), 0.0)))
 
 
 def _check_origin_inside(cube: SalesCube) -> None:
@@ -417,8 +458,11 @@ def fit_new_stores(global_fit: FitResult, cube: SalesCube, config: FitConfig | N
     start = FitResult(params, adam_init(locals_), np.zeros(0), cube.store_ids, global_fit.feature_names,
                       global_fit.feature_groups, global_fit.priors, config or FitConfig(),
                       cube.fingerprint)
-    return fit(cube, config, global_fit.priors, rng_key=rng_key, init=start, trainable=LOCAL_SITES,
-               on_progress=on_progress, should_stop=should_stop)
+    result = fit(cube, config, global_fit.priors, rng_key=rng_key, init=start, trainable=LOCAL_SITES,
+                 on_progress=on_progress, should_stop=should_stop)
+    # A few new stores' known days cannot measure chain-wide shocks; the chain's fit did.
+    result.meta[DAY_SHOCK_SD] = global_fit.meta.get(DAY_SHOCK_SD, 0.0)
+    return result
 
 
 def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> Whitening:

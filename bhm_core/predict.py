@@ -18,7 +18,7 @@ import pandas as pd
 from numpyro import handlers
 
 from .cube import CLOSED, MISSING, SalesCube
-from .engine import FitResult
+from .engine import DAY_SHOCK_SD, FitResult
 from .packing import bucket
 from .errors import DataError
 from .features import encode, weekday_of
@@ -30,6 +30,9 @@ CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usu
 CLOSED_SHARE = 0.75  # closed on at least this share of them -> expected closed after the data
 METHOD = "hierarchical"
 MAX_POISSON_RATE = 1e15  # NumPy's Poisson sampler refuses larger rates (only a diverged fit has them)
+SHOCK_STREAM = 7919        # generator key of the day shocks, apart from the stores' (seed, id)
+DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
+IDIOSYNCRATIC_FLOOR = 0.25  # share of a store-day's own variance kept when the shock takes its part
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,24 @@ def _observation_law(latents, design_index, design_value, prior):
     return jax.vmap(one)(latents)
 
 
-def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_ids) -> np.ndarray:
+def day_shocks(shock_sd: float, dates: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+    """(n_samples, days) chain-wide log shocks N(0, shock_sd^2), one per date and sample, shared by
+    every store; date j's from a generator of (seed, date) alone, so any window or chunk agrees."""
+    out = np.zeros((n_samples, len(dates)))
+    if shock_sd > 0:
+        for j, day in enumerate(dates.astype("datetime64[D]").astype(np.int64)):
+            rng = np.random.default_rng([seed, SHOCK_STREAM, int(day) + DAY_NUMBER_OFFSET])
+            out[:, j] = shock_sd * rng.standard_normal(n_samples)
+    return out
+
+
+def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_ids,
+            shocks: np.ndarray, shock_sd: float) -> np.ndarray:
     """Gamma-Poisson draws, (n_samples, stores, days), store i's from a generator of (seed, id_i).
+
+    Each day's chain-wide shock (`day_shocks`) multiplies every store's mean; the Gamma's own
+    log-scale variance (1 / shape) gives up as much (down to IDIOSYNCRATIC_FLOOR of it), so a
+    store-day's spread stays what the fit says while the stores now move together.
 
     On the host with NumPy: its Gamma and Poisson samplers are about 20x faster than JAX's on the
     CPU (rejection loops there run per element), and keying by store id keeps any chunking exact.
@@ -123,7 +142,11 @@ def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_i
     for i, store in enumerate(store_ids):
         rng = np.random.default_rng([seed, int(store)])
         r = log_dispersion[:, i].astype(np.float64)
-        rate = rng.gamma(np.exp(log_mean[:, i] - r), np.exp(r))  # mean exp(log_mean): Var = mean e^r
+        shape = np.exp(log_mean[:, i] - r)  # mean exp(log_mean), Var = mean e^r
+        if shock_sd > 0:
+            shape = 1.0 / np.maximum(1.0 / shape - shock_sd**2, IDIOSYNCRATIC_FLOOR / shape)
+        mean = np.exp(log_mean[:, i] + shocks - 0.5 * shock_sd**2)  # E[exp(shock)] = exp(sd^2 / 2)
+        rate = rng.gamma(shape, mean / shape)
         out[:, i] = rng.poisson(np.minimum(rate, MAX_POISSON_RATE))
     return out
 
@@ -171,10 +194,13 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
             yield (np.asarray(store_ids)[part[:n_real]], _observation_law(latents, design.index, design.value, prior),
                    covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))))
 
+    shock_sd = float(result.meta.get(DAY_SHOCK_SD, 0.0))
+    shocks = day_shocks(shock_sd, dates, n_samples, seed)
+
     def draw(ids, law, covariates):
         window = (slice(None), slice(0, len(ids)), slice(0, len(dates)))
         log_mean, log_dispersion = (np.asarray(a).reshape(shape)[window] for a in law)
-        return ids, _draw_y(log_mean, log_dispersion, seed, ids), covariates
+        return ids, _draw_y(log_mean, log_dispersion, seed, ids, shocks, shock_sd), covariates
 
     # One chunk ahead: JAX computes the next chunk's law while NumPy draws this chunk's sales.
     pending = None
@@ -324,15 +350,21 @@ def _actuals(cube: SalesCube, ids, dates):
 
 
 def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500,
-                   seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS) -> pd.DataFrame:
-    """Daily sum over the stores with an interval from summed samples (not summed quantiles)."""
+                   seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
+                   observed_only: bool = False) -> pd.DataFrame:
+    """Daily sum over the stores with an interval from summed samples (not summed quantiles).
+
+    observed_only: sum only the store-days whose sales were observed, so that the forecast total
+    and the actual total `y` cover the same stores (for scoring a backtest's total); by default
+    every store-day not known to be closed counts."""
     dates = _dates(first, last)
     total = np.zeros((n_samples, len(dates)))
     actual_total = np.zeros(len(dates))
     for ids, samples, _ in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
                                            scenario=scenario):
         actual, status, _ = _actuals(cube, ids, dates)
-        total += np.where(status == CLOSED, 0.0, samples).sum(1)
+        counted = ~np.isnan(actual) if observed_only else status != CLOSED
+        total += np.where(counted, samples, 0.0).sum(1)
         actual_total += np.nansum(actual, 0)
     stats = summarise(total, levels)
     return pd.DataFrame({"date": pd.to_datetime(dates), "y": actual_total, **stats})

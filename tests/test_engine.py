@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -10,13 +11,14 @@ import pytest
 
 from bhm_core.artifacts import FitStore, fit_key, fit_or_load
 from bhm_core.config import EffectPrior, FitConfig, Priors
-from bhm_core.engine import (COMPILE_COUNT, fit, fit_new_stores, initial_params, observed_cells, pack,
-                             pad_locals, priors_from_posterior)
+from bhm_core.engine import (COMPILE_COUNT, DAY_SHOCK_SD, day_shock_sd, fit, fit_new_stores, initial_params,
+                             observed_cells, pack, pad_locals, priors_from_posterior)
 from bhm_core.features import FeatureSpec
 from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
 from bhm_core.lsq import normal_equations, ridge
 from bhm_core.metrics import rmspe
-from bhm_core.model import negative_elbo, prior_arrays, sample_guide
+from bhm_core.model import SiteParams, negative_elbo, prior_arrays, sample_guide
+from bhm_core.packing import Cells
 from bhm_core.predict import forecast, forecast_total, store_day_samples
 from bhm_core.sources import DemoSource, load_dataset
 
@@ -288,6 +290,48 @@ def test_total_interval_comes_from_summed_samples(cube, fitted):
     width_summed = (summed["hi_90"] - summed["lo_90"]).to_numpy()[open_days]
     assert np.all(width_total <= width_summed + 1e-6)  # equal on days with one store open
     assert np.mean(width_total < width_summed) > 0.5
+
+
+def _cells_with_day_shocks(shock_sd, n_stores=200, n_days=120, noise_sd=0.1, seed=0):
+    """One feature (the level, log 1000); log sales = level + the day's shock + store-day noise."""
+    rng = np.random.default_rng(seed)
+    store, day = (a.ravel().astype(np.int32) for a in np.meshgrid(np.arange(n_stores), np.arange(n_days),
+                                                                indexing="ij"))
+    log_y = np.log(1000.0) + shock_sd * rng.standard_normal(n_days)[day] + noise_sd * rng.standard_normal(day.size)
+    cells = Cells(store, day, np.zeros((day.size, 1), np.int32), np.ones((day.size, 1), np.float32),
+                  np.exp(log_y).astype(np.float32))
+    params = {"theta_mu": SiteParams(np.array([np.log(1000.0)]), np.zeros(1)),
+              "theta_sigma": SiteParams(np.array([-20.0]), np.zeros(1)),
+              "z": SiteParams(np.zeros((n_stores, 1)), np.zeros((n_stores, 1)))}
+    return cells, params
+
+
+@pytest.mark.parametrize("truth", [0.0, 0.05, 0.1])
+def test_day_shock_sd_is_recovered_from_the_residuals(truth):
+    cells, params = _cells_with_day_shocks(truth)
+    assert day_shock_sd(params, cells) == pytest.approx(truth, abs=max(0.2 * truth, 0.01))
+    few_stores = Cells(*(a[cells.store < 3] for a in (cells.store, cells.day, cells.index, cells.value, cells.y)))
+    assert day_shock_sd(params, few_stores) == 0.0  # no day has enough stores to tell
+
+
+def test_day_shocks_move_the_stores_together_not_each_store_day(cube, fitted):
+    shocked = replace(fitted, meta={**fitted.meta, DAY_SHOCK_SD: 0.1})
+    calm = replace(fitted, meta={**fitted.meta, DAY_SHOCK_SD: 0.0})
+    stores, first, last = cube.store_ids, cube.dates[-14], cube.dates[-1]
+    width = {}
+    for name, result in (("shocked", shocked), ("calm", calm)):
+        total = forecast_total(result, cube, stores, first, last, n_samples=400)
+        width[name] = np.median((total["hi_90"] - total["lo_90"]) / total["point"])
+        one = store_day_samples(result, cube, int(stores[0]), last - 1, n_samples=4000)
+        width[name + " store-day"] = np.std(np.log(one[one > 0]))
+    # 40 stores' independent noise nearly cancels in the total; a shared 10% shock does not.
+    assert width["shocked"] > 2.5 * width["calm"]
+    assert width["shocked"] == pytest.approx(2 * 1.645 * 0.1, rel=0.35)
+    assert width["shocked store-day"] == pytest.approx(width["calm store-day"], rel=0.15)
+    # Shocks are keyed by date, store draws by store: any chunking gives the same forecast.
+    a = forecast(shocked, cube, stores[:5], first, last, n_samples=50, chunk_stores=2)
+    b = forecast(shocked, cube, stores[:5], first, last, n_samples=50, chunk_stores=5)
+    np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
 
 
 def test_store_day_density_samples(cube, fitted):

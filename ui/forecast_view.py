@@ -92,8 +92,14 @@ def total_tab(fit, sub, request, window, kind) -> None:
                                                  charts.sales_axis_label(kind), request["end"],
                                                  _x_range(window)),
                     width="stretch", config={"displaylogo": False}, key="fc.total")
+    from bhm_core.engine import DAY_SHOCK_SD  # loaded by then: the fit came from it
+
+    shock = fit.result.meta.get(DAY_SHOCK_SD, 0.0)
     st.caption("The interval comes from summing sampled store paths, not from adding the stores' "
-               "intervals (which would be too wide).")
+               "intervals (which would be too wide). "
+               + (f"Those paths share each day's chain-wide swing (weather, events: sd {100 * shock:.1f} % "
+                  "a day, measured on the fit's residuals), which the stores' own noise does not "
+                  "average away." if shock > 0 else "The fit found no chain-wide day-to-day swings."))
     st.download_button("Download the total as CSV", shown.to_csv(index=False), "forecast_total.csv",
                        "text/csv", on_click="ignore", icon=":material/download:", key="fc.total_csv")
 
