@@ -263,8 +263,13 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
     """
     _check_origin_inside(cube)
     data = FitData.from_cube(cube)
-    result = fit_cells(data, config, priors, rng_key=rng_key, init=init, trainable=trainable,
-                       on_progress=on_progress, should_stop=should_stop, devices=devices)
+    try:
+        result = fit_cells(data, config, priors, rng_key=rng_key, init=init, trainable=trainable,
+                           on_progress=on_progress, should_stop=should_stop, devices=devices)
+    except FitDivergedError as exc:  # its last good state may still be used and forecast
+        if exc.last_good is not None:
+            exc.last_good.meta[DAY_SHOCK_SD] = day_shock_sd(exc.last_good.params, data.cells)
+        raise
     result.meta[DAY_SHOCK_SD] = day_shock_sd(result.params, data.cells)
     return result
 

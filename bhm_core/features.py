@@ -44,8 +44,9 @@ EASTER_DAYS = {"holy_monday": -6, "holy_tuesday": -5, "holy_wednesday": -4, "mau
                "easter_tuesday": 2}
 RECENT_LEVEL_DAYS = 91  # the store's level over its last weeks before the origin, carried forward
 SEASON_WEEKS = 52        # bins of the yearly profile (day of year // 7; the last holds days 357-365)
-# Groups computed relative to the origin (Covariates.origin): a fit must not stop before it.
-ORIGIN_GROUPS = ("trend", "trend_changes", "season", "recent_level")
+# Groups whose values need the days up to the origin (Covariates.origin), so a fit must not stop
+# before it. (The linear trend only counts from it: another origin re-parametrises it.)
+ORIGIN_GROUPS = ("trend_changes", "season", "recent_level")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ MAX_POISSON_RATE = 1e15  # NumPy's Poisson sampler refuses larger rates (only a 
 SHOCK_STREAM = 7919        # generator key of the day shocks, apart from the stores' (seed, id)
 DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
 IDIOSYNCRATIC_FLOOR = 0.25  # share of a store-day's own variance kept when the shock takes its part
+LOG_MEAN_RANGE = (-50.0, 40.0)        # exp(-50): no sales; exp(40) > MAX_POISSON_RATE
+LOG_DISPERSION_RANGE = (-30.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,11 @@ def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_i
             shocks: np.ndarray, shock_sd: float) -> np.ndarray:
     """Gamma-Poisson draws, (n_samples, stores, days), store i's from a generator of (seed, id_i).
 
-    Each day's chain-wide shock (`day_shocks`) multiplies every store's mean; the Gamma's own
-    log-scale variance (1 / shape) gives up as much (down to IDIOSYNCRATIC_FLOOR of it), so a
-    store-day's spread stays what the fit says while the stores now move together.
+    Each day's chain-wide shock (`day_shocks`) multiplies every store's mean, and the Gamma gives
+    up exactly as much relative variance, so a store-day's spread stays what the fit says while
+    the stores move together. A store-day whose own variance is too small to give that up (a big
+    store's promo day: the variance of a Gamma-Poisson is proportional to its mean) keeps
+    IDIOSYNCRATIC_FLOOR of it and carries a correspondingly smaller share of the shock.
 
     On the host with NumPy: its Gamma and Poisson samplers are about 20x faster than JAX's on the
     CPU (rejection loops there run per element), and keying by store id keeps any chunking exact.
@@ -141,12 +145,18 @@ def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_i
     out = np.empty(log_mean.shape)
     for i, store in enumerate(store_ids):
         rng = np.random.default_rng([seed, int(store)])
-        r = log_dispersion[:, i].astype(np.float64)
-        shape = np.exp(log_mean[:, i] - r)  # mean exp(log_mean), Var = mean e^r
+        # Clipped so that a diverged fit's extreme laws give 0 or MAX_POISSON_RATE, never NaN.
+        mu = np.clip(log_mean[:, i].astype(np.float64), *LOG_MEAN_RANGE)
+        r = np.clip(log_dispersion[:, i].astype(np.float64), *LOG_DISPERSION_RANGE)
+        variance = np.exp(r - mu)  # the Gamma's relative variance: Var = mean (1 + e^r)
+        log_rate = mu
         if shock_sd > 0:
-            shape = 1.0 / np.maximum(1.0 / shape - shock_sd**2, IDIOSYNCRATIC_FLOOR / shape)
-        mean = np.exp(log_mean[:, i] + shocks - 0.5 * shock_sd**2)  # E[exp(shock)] = exp(sd^2 / 2)
-        rate = rng.gamma(shape, mean / shape)
+            # lognormal(s2) x Gamma(1/v') has relative variance (1 + v') e^s2 - 1: equal to v for
+            # v' = (1 + v) e^-s2 - 1, which stays >= floor * v while s2 <= log((1 + v) / (1 + floor v)).
+            s2 = np.minimum(shock_sd**2, np.log1p(variance) - np.log1p(IDIOSYNCRATIC_FLOOR * variance))
+            variance = np.expm1(np.log1p(variance) - s2)  # (1 + v) e^-s2 - 1, exact for tiny v
+            log_rate = mu + np.sqrt(s2) / shock_sd * shocks - 0.5 * s2  # E[exp(shock)] = exp(s2 / 2)
+        rate = rng.gamma(1.0 / variance, np.exp(log_rate) * variance)
         out[:, i] = rng.poisson(np.minimum(rate, MAX_POISSON_RATE))
     return out
 

@@ -19,7 +19,8 @@ from bhm_core.lsq import normal_equations, ridge
 from bhm_core.metrics import rmspe
 from bhm_core.model import SiteParams, negative_elbo, prior_arrays, sample_guide
 from bhm_core.packing import Cells
-from bhm_core.predict import forecast, forecast_total, store_day_samples
+from bhm_core.predict import (MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total,
+                               store_day_samples)
 from bhm_core.sources import DemoSource, load_dataset
 
 FAST = FitConfig(steps=60, chunk_steps=30)
@@ -194,6 +195,7 @@ def test_divergence_is_caught_and_last_good_parameters_kept(cube):
     assert "learning rate" in str(err)
     leaves = jax.tree.leaves(err.last_good.params)
     assert all(np.all(np.isfinite(a)) for a in leaves)
+    assert DAY_SHOCK_SD in err.last_good.meta  # it may be made current and forecast
 
 
 def test_warm_start_continues_adam(cube):
@@ -314,6 +316,26 @@ def test_day_shock_sd_is_recovered_from_the_residuals(truth):
     assert day_shock_sd(params, few_stores) == 0.0  # no day has enough stores to tell
 
 
+@pytest.mark.parametrize("mean, dispersion", [(6000.0, 60.0), (30000.0, 60.0), (300.0, 60.0)])
+def test_a_store_days_law_keeps_its_mean_and_spread_under_day_shocks(mean, dispersion):
+    # 30000: the Gamma's own relative variance (0.002) is below the shock's (0.0025), so the
+    # store-day carries a smaller share of the shock instead of a wider spread.
+    n, sd = 100_000, 0.05
+    dates = np.array(["2015-01-01"], dtype="datetime64[D]")
+    law = (np.full((n, 1, 1), np.log(mean)), np.full((n, 1, 1), np.log(dispersion)))
+    y = _draw_y(*law, 0, [1], day_shocks(sd, dates, n, 0), sd)[:, 0, 0]
+    assert y.mean() == pytest.approx(mean, rel=0.005)
+    assert y.var() / mean**2 == pytest.approx((1 + dispersion) / mean, rel=0.03)  # Var = mean (1 + e^r)
+
+
+def test_extreme_laws_of_a_diverged_fit_draw_without_failing():
+    law = (np.array([-800.0, 0.0, 800.0]).reshape(1, 1, 3), np.array([3.0, 40.0, -40.0]).reshape(1, 1, 3))
+    for sd in (0.0, 0.05):
+        y = _draw_y(*law, 0, [1], np.full((1, 3), 0.01), sd)
+        assert np.isfinite(y).all() and y[0, 0, 0] == 0
+        assert y[0, 0, 2] == pytest.approx(MAX_POISSON_RATE, rel=1e-6)  # a Poisson draw at the cap
+
+
 def test_day_shocks_move_the_stores_together_not_each_store_day(cube, fitted):
     shocked = replace(fitted, meta={**fitted.meta, DAY_SHOCK_SD: 0.1})
     calm = replace(fitted, meta={**fitted.meta, DAY_SHOCK_SD: 0.0})
@@ -334,6 +356,17 @@ def test_day_shocks_move_the_stores_together_not_each_store_day(cube, fitted):
     np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
 
 
+def test_total_of_observed_store_days_matches_the_actual_total(cube, fitted):
+    stores, first, last = cube.store_ids[:8], cube.dates[-21], cube.dates[-1]
+    per_cell = forecast(fitted, cube, stores, first, last, n_samples=300)
+    observed = per_cell[per_cell["y"].notna()].groupby("date")["point"].sum()
+    total = forecast_total(fitted, cube, stores, first, last, n_samples=300, observed_only=True)
+    everything = forecast_total(fitted, cube, stores, first, last, n_samples=300)
+    np.testing.assert_allclose(total.set_index("date")["point"].reindex(observed.index), observed, rtol=0.1)
+    assert (total["point"] <= everything["point"] + 1e-9).all()
+    np.testing.assert_array_equal(total["y"], everything["y"])
+
+
 def test_store_day_density_samples(cube, fitted):
     samples = store_day_samples(fitted, cube, int(cube.store_ids[0]), cube.dates[-3], n_samples=500)
     assert samples.shape == (500,) and np.all(samples >= 0)
@@ -351,6 +384,7 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, cube, fitted
     b = forecast(loaded, cube, cube.store_ids[:3], cube.dates[-7], cube.dates[-1], n_samples=100, seed=5)
     np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
     assert int(loaded.opt_state.step) == int(fitted.opt_state.step)
+    assert loaded.meta[DAY_SHOCK_SD] == fitted.meta[DAY_SHOCK_SD]
     assert store.list()["key"].tolist() == [key]
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -395,6 +429,7 @@ def test_cold_start_beats_a_per_store_fit_on_seven_days():
     new = full.select_stores(new_ids).with_origin(start + 9)  # the season profile stops there
     known = new.select_days(start, start + 9)  # ~7 open days
     local = fit_new_stores(global_fit, known, FitConfig(steps=200, chunk_steps=100))
+    assert local.meta[DAY_SHOCK_SD] == global_fit.meta[DAY_SHOCK_SD]  # a week cannot measure it
     horizon = forecast(local, new, new_ids, start + 10, start + 51, n_samples=200)
     scored = horizon[horizon["y"].notna()]
     cold = rmspe(scored["y"], scored["point"])

@@ -48,6 +48,6 @@ def route_through_app() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager  # the flag Streamlit itself checks
 
-    if PagesManager.uses_pages_directory and not st.session_state.get(state.ROUTED):
+    if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get(state.ROUTED):
         st.navigation(pages(), position="hidden")
         st.rerun()
