@@ -32,8 +32,8 @@ from .config import FitConfig, Priors
 from .cube import SalesCube
 from .engine import FitResult, fit, fit_new_stores
 from .errors import BhmError, ConfigError, DataError
-from .metrics import INTERVAL_LEVELS, per_store, score, score_dict
-from .predict import METHOD, forecast
+from .metrics import INTERVAL_LEVELS, coverage, per_store, rmspe, score, score_dict
+from .predict import METHOD, forecast, forecast_total
 
 METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
 DEFAULT_HORIZON = 42
@@ -181,8 +181,26 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
                            seed=seed)
     frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
     summary = {"cutoff": str(cutoff), "horizon": horizon, "n_stores": int(len(ids)),
-               **score_summary(frames), **_fit_fields(result)}
+               **score_summary(frames), **_fit_fields(result),
+               "total": total_calibration(result, sub, ids, window.dates[0], window.dates[-1],
+                                          n_samples=n_samples, seed=seed)}
     return Evaluation(_ordered(summary), frames, result)
+
+
+def total_calibration(result: FitResult, cube: SalesCube, store_ids, first, last, *,
+                      n_samples: int = 500, seed: int = 0) -> dict:
+    """How the model's forecast of the daily total over these stores held, on the days with
+    observed sales (summing only the store-days observed, so forecast and actual cover the same
+    stores): n_days, coverage_50, coverage_90 and rmspe of the total. {} when no day has sales."""
+    total = forecast_total(result, cube, store_ids, first, last, n_samples=n_samples, seed=seed,
+                           observed_only=True)
+    total = total[total["y"] > 0]
+    if total.empty:
+        return {}
+    return {"n_days": int(len(total)),
+            **{f"coverage_{level}": float(coverage(total["y"], total[f"lo_{level}"], total[f"hi_{level}"]))
+               for level in (50, 90)},
+            "rmspe": float(rmspe(total["y"], total["point_rmspe"]))}
 
 
 _ORDER = ("cutoff", "horizon", "n_stores", "n_scored_cells", "model", "baselines", "per_store",

@@ -50,7 +50,8 @@ def test_backtest_tables_charts_and_cache(app):
     assert {"RMSPE", "MAPE", "MAE", "RMSE", "Coverage 50 %", "Coverage 90 %", "CRPS"} <= set(table)
     labels = [m.label for m in at.metric]
     assert "Lift over the best baseline" in labels
-    anatomy = at.dataframe[1].value  # where the error comes from: hindsight corrections only lower it
+    # Where the error comes from: hindsight corrections only lower it (on these data).
+    anatomy = next(d.value for d in at.dataframe if "Both known" in d.value.columns)
     assert anatomy["Method"].tolist()[0] == "Hierarchical model" and len(anatomy) == 2
     rmspe = table.set_index("Method").loc["Hierarchical model", "RMSPE"]
     assert anatomy["RMSPE"][0] == pytest.approx(float(rmspe.split()[0]), abs=0.05)
@@ -59,6 +60,7 @@ def test_backtest_tables_charts_and_cache(app):
     assert (known["Both known"] <= known.min(axis=1) + 1e-9).all()
     lift = chart(at, "bt.lift")
     assert lift["data"][0]["type"] == "histogram"
+    assert "Daily total over the 20 stores" in texts(at.markdown)
     calibration = chart(at, "bt.calibration")
     names = [t["name"] for t in calibration["data"]]
     assert names[:2] == ["perfectly calibrated", "Hierarchical model"]

@@ -217,6 +217,10 @@ def test_backtest_summary_has_every_field_with_its_type(evaluation, demo_cube):
         assert isinstance(s[key], float)
     assert 0 <= s["compile_seconds"] <= s["fit_seconds"]
     assert s["steps"] == FAST.steps
+    total = s["total"]  # the daily total over the 30 stores, on the 42 horizon days with sales
+    assert set(total) == {"n_days", "coverage_50", "coverage_90", "rmspe"}
+    assert 0 < total["n_days"] <= 42 and 0 <= total["coverage_50"] <= total["coverage_90"] <= 1
+    assert 0 < total["rmspe"] and math.isfinite(total["rmspe"])
     best = min(s["baselines"], key=lambda k: s["baselines"][k]["rmspe"])
     assert len(s["per_store"]) == 30
     for entry in s["per_store"]:

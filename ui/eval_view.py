@@ -124,6 +124,14 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
         st.caption("On the diagonal, an 80 % interval holds 80 % of the actual sales. Below it the "
                    "intervals are too narrow (over-confident), above it too wide. Methods without "
                    "intervals are not shown.")
+        total = summary.get("total")
+        if total:
+            st.markdown(f"**Daily total over the {summary['n_stores']} stores**: the model's 90 % "
+                        f"interval held it on {total['coverage_90']:.0%} of the {total['n_days']} days, "
+                        f"the 50 % interval on {total['coverage_50']:.0%}; RMSPE of the total "
+                        f"{100 * total['rmspe']:.1f} %.",
+                        help="Sums of sampled store paths that share each day's chain-wide swing, "
+                             "over the store-days with recorded sales (Forecast page, Total tab)")
 
 
 def error_anatomy(evaluation) -> None:
