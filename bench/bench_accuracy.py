@@ -59,15 +59,12 @@ def table(name: str, summary: dict, seconds: float, reference: dict) -> str:
     return "\n".join(lines)
 
 
-def sources_table(forecasts, summary: dict) -> str:
-    from bhm_core.evaluation import best_baseline, error_sources
-    methods = ["hierarchical", best_baseline(summary)[0]]
+def sources_table(evaluation) -> str:
     keys = ("rmspe", "without_store_level", "without_day_shocks", "without_both",
             "sd_store_level", "sd_day_shocks", "sd_rest")
     lines = ["error sources (RMSPE if known in advance; sd of the log-error parts):",
              f"{'method':<18}" + "".join(f"{k:>21}" for k in keys)]
-    for method in methods:
-        parts = error_sources(forecasts, method)
+    for method, parts in evaluation.anatomy.items():
         lines.append(f"{method:<18}" + "".join(f"{parts[k]:>21.4f}" for k in keys))
     return "\n".join(lines)
 
@@ -117,8 +114,8 @@ def main(argv=None) -> int:
         results[f"backtest {cutoff}"] = summary
         print(table(f"backtest cutoff {cutoff}, horizon {HORIZON}", summary, time.perf_counter() - start,
                     REFERENCE.get(cutoff, {})), flush=True)
-        print(sources_table(evaluation.forecasts, summary), flush=True)
-        print(total_line(summary, evaluation.fit.meta.get("day_shock_sd", 0.0)), flush=True)
+        print(sources_table(evaluation), flush=True)
+        print(total_line(summary, evaluation.fit.day_shock_sd), flush=True)
     if not args.no_coldstart:
         start = time.perf_counter()
         summary = coldstart_trial(cube, COLD["new_stores"], COLD["known_days"], HORIZON, seed=COLD["seed"],

@@ -33,6 +33,7 @@ from .sharding import alignment, constrain, n_devices, place, shardings_of, stor
 DAY_SHOCK_SD = "day_shock_sd"  # FitResult.meta key: sd of chain-wide day shocks (day_shock_sd)
 MIN_SHOCK_STORES = 5            # stores a day needs to estimate its shock
 MIN_SHOCK_DAYS = 28             # such days a fit needs to estimate the shocks' spread
+MAX_SHOCK_STORES = 4096         # stores read for the estimate (bounded cost at scale)
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
 
@@ -239,6 +240,11 @@ class FitResult:
     meta: dict = field(default_factory=dict)  # seconds, compile_seconds, steps, final_loss, ...
 
     @property
+    def day_shock_sd(self) -> float:
+        """sd of the chain-wide day shocks forecasts draw (`day_shock_sd`); 0 for older fits."""
+        return float(self.meta.get(DAY_SHOCK_SD, 0.0))
+
+    @property
     def final_loss(self) -> float:
         finite = self.losses[np.isfinite(self.losses)]
         return float(np.mean(finite[-20:])) if finite.size else float("nan")
@@ -262,16 +268,9 @@ def fit(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None 
     beyond float rounding.
     """
     _check_origin_inside(cube)
-    data = FitData.from_cube(cube)
-    try:
-        result = fit_cells(data, config, priors, rng_key=rng_key, init=init, trainable=trainable,
-                           on_progress=on_progress, should_stop=should_stop, devices=devices)
-    except FitDivergedError as exc:  # its last good state may still be used and forecast
-        if exc.last_good is not None:
-            exc.last_good.meta[DAY_SHOCK_SD] = day_shock_sd(exc.last_good.params, data.cells)
-        raise
-    result.meta[DAY_SHOCK_SD] = day_shock_sd(result.params, data.cells)
-    return result
+    return fit_cells(FitData.from_cube(cube), config, priors, rng_key=rng_key, init=init,
+                     trainable=trainable, on_progress=on_progress, should_stop=should_stop,
+                     devices=devices)
 
 
 def _theta_at_centre(params: dict) -> np.ndarray:
@@ -289,10 +288,11 @@ def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
     centre) estimates that day's shock; their robust spread (1.4826 x MAD, as the shocks are
     heavy-tailed: holidays the features miss), less the part due to the stores' own noise, is
     the sd. Forecasts draw one shock per date from it, shared by all stores (predict.py). 0 when
-    fewer than MIN_SHOCK_DAYS days have MIN_SHOCK_STORES stores.
+    fewer than MIN_SHOCK_DAYS days have MIN_SHOCK_STORES stores. Only the first MAX_SHOCK_STORES
+    stores are read: a day's mean over thousands of stores is as good as over a million.
     """
     theta = _theta_at_centre(params)
-    positive = np.flatnonzero(cells.y > 0)
+    positive = np.flatnonzero((cells.y > 0) & (cells.store < MAX_SHOCK_STORES))
     residual = np.empty(positive.size)
     for start in range(0, positive.size, chunk):
         at = positive[start:start + chunk]
@@ -436,7 +436,8 @@ def _result(data: FitData, train, fixed, opt_state, losses, priors, config, timi
             "prepare_seconds": timing["prepare_seconds"], "init_seconds": timing["init_seconds"],
             "steps": int(state.step), "steps_this_run": len(losses),
             "final_loss": float(np.mean(losses[-20:])) if len(losses) else float("nan"),
-            "n_cells": int(len(data.cells.y)), **data.info, **extra}
+            "n_cells": int(len(data.cells.y)), DAY_SHOCK_SD: day_shock_sd(params, data.cells),
+            **data.info, **extra}
     return FitResult(params, state, losses, np.array(data.store_ids, copy=True), tuple(data.feature_names),
                      tuple(data.feature_groups), priors, config, data.fingerprint, meta)
 
@@ -466,7 +467,7 @@ def fit_new_stores(global_fit: FitResult, cube: SalesCube, config: FitConfig | N
     result = fit(cube, config, global_fit.priors, rng_key=rng_key, init=start, trainable=LOCAL_SITES,
                  on_progress=on_progress, should_stop=should_stop)
     # A few new stores' known days cannot measure chain-wide shocks; the chain's fit did.
-    result.meta[DAY_SHOCK_SD] = global_fit.meta.get(DAY_SHOCK_SD, 0.0)
+    result.meta[DAY_SHOCK_SD] = global_fit.day_shock_sd
     return result
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from .cube import SalesCube
 from .engine import FitResult, fit, fit_new_stores
 from .errors import BhmError, ConfigError, DataError
 from .metrics import INTERVAL_LEVELS, coverage, per_store, rmspe, score, score_dict
-from .predict import METHOD, forecast, forecast_total
+from .predict import METHOD, forecast, forecast_with_total
 
 METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
 DEFAULT_HORIZON = 42
@@ -45,6 +46,19 @@ class Evaluation:
     forecasts: pd.DataFrame    # every method's forecasts in the metrics schema
     fit: FitResult | None = field(default=None, repr=False)        # the (global) fit
     local_fit: FitResult | None = field(default=None, repr=False)  # cold start: the new stores' fit
+
+    @cached_property
+    def anatomy(self) -> dict:
+        """{method: error_sources(...)} for the model and the run's best baseline (computed once
+        per evaluation; methods with nothing scored are left out)."""
+        best, _ = best_baseline(self.summary)
+        out = {}
+        for method in [METHOD] + ([best] if best else []):
+            try:
+                out[method] = error_sources(self.forecasts, method)
+            except DataError:
+                continue
+        return out
 
 
 class EvaluationCancelled(BhmError):
@@ -177,23 +191,18 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
 
     result = _fit_or_stop(fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress,
                               should_stop=should_stop), "the backtest")
-    model_frame = forecast(result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples,
-                           seed=seed)
+    model_frame, total = forecast_with_total(result, sub, ids, window.dates[0], window.dates[-1],
+                                             n_samples=n_samples, seed=seed)
     frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
     summary = {"cutoff": str(cutoff), "horizon": horizon, "n_stores": int(len(ids)),
-               **score_summary(frames), **_fit_fields(result),
-               "total": total_calibration(result, sub, ids, window.dates[0], window.dates[-1],
-                                          n_samples=n_samples, seed=seed)}
+               **score_summary(frames), **_fit_fields(result), "total": total_calibration(total)}
     return Evaluation(_ordered(summary), frames, result)
 
 
-def total_calibration(result: FitResult, cube: SalesCube, store_ids, first, last, *,
-                      n_samples: int = 500, seed: int = 0) -> dict:
-    """How the model's forecast of the daily total over these stores held, on the days with
-    observed sales (summing only the store-days observed, so forecast and actual cover the same
-    stores): n_days, coverage_50, coverage_90 and rmspe of the total. {} when no day has sales."""
-    total = forecast_total(result, cube, store_ids, first, last, n_samples=n_samples, seed=seed,
-                           observed_only=True)
+def total_calibration(total: pd.DataFrame) -> dict:
+    """How the model's forecast of the daily total over the stores held (a frame of
+    `predict.forecast_total(observed_only=True)`), on the days with sales: n_days, coverage_50,
+    coverage_90 and rmspe of the total. {} when no day has sales."""
     total = total[total["y"] > 0]
     if total.empty:
         return {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ import pandas as pd
 from numpyro import handlers
 
 from .cube import CLOSED, MISSING, SalesCube
-from .engine import DAY_SHOCK_SD, FitResult
+from .engine import FitResult
 from .packing import bucket
 from .errors import DataError
 from .features import encode, weekday_of
@@ -29,6 +30,7 @@ LEVELS = (50, 80, 90, 95)
 CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usual closing days
 CLOSED_SHARE = 0.75  # closed on at least this share of them -> expected closed after the data
 METHOD = "hierarchical"
+CHUNK_STORES = 64    # stores drawn together: memory is one chunk's samples
 MAX_POISSON_RATE = 1e15  # NumPy's Poisson sampler refuses larger rates (only a diverged fit has them)
 SHOCK_STREAM = 7919        # generator key of the day shocks, apart from the stores' (seed, id)
 DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
@@ -178,7 +180,7 @@ def _prior_placeholder(result: FitResult):
 
 
 def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_samples: int = 500,
-                    seed: int = 0, scenario: Scenario = Scenario(), chunk_stores: int = 64):
+                    seed: int = 0, scenario: Scenario = Scenario(), chunk_stores: int = CHUNK_STORES):
     """Yield (store ids of the chunk, samples (n_samples, chunk stores, days), the chunk's window
     covariates) chunk by chunk."""
     rows_fit = _fit_rows(result, store_ids)
@@ -204,7 +206,7 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
             yield (np.asarray(store_ids)[part[:n_real]], _observation_law(latents, design.index, design.value, prior),
                    covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))))
 
-    shock_sd = float(result.meta.get(DAY_SHOCK_SD, 0.0))
+    shock_sd = result.day_shock_sd
     shocks = day_shocks(shock_sd, dates, n_samples, seed)
 
     def draw(ids, law, covariates):
@@ -288,7 +290,7 @@ def summarise(samples: np.ndarray, levels=LEVELS) -> dict:
 
 def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
              n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
-             chunk_stores: int = 64) -> pd.DataFrame:
+             chunk_stores: int = CHUNK_STORES) -> pd.DataFrame:
     """Tidy per-store-day forecast over [first, last] (defaults: the cube's days).
 
     Closed days get a forecast of 0 (a closed store sells nothing); `y` holds the actual where the
@@ -302,27 +304,81 @@ def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, las
 
 def forecast_chunks(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
                     n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
-                    chunk_stores: int = 64):
+                    chunk_stores: int = CHUNK_STORES):
     """`forecast`'s frame, one chunk of stores at a time (memory bounded by the chunk)."""
     store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
     dates = _dates(first if first is not None else cube.dates[0],
                    last if last is not None else cube.dates[-1])
+    for draws in _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
+        yield _cell_frame(draws, dates, levels)
+
+
+def forecast_with_total(result: FitResult, cube: SalesCube, store_ids, first, last, *,
+                        n_samples: int = 500, seed: int = 0, levels=LEVELS) -> tuple:
+    """(`forecast`'s frame, `forecast_total(observed_only=True)`'s frame) from one set of draws."""
+    dates = _dates(first, last)
+    total = _DailyTotal(n_samples, dates, observed_only=True)
+    frames = []
+    for draws in _chunk_draws(result, cube, np.asarray(store_ids, dtype=np.int64), dates, n_samples,
+                              seed, Scenario(), CHUNK_STORES):
+        frames.append(_cell_frame(draws, dates, levels))
+        total.add(draws)
+    return pd.concat(frames, ignore_index=True), total.frame(levels)
+
+
+class _Draws(NamedTuple):
+    """One chunk of stores over the window: its draws (closed days 0) and what the cube knows."""
+    ids: np.ndarray
+    samples: np.ndarray   # (n_samples, stores, days)
+    actual: np.ndarray    # (stores, days), NaN where not observed
+    status: np.ndarray
+    expected: np.ndarray  # expected closed (after the data, on a usual closing weekday)
+    covariates: object
+
+
+def _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
     for ids, samples, cov in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
                                              scenario=scenario, chunk_stores=chunk_stores):
         actual, status, expected = _actuals(cube, ids, dates)
-        samples = np.where(status == CLOSED, 0.0, samples)
-        stats, ordered = summarise_cells(samples.reshape(n_samples, -1).T, levels)
-        frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
-                              "method": METHOD, "y": actual.ravel(),
-                              **{k: v.ravel() for k, v in stats.items()},
-                              "crps": crps_from_samples(actual.ravel(), ordered, presorted=True),
-                              "open": (status != CLOSED).ravel(),
-                              "known": (status != MISSING).ravel() & ~expected.ravel(),
-                              "expected_closed": expected.ravel(),
-                              "promo": cov.promo.ravel().astype(bool),
-                              "state_holiday": cov.state_holiday.ravel() > 0})
-        frame["date"] = pd.to_datetime(frame["date"])
-        yield frame
+        yield _Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)
+
+
+def _cell_frame(draws: _Draws, dates: np.ndarray, levels) -> pd.DataFrame:
+    ids, samples, actual, status, expected, cov = draws
+    stats, ordered = summarise_cells(samples.reshape(samples.shape[0], -1).T, levels)
+    frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
+                          "method": METHOD, "y": actual.ravel(),
+                          **{k: v.ravel() for k, v in stats.items()},
+                          "crps": crps_from_samples(actual.ravel(), ordered, presorted=True),
+                          "open": (status != CLOSED).ravel(),
+                          "known": (status != MISSING).ravel() & ~expected.ravel(),
+                          "expected_closed": expected.ravel(),
+                          "promo": cov.promo.ravel().astype(bool),
+                          "state_holiday": cov.state_holiday.ravel() > 0})
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+class _DailyTotal:
+    """The daily sum of sampled store paths (not of quantiles), added chunk by chunk.
+
+    observed_only: sum only the store-days whose sales were observed, so that the forecast total
+    and the actual total cover the same stores (scoring a backtest's total); otherwise every
+    store-day not known to be closed counts."""
+
+    def __init__(self, n_samples: int, dates: np.ndarray, observed_only: bool):
+        self.dates, self.observed_only = dates, observed_only
+        self.total = np.zeros((n_samples, len(dates)))
+        self.actual = np.zeros(len(dates))
+
+    def add(self, draws: _Draws) -> None:
+        counted = ~np.isnan(draws.actual) if self.observed_only else draws.status != CLOSED
+        self.total += np.where(counted, draws.samples, 0.0).sum(1)
+        self.actual += np.nansum(draws.actual, 0)
+
+    def frame(self, levels) -> pd.DataFrame:
+        return pd.DataFrame({"date": pd.to_datetime(self.dates), "y": self.actual,
+                             **summarise(self.total, levels)})
 
 
 def usual_closing_days(cube: SalesCube, rows: np.ndarray) -> np.ndarray:
@@ -362,22 +418,13 @@ def _actuals(cube: SalesCube, ids, dates):
 def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500,
                    seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
                    observed_only: bool = False) -> pd.DataFrame:
-    """Daily sum over the stores with an interval from summed samples (not summed quantiles).
-
-    observed_only: sum only the store-days whose sales were observed, so that the forecast total
-    and the actual total `y` cover the same stores (for scoring a backtest's total); by default
-    every store-day not known to be closed counts."""
+    """Daily sum over the stores with an interval from summed samples (not summed quantiles);
+    observed_only as in `_DailyTotal`."""
     dates = _dates(first, last)
-    total = np.zeros((n_samples, len(dates)))
-    actual_total = np.zeros(len(dates))
-    for ids, samples, _ in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
-                                           scenario=scenario):
-        actual, status, _ = _actuals(cube, ids, dates)
-        counted = ~np.isnan(actual) if observed_only else status != CLOSED
-        total += np.where(counted, samples, 0.0).sum(1)
-        actual_total += np.nansum(actual, 0)
-    stats = summarise(total, levels)
-    return pd.DataFrame({"date": pd.to_datetime(dates), "y": actual_total, **stats})
+    total = _DailyTotal(n_samples, dates, observed_only)
+    for draws in _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, CHUNK_STORES):
+        total.add(draws)
+    return total.frame(levels)
 
 
 def store_day_samples(result: FitResult, cube: SalesCube, store_id: int, date, *, n_samples: int = 2000,

@@ -21,7 +21,7 @@ from .cube import SalesCube
 from .effects import store_thetas
 from .engine import FitResult
 from .errors import DataError
-from .predict import LEVELS, Scenario, draw_latents, forecast_chunks
+from .predict import CHUNK_STORES, LEVELS, Scenario, draw_latents, forecast_chunks
 
 
 def _write(frames, path) -> dict:
@@ -52,7 +52,7 @@ def _write(frames, path) -> dict:
 
 def forecast_to_parquet(result: FitResult, cube: SalesCube, path, store_ids=None, first=None, last=None,
                         *, n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(),
-                        levels=LEVELS, chunk_stores: int = 64) -> dict:
+                        levels=LEVELS, chunk_stores: int = CHUNK_STORES) -> dict:
     """`predict.forecast` streamed to parquet, a row group per chunk of stores (ascending ids).
 
     Row for row the same frame as `forecast` with the same arguments (draws are keyed by store).

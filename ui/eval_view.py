@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.errors import DataError
-from bhm_core.evaluation import (best_baseline, calibration, error_sources, lift_percent,
-                                 metrics_table, store_lifts)
+from bhm_core.evaluation import (best_baseline, calibration, lift_percent, metrics_table,
+                                 store_lifts)
 from bhm_core.predict import METHOD
 
 from . import charts, charts_eval, data, evaluating
@@ -136,18 +135,11 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
 
 def error_anatomy(evaluation) -> None:
     """The model's and the best baseline's RMSPE split into what a store's level over the horizon,
-    the chain-wide shock of each day, and neither explain (evaluation.error_sources)."""
-    best, _ = best_baseline(evaluation.summary)
-    rows = []
-    for method in [METHOD] + ([best] if best else []):
-        try:
-            parts = error_sources(evaluation.forecasts, method)
-        except DataError:  # nothing scored for this method
-            continue
-        rows.append({"Method": charts_eval.label(method), "RMSPE": parts["rmspe"],
-                     "Each store's level known": parts["without_store_level"],
-                     "Each day's chain-wide shock known": parts["without_day_shocks"],
-                     "Both known": parts["without_both"]})
+    the chain-wide shock of each day, and neither explain (Evaluation.anatomy)."""
+    rows = [{"Method": charts_eval.label(method), "RMSPE": parts["rmspe"],
+             "Each store's level known": parts["without_store_level"],
+             "Each day's chain-wide shock known": parts["without_day_shocks"],
+             "Both known": parts["without_both"]} for method, parts in evaluation.anatomy.items()]
     if not rows:
         return
     with st.expander("Where the error comes from", icon=":material/troubleshoot:"):

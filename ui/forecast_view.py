@@ -92,9 +92,7 @@ def total_tab(fit, sub, request, window, kind) -> None:
                                                  charts.sales_axis_label(kind), request["end"],
                                                  _x_range(window)),
                     width="stretch", config={"displaylogo": False}, key="fc.total")
-    from bhm_core.engine import DAY_SHOCK_SD  # loaded by then: the fit came from it
-
-    shock = fit.result.meta.get(DAY_SHOCK_SD, 0.0)
+    shock = fit.result.day_shock_sd
     st.caption("The interval comes from summing sampled store paths, not from adding the stores' "
                "intervals (which would be too wide). "
                + (f"Those paths share each day's chain-wide swing (weather, events: sd {100 * shock:.1f} % "
