@@ -1,11 +1,16 @@
-"""Fetch the Rossmann store-sales data set from Kaggle into ``data/raw/rossmann``.
+"""Fetch Kaggle data sets into the folders the product manages under ``data/raw/``.
 
-A download lands in a scratch folder next to the destination and replaces the destination only
-after train.csv and store.csv are there and their headers look right, so a failed, refused or
-partial download never costs the user a copy that worked.
+The destination is never a free path: each downloadable data set has one managed folder,
+``<raw root>/<name>``, named in MANAGED_DATASETS, and a download can only ever replace that folder.
+It lands in a scratch folder inside the raw root, is checked (the files are there, their headers
+look right, and they pass the same validation the loaders apply), and only then swaps places with
+the previous copy by rename. A failed, refused or partial download never costs the user a copy
+that worked, and a previous copy the product did not write itself (files put there by hand) is kept
+beside the new one instead of being deleted.
 
-Credentials are only ever described by where they come from: the key or token itself is never
-returned, logged or put into a message, because the dashboard shows this status on screen.
+Credentials are only ever described as found or not found, and where to put them: the key, the
+user name and the credential file's path are never returned in a message, because the dashboard
+shows this status to every visitor.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import types
 import zipfile
 import zlib
@@ -34,27 +40,38 @@ from bhm_core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-KAGGLE_DATASET = "pratyushakar/rossmann-store-sales"
-KAGGLE_DATASET_URL = f"https://www.kaggle.com/datasets/{KAGGLE_DATASET}"
 KAGGLE_TOKEN_URL = "https://www.kaggle.com/settings"
+# Written into every folder a download installs: a folder holding it is the product's own, so
+# replacing it may remove the old copy; one without it was put there by someone else and is kept.
+MANAGED_MARKER = ".bhm-download.json"
 
-RAW_SUBDIR = Path("data", "raw", "rossmann")
+TRAIN_COLUMNS = ("Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday",
+                 "SchoolHoliday")
+STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
+                 "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear",
+                 "PromoInterval")
 
-REQUIRED_FILES = ("train.csv", "store.csv")
-OPTIONAL_FILES = ("test.csv",)
-EXPECTED_COLUMNS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
-    {
-        "train.csv": (
-            "Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday",
-            "SchoolHoliday",
-        ),
-        "store.csv": (
-            "Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
-            "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear",
-            "PromoInterval",
-        ),
-    }
-)
+
+@dataclass(frozen=True)
+class ManagedDataset:
+    """A Kaggle data set the product can download, and the one folder it lives in."""
+
+    name: str      # the managed folder under the raw root
+    title: str
+    slug: str      # owner/name on Kaggle
+    required: Mapping[str, tuple[str, ...]]  # file -> columns its header must hold
+    optional: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"https://www.kaggle.com/datasets/{self.slug}"
+
+
+ROSSMANN = ManagedDataset(
+    name="rossmann", title="Rossmann Store Sales", slug="pratyushakar/rossmann-store-sales",
+    required=types.MappingProxyType({"train.csv": TRAIN_COLUMNS, "store.csv": STORE_COLUMNS}),
+    optional=("test.csv",))
+MANAGED_DATASETS: Mapping[str, ManagedDataset] = types.MappingProxyType({ROSSMANN.name: ROSSMANN})
 
 ProgressCallback = Callable[[str], None]
 ApiFactory = Callable[[], object]
@@ -70,15 +87,25 @@ _ALTERNATIVES = (
     "store.csv."
 )
 _HOW_TO_SET_CREDENTIALS = (
-    "Set the environment variables KAGGLE_USERNAME and KAGGLE_KEY, or save the kaggle.json from "
-    f"{KAGGLE_TOKEN_URL} (API, Create New Token) as ~/.kaggle/kaggle.json and run "
+    "To enable downloads, whoever runs the server sets the environment variables KAGGLE_USERNAME "
+    f"and KAGGLE_KEY, or saves the kaggle.json from {KAGGLE_TOKEN_URL} (API, Create New Token) as "
+    "~/.kaggle/kaggle.json of the account that runs the server and runs "
     "`chmod 600 ~/.kaggle/kaggle.json`."
 )
 
 
-def default_raw_dir(project_root: str | os.PathLike) -> Path:
-    """Where downloads go: ``data/raw/rossmann`` under the project root."""
-    return Path(project_root) / RAW_SUBDIR
+def managed_dataset(name: str) -> ManagedDataset:
+    """The managed data set of that name; DataError naming the allowed ones otherwise."""
+    try:
+        return MANAGED_DATASETS[name]
+    except (KeyError, TypeError):
+        raise DataError(f"no downloadable data set {name!r}; allowed: "
+                        f"{', '.join(sorted(MANAGED_DATASETS))}") from None
+
+
+def managed_dir(name: str, raw_root: str | os.PathLike) -> Path:
+    """The one folder a download of data set `name` may write: ``<raw_root>/<name>``."""
+    return Path(raw_root).expanduser().absolute() / managed_dataset(name).name
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,13 +123,19 @@ class CredentialStatus:
 
     @property
     def summary(self) -> str:
-        """One paragraph for the dashboard."""
+        """One paragraph any visitor may see: found or not, and where credentials go. The user
+        name, the credential file's path and the problems found with it stay on the server
+        (`details`, for its log)."""
         if self.found:
-            who = f" for user {self.username}" if self.username else ""
-            text = f"Kaggle credentials found{who} ({self.source})."
-        else:
-            text = f"No Kaggle credentials found. {_HOW_TO_SET_CREDENTIALS}"
-        return " ".join((text, *self.problems))
+            return "Kaggle credentials found on the server."
+        return f"No Kaggle credentials found on the server. {_HOW_TO_SET_CREDENTIALS}"
+
+    @property
+    def details(self) -> str:
+        """Where the credentials came from and what is wrong with them: for the server's log."""
+        who = f" for user {self.username}" if self.username else ""
+        where = f"found{who} ({self.source})" if self.found else "not found"
+        return " ".join((f"Kaggle credentials {where}.", *self.problems))
 
 
 def credential_status(
@@ -248,63 +281,87 @@ def _oauth_source(env, home: Path, problems: list[str]) -> CredentialStatus | No
 # Download
 
 
-def download_rossmann(
-    dest_dir: str | os.PathLike,
+def download_dataset(
+    name: str,
+    raw_root: str | os.PathLike,
     *,
     api_factory: ApiFactory | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Path:
-    """Download the Rossmann data set into ``dest_dir`` and return that folder.
+    """Download managed data set `name` into its folder under `raw_root` and return that folder.
 
     ``api_factory`` returns an object with ``authenticate()`` and
     ``dataset_download_files(dataset, path=..., unzip=..., quiet=...)``; it defaults to the real
     KaggleApi. ``on_progress`` receives one short message per step. Every failure raises
-    DataError, and leaves ``dest_dir`` exactly as it was.
+    DataError and leaves the managed folder exactly as it was; nothing outside ``raw_root`` is
+    ever written, moved or removed.
     """
-    dest = Path(dest_dir).expanduser().absolute()
+    dataset = managed_dataset(name)
+    root = Path(raw_root).expanduser().absolute()
+    dest = managed_dir(name, root)
     report = on_progress or (lambda message: None)
     try:
-        _download_into(dest, api_factory or default_api_factory, report)
+        _download_into(dataset, dest, api_factory or default_api_factory, report)
     except DataError as exc:
         raise DataError(f"{exc} {_unchanged_note(dest)}") from (exc.__cause__ or exc)
     except OSError as exc:
         raise DataError(
-            f"Could not write the Rossmann download next to {dest}: {_reason(exc)}. Check that "
-            f"{dest.parent} is writable and has room for about 100 MB. {_unchanged_note(dest)}"
+            f"Could not write the {dataset.title} download into {root}: {_reason(exc)}. Check "
+            f"that {root} is writable and has room for about 100 MB. {_unchanged_note(dest)}"
         ) from exc
-    report(f"Rossmann data ready in {dest}")
-    logger.info("Downloaded %s into %s", KAGGLE_DATASET, dest)
+    report(f"{dataset.title} data ready")
+    logger.info("Downloaded %s into %s", dataset.slug, dest)
     return dest
 
 
-def _download_into(dest: Path, api_factory: ApiFactory, report: ProgressCallback) -> None:
+def _download_into(dataset: ManagedDataset, dest: Path, api_factory: ApiFactory,
+                   report: ProgressCallback) -> None:
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise DataError(f"{dest} is not a plain folder (a link or a file); a download only replaces "
+                        f"a folder it can rename as a whole. Move it away first.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Same parent means same filesystem, so the final swap is a rename and never a copy.
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
     try:
         report("Signing in to Kaggle")
-        api = _authenticated_api(api_factory)
-        report(f"Downloading {KAGGLE_DATASET}")
+        api = _authenticated_api(api_factory, dataset)
+        report(f"Downloading {dataset.slug}")
         download_dir = staging / "download"
         download_dir.mkdir()
-        _fetch(api, download_dir)
+        _fetch(api, dataset, download_dir)
         report("Unpacking")
-        _unpack_archives(download_dir)
-        report("Checking train.csv and store.csv")
-        ready = _collect_checked_files(download_dir, staging / "ready")
-        report(f"Installing into {dest}")
-        _swap_into_place(ready, dest, aside=staging / "previous")
+        _unpack_archives(dataset, download_dir)
+        report(f"Checking {', '.join(dataset.required)}")
+        ready = _collect_checked_files(dataset, download_dir, staging / "ready")
+        _validate_contents(dataset, ready)
+        (ready / MANAGED_MARKER).write_text(json.dumps(
+            {"dataset": dataset.slug, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+        report("Installing the new copy")
+        kept = _swap_into_place(ready, dest, aside=staging / "previous")
+        if kept is not None:
+            report(f"The previous copy was not written by a download; it was kept as {kept.name}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _validate_contents(dataset: ManagedDataset, folder: Path) -> None:
+    """The loaders' own validation on the new copy, before it replaces the old one."""
+    if dataset is not ROSSMANN:
+        return
+    from .sources import KaggleDirSource, load_dataset  # the loaders live above this module
+    try:
+        load_dataset(KaggleDirSource(str(folder)))
+    except DataError as exc:
+        raise _corrupt(dataset, f"its files do not pass validation ({exc})") from exc
+
+
 def _unchanged_note(dest: Path) -> str:
     if dest.exists():
-        return f"The existing copy in {dest} was left unchanged."
-    return f"Nothing was written to {dest}."
+        return "The existing copy was left unchanged."
+    return "Nothing was written."
 
 
-def _authenticated_api(api_factory: ApiFactory):
+def _authenticated_api(api_factory: ApiFactory, dataset: ManagedDataset):
     try:
         api = api_factory()
         api.authenticate()
@@ -312,77 +369,82 @@ def _authenticated_api(api_factory: ApiFactory):
         raise
     # kaggle 2.x answers missing credentials with exit(1), so SystemExit must be caught here.
     except (Exception, SystemExit) as exc:
-        raise _authentication_error(exc) from exc
+        raise _authentication_error(exc, dataset) from exc
     return api
 
 
-def _fetch(api, target: Path) -> None:
+def _fetch(api, dataset: ManagedDataset, target: Path) -> None:
     try:
         # We unzip ourselves: kaggle's own unzip turns a bad archive into a bare ValueError or
         # RuntimeError, which we could not tell apart from other failures.
-        api.dataset_download_files(KAGGLE_DATASET, path=str(target), unzip=False, quiet=True)
+        api.dataset_download_files(dataset.slug, path=str(target), unzip=False, quiet=True)
     except DataError:
         raise
     except (Exception, SystemExit) as exc:
-        error = _download_error(exc)
+        error = _download_error(exc, dataset)
         if error is None:
-            raise  # local disk trouble: download_rossmann words it with the destination in hand
+            raise  # local disk trouble: download_dataset words it with the destination in hand
         raise error from exc
 
 
-def _swap_into_place(ready: Path, dest: Path, aside: Path) -> None:
-    if not dest.exists() and not dest.is_symlink():
+def _swap_into_place(ready: Path, dest: Path, aside: Path) -> Path | None:
+    """Rename `ready` to `dest`. A previous copy moves to `aside` (removed with the staging folder)
+    when a download wrote it, else next to `dest` under a dated name, which is returned."""
+    if not dest.exists():
         os.replace(ready, dest)
-        return
+        return None
+    ours = (dest / MANAGED_MARKER).is_file()
+    if not ours:
+        aside = dest.with_name(f"{dest.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(dest, aside)
     try:
         os.replace(ready, dest)
     except BaseException:
         os.replace(aside, dest)
         raise
-    # ``aside`` sits inside the staging folder, which the caller removes on the way out.
+    return None if ours else aside
 
 
 # --------------------------------------------------------------------------------------------
 # Unpacking and checking
 
 
-def _unpack_archives(folder: Path) -> None:
+def _unpack_archives(dataset: ManagedDataset, folder: Path) -> None:
     for _ in range(_MAX_ARCHIVE_DEPTH):
         archives = _zip_files(folder)
         if not archives:
             return
         for archive in archives:
-            _extract(archive)
+            _extract(dataset, archive)
     if _zip_files(folder):
-        raise _corrupt(f"it holds archives nested more than {_MAX_ARCHIVE_DEPTH} levels deep")
+        raise _corrupt(dataset, f"it holds archives nested more than {_MAX_ARCHIVE_DEPTH} levels deep")
 
 
 def _zip_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".zip")
 
 
-def _extract(archive: Path) -> None:
+def _extract(dataset: ManagedDataset, archive: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as bundle:
             # extractall strips absolute paths and "..", so members cannot escape the folder.
             bundle.extractall(archive.parent)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise _corrupt(f"{archive.name} is not a complete zip archive ({_reason(exc)})") from exc
+        raise _corrupt(dataset, f"{archive.name} is not a complete zip archive ({_reason(exc)})") from exc
     except (NotImplementedError, RuntimeError) as exc:
-        raise _corrupt(f"{archive.name} cannot be unpacked ({_reason(exc)})") from exc
+        raise _corrupt(dataset, f"{archive.name} cannot be unpacked ({_reason(exc)})") from exc
     archive.unlink()
 
 
-def _collect_checked_files(download_dir: Path, ready: Path) -> Path:
+def _collect_checked_files(dataset: ManagedDataset, download_dir: Path, ready: Path) -> Path:
     ready.mkdir()
-    for name in REQUIRED_FILES:
+    for name, columns in dataset.required.items():
         found = _find_file(download_dir, name)
         if found is None:
-            raise _corrupt(f"{name} is missing (the download held: {_listing(download_dir)})")
-        _check_header(found, EXPECTED_COLUMNS[name])
+            raise _corrupt(dataset, f"{name} is missing (the download held: {_listing(download_dir)})")
+        _check_header(dataset, found, columns)
         os.replace(found, ready / name)
-    for name in OPTIONAL_FILES:
+    for name in dataset.optional:
         found = _find_file(download_dir, name)
         if found is not None:
             os.replace(found, ready / name)
@@ -403,39 +465,40 @@ def _listing(folder: Path, limit: int = 10) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def _check_header(path: Path, expected: tuple[str, ...]) -> None:
+def _check_header(dataset: ManagedDataset, path: Path, expected: tuple[str, ...]) -> None:
     with path.open("rb") as handle:
         first_line = handle.readline(_MAX_HEADER_BYTES)
         has_rows = bool(handle.read(1))
     if not first_line:
-        raise _corrupt(f"{path.name} is empty")
+        raise _corrupt(dataset, f"{path.name} is empty")
     if not first_line.endswith(b"\n") and len(first_line) >= _MAX_HEADER_BYTES:
-        raise _corrupt(f"{path.name} does not start with a CSV header line")
-    columns = _parse_header(path.name, first_line)
+        raise _corrupt(dataset, f"{path.name} does not start with a CSV header line")
+    columns = _parse_header(dataset, path.name, first_line)
     missing = [c for c in expected if c not in columns]
     if missing:
         raise _corrupt(
+            dataset,
             f"{path.name} lacks the column(s) {', '.join(missing)}; its header is "
             f"{_clip(','.join(columns), 200)!r}, expected {','.join(expected)!r}"
         )
     if not has_rows:
-        raise _corrupt(f"{path.name} has a header but no rows")
+        raise _corrupt(dataset, f"{path.name} has a header but no rows")
 
 
-def _parse_header(name: str, line: bytes) -> list[str]:
+def _parse_header(dataset: ManagedDataset, name: str, line: bytes) -> list[str]:
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _corrupt(f"{name} is not UTF-8 text") from exc
+        raise _corrupt(dataset, f"{name} is not UTF-8 text") from exc
     row = next(csv.reader([text.strip("\r\n")]), [])
     return [cell.strip() for cell in row]
 
 
-def _corrupt(reason: str) -> DataError:
+def _corrupt(dataset: ManagedDataset, reason: str) -> DataError:
     return DataError(
-        f"The download of {KAGGLE_DATASET} is incomplete or corrupt: {reason}. Try the download "
-        f"again; if it keeps failing, download train.csv and store.csv by hand from "
-        f"{KAGGLE_DATASET_URL} and use them as a local folder, or use the built-in demo data."
+        f"The download of {dataset.slug} is incomplete or corrupt: {reason}. Try the download "
+        f"again; if it keeps failing, download {' and '.join(dataset.required)} by hand from "
+        f"{dataset.url} and use them as a local folder, or use the built-in demo data."
     )
 
 
@@ -443,9 +506,9 @@ def _corrupt(reason: str) -> DataError:
 # Turning the kaggle client's exceptions into messages a user can act on
 
 
-def _authentication_error(exc: BaseException) -> DataError:
+def _authentication_error(exc: BaseException, dataset: ManagedDataset) -> DataError:
     if _http_status(exc) is not None:
-        return _http_error(_http_status(exc), exc)
+        return _http_error(_http_status(exc), exc, dataset)
     if _is_network_error(exc):
         return _network_error(exc)
     # kaggle 2.x exits; kaggle 1.x raised OSError("Could not find kaggle.json ...").
@@ -460,44 +523,42 @@ def _authentication_error(exc: BaseException) -> DataError:
     )
 
 
-def _download_error(exc: BaseException) -> DataError | None:
+def _download_error(exc: BaseException, dataset: ManagedDataset) -> DataError | None:
     """The message for a failed download, or None when it is a local disk error."""
     status = _http_status(exc)
     if status is not None:
-        return _http_error(status, exc)
+        return _http_error(status, exc, dataset)
     if _is_network_error(exc):
         return _network_error(exc)
     if _looks_corrupt(exc):
-        return _corrupt(_describe(exc))
+        return _corrupt(dataset, _describe(exc))
     if isinstance(exc, OSError):
         return None
     return DataError(
-        f"Downloading {KAGGLE_DATASET} from Kaggle failed ({_describe(exc)}). Try again; if it "
+        f"Downloading {dataset.slug} from Kaggle failed ({_describe(exc)}). Try again; if it "
         f"keeps failing, use the built-in demo data or a local folder that holds train.csv and "
         f"store.csv."
     )
 
 
-def _http_error(status: int, exc: BaseException) -> DataError:
+def _http_error(status: int, exc: BaseException, dataset: ManagedDataset) -> DataError:
     if status == 401:
-        status_now = credential_status()
-        used = f" (credentials from {status_now.source})" if status_now.found else ""
         return DataError(
-            f"Kaggle rejected the credentials{used} (HTTP 401 Unauthorized): the username or key "
+            f"Kaggle rejected the server's credentials (HTTP 401 Unauthorized): the username or key "
             f"is wrong, expired or revoked. Create a new token at {KAGGLE_TOKEN_URL} (API, Create "
             f"New Token) and update KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json. "
             f"{_ALTERNATIVES}"
         )
     if status == 403:
         return DataError(
-            f"Kaggle refused access to {KAGGLE_DATASET} (HTTP 403 Forbidden). Open "
-            f"{KAGGLE_DATASET_URL} while signed in, accept the data set's terms if asked, and "
+            f"Kaggle refused access to {dataset.slug} (HTTP 403 Forbidden). Open "
+            f"{dataset.url} while signed in, accept the data set's terms if asked, and "
             f"check that the API key belongs to that account and has access to it. {_ALTERNATIVES}"
         )
     if status == 404:
         return DataError(
-            f"Kaggle has no data set {KAGGLE_DATASET} (HTTP 404 Not Found): it may have been "
-            f"renamed, removed or made private. Check {KAGGLE_DATASET_URL} in a browser. "
+            f"Kaggle has no data set {dataset.slug} (HTTP 404 Not Found): it may have been "
+            f"renamed, removed or made private. Check {dataset.url} in a browser. "
             f"{_ALTERNATIVES}"
         )
     if status == 429:

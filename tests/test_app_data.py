@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bhm_core import kaggle_source
+from bhm_core import kaggle_source, paths
 from bhm_core.demo import generate_demo, to_kaggle_csv
 from bhm_core.errors import DataError
 from bhm_core.sources import DemoSource
@@ -138,17 +138,37 @@ def no_kaggle_credentials(monkeypatch, tmp_path):
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path / "data"))
 
 
-def test_kaggle_download_failure_is_shown(app, tmp_path, monkeypatch, no_kaggle_credentials):
-    def refuse(dest, **kwargs):
-        raise DataError("Kaggle said no (HTTP 403 Forbidden).")
+@pytest.fixture
+def kaggle_credentials(no_kaggle_credentials, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "server-account")
+    monkeypatch.setenv("KAGGLE_KEY", "not-a-real-key")
 
-    monkeypatch.setattr(kaggle_source, "download_rossmann", refuse)
+
+def test_kaggle_form_offers_only_managed_folders_and_no_credential_details(app, kaggle_credentials):
+    choose_kind(app, "kaggle")
+    assert not app.text_input, "a free destination path is back"
+    picker = app.selectbox(key="w.kaggle_dataset")
+    assert picker.options == ["Rossmann Store Sales (into data/raw/rossmann)"]
+    shown = " ".join(e.value for e in (*app.success, *app.warning, *app.info))
+    assert "found on the server" in shown and "server-account" not in shown and ".kaggle/kaggle.json" not in shown
+
+
+def test_kaggle_download_needs_credentials(app, no_kaggle_credentials):
     choose_kind(app, "kaggle")
     assert "No Kaggle credentials found" in app.warning[0].value
+    assert button(app, "Download from Kaggle").disabled
     assert button(app, "Use the downloaded copy").disabled
-    app.text_input(key="w.kaggle_dest").set_value(str(tmp_path / "raw"))
+
+
+def test_kaggle_download_failure_is_shown(app, tmp_path, monkeypatch, kaggle_credentials):
+    def refuse(name, raw_root, **kwargs):
+        raise DataError("Kaggle said no (HTTP 403 Forbidden).")
+
+    monkeypatch.setattr(kaggle_source, "download_dataset", refuse)
+    choose_kind(app, "kaggle")
     button(app, "Download from Kaggle").click()
     app.run()
     assert not app.exception
@@ -157,17 +177,21 @@ def test_kaggle_download_failure_is_shown(app, tmp_path, monkeypatch, no_kaggle_
 
 
 def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, monkeypatch,
-                                                                 no_kaggle_credentials):
-    def fake_download(dest, *, on_progress=None, **kwargs):
-        on_progress("Downloading")
-        return kaggle_folder(Path(dest).parent, n_stores=4, n_days=30).rename(dest)
+                                                                 kaggle_credentials):
+    seen = {}
 
-    monkeypatch.setattr(kaggle_source, "download_rossmann", fake_download)
+    def fake_download(name, raw_root, *, on_progress=None, **kwargs):
+        seen.update(name=name, raw_root=Path(raw_root))
+        on_progress("Downloading")
+        Path(raw_root).mkdir(parents=True)
+        return kaggle_folder(Path(raw_root), n_stores=4, n_days=30)
+
+    monkeypatch.setattr(kaggle_source, "download_dataset", fake_download)
     choose_kind(app, "kaggle")
-    app.text_input(key="w.kaggle_dest").set_value(str(tmp_path / "raw"))
     button(app, "Download from Kaggle").click()
     app.run()
     assert not app.exception and not app.error
+    assert seen == {"name": "rossmann", "raw_root": tmp_path / "data" / "raw"}
     assert metric(app, "Stores") == "4"
     app.run()
     assert not button(app, "Use the downloaded copy").disabled

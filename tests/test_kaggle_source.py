@@ -7,6 +7,7 @@ client (kaggle 2.2.4, and 1.x where it differed) raises.
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -110,7 +111,7 @@ def isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def dest(tmp_path) -> Path:
-    return ks.default_raw_dir(tmp_path / "project")
+    return ks.managed_dir("rossmann", tmp_path / "project" / "data" / "raw")
 
 
 @pytest.fixture
@@ -125,8 +126,10 @@ def good_copy(dest) -> dict[str, bytes]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under the folder but the marker a download leaves (tested on its own)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ks.MANAGED_MARKER
     }
 
 
@@ -138,28 +141,38 @@ def assert_no_leftovers(dest: Path) -> None:
 # ------------------------------------------------------------------------------ success
 
 
-def test_default_raw_dir_is_data_raw_rossmann(tmp_path):
-    assert ks.default_raw_dir(tmp_path) == tmp_path / "data" / "raw" / "rossmann"
+def test_managed_folder_is_the_data_sets_own_under_the_raw_root(tmp_path):
+    assert ks.managed_dir("rossmann", tmp_path / "raw") == tmp_path / "raw" / "rossmann"
+    for name in ("..", ".", "", "../fits", "/etc", "rossmann/../..", None):
+        with pytest.raises(DataError, match="allowed: rossmann"):
+            ks.managed_dir(name, tmp_path / "raw")
+
+
+def test_unknown_data_set_writes_nothing(tmp_path):
+    api = FakeKaggleApi(good_files())
+    with pytest.raises(DataError, match="no downloadable data set"):
+        ks.download_dataset("..", tmp_path / "raw", api_factory=factory(api))
+    assert api.calls == [] and not (tmp_path / "raw").exists()
 
 
 def test_downloads_zipped_dataset(dest):
     api = FakeKaggleApi({"rossmann-store-sales.zip": zip_bytes(good_files())})
     messages = []
 
-    result = ks.download_rossmann(dest, api_factory=factory(api), on_progress=messages.append)
+    result = ks.download_dataset("rossmann", dest.parent, api_factory=factory(api), on_progress=messages.append)
 
     assert result == dest
     assert snapshot(dest) == good_files()
-    assert api.calls[0]["dataset"] == ks.KAGGLE_DATASET
+    assert api.calls[0]["dataset"] == ks.ROSSMANN.slug
     assert dest.parent in Path(api.calls[0]["path"]).parents  # same filesystem as the target
-    assert messages and str(dest) in messages[-1]
+    assert messages and "ready" in messages[-1]
     assert_no_leftovers(dest)
 
 
 def test_downloads_plain_csv_files(dest):
     files = good_files()
     del files["test.csv"]  # optional
-    ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi(files)))
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(files)))
 
     assert snapshot(dest) == files
     assert_no_leftovers(dest)
@@ -168,25 +181,70 @@ def test_downloads_plain_csv_files(dest):
 def test_unpacks_per_file_zips_and_subfolders(dest):
     inner = {f"{name}.zip": zip_bytes({name: data}) for name, data in good_files().items()}
     outer = zip_bytes({f"rossmann/{name}": data for name, data in inner.items()})
-    ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi({"rossmann-store-sales.zip": outer})))
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi({"rossmann-store-sales.zip": outer})))
 
     assert snapshot(dest) == good_files()
     assert_no_leftovers(dest)
 
 
-def test_success_replaces_previous_copy_completely(dest, good_copy):
-    ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi(good_files())))
+def test_a_second_download_replaces_the_first_completely(dest):
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())))
+    (dest / "notes.txt").write_text("added after the download")
+    newer = {**good_files(), "test.csv": TEST.replace("2015-09-17", "2015-09-18").encode()}
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(newer)))
 
-    assert snapshot(dest) == good_files()  # the old notes/extra.txt is gone too
+    assert snapshot(dest) == newer
+    assert json.loads((dest / ks.MANAGED_MARKER).read_text())["dataset"] == ks.ROSSMANN.slug
     assert_no_leftovers(dest)
 
 
-# ------------------------------------------------------------------------------ failures
+def test_a_copy_the_download_did_not_write_is_kept_beside_the_new_one(dest, good_copy):
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())))
+
+    assert snapshot(dest) == good_files()
+    kept = [p for p in dest.parent.iterdir() if p.name.startswith("rossmann.replaced-")]
+    assert len(kept) == 1 and snapshot(kept[0]) == good_copy
+
+
+def test_nothing_outside_the_managed_folder_is_touched(tmp_path):
+    """A download writes, renames and removes only inside <raw root>/rossmann (and its own
+    scratch folder there): the project, the fits and a sibling data set stay byte for byte."""
+    project = tmp_path / "project"
+    files = {"app.py": b"print()", "data/fits/abc/record.json": b"{}", "data/raw/other/train.csv": b"x",
+             "data/uploads/u.csv": b"y", "data/raw/notes.txt": b"z"}
+    for name, data in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(data)
+    for _ in range(2):  # the second replaces the first
+        ks.download_dataset("rossmann", project / "data" / "raw",
+                            api_factory=factory(FakeKaggleApi(good_files())))
+    after = {k: v for k, v in snapshot(project).items() if not k.startswith("data/raw/rossmann/")}
+    assert after == files
+    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == ["notes.txt", "other", "rossmann"]
+
+
+def test_a_link_in_place_of_the_managed_folder_is_refused(dest, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    dest.parent.mkdir(parents=True)
+    dest.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(DataError, match="not a plain folder"):
+        ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())))
+    assert dest.is_symlink() and snapshot(elsewhere) == {"keep.txt": b"mine"}
+
+
+def test_files_that_fail_validation_never_replace_the_copy(dest, good_copy):
+    bad = {**good_files(), "train.csv": TRAIN.replace("5263", "lots").encode()}
+    message = expect_failure(dest, FakeKaggleApi(bad), "do not pass validation")
+    assert "'Sales' is not a number" in message and "left unchanged" in message
+    assert snapshot(dest) == good_copy
+    assert_no_leftovers(dest)
 
 
 def expect_failure(dest, api, match: str) -> str:
     with pytest.raises(DataError, match=match) as caught:
-        ks.download_rossmann(dest, api_factory=factory(api))
+        ks.download_dataset("rossmann", dest.parent, api_factory=factory(api))
     return str(caught.value)
 
 
@@ -220,8 +278,8 @@ def test_rejected_credentials(dest, good_copy, error, monkeypatch):
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
     message = expect_failure(dest, FakeKaggleApi(download_error=error), "401")
 
-    assert "rejected the credentials" in message
-    assert "environment variables" in message
+    assert "rejected the server's credentials" in message
+    assert "alice" not in message  # who the server signs in as is not for every visitor
     assert SECRET not in message
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
@@ -229,7 +287,7 @@ def test_rejected_credentials(dest, good_copy, error, monkeypatch):
 
 def test_rejected_token_during_authenticate(dest, good_copy):
     message = expect_failure(dest, FakeKaggleApi(auth_error=http_error(401)), "401")
-    assert "rejected the credentials" in message
+    assert "rejected the server's credentials" in message
     assert snapshot(dest) == good_copy
 
 
@@ -239,7 +297,7 @@ def test_forbidden(dest, good_copy, error):
     message = expect_failure(dest, FakeKaggleApi(download_error=error), "403")
 
     assert "accept the data set's terms" in message
-    assert ks.KAGGLE_DATASET_URL in message
+    assert ks.ROSSMANN.url in message
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
 
@@ -249,7 +307,7 @@ def test_forbidden(dest, good_copy, error):
 def test_not_found(dest, good_copy, error):
     message = expect_failure(dest, FakeKaggleApi(download_error=error), "404")
 
-    assert ks.KAGGLE_DATASET in message
+    assert ks.ROSSMANN.slug in message
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
 
@@ -350,12 +408,11 @@ def test_bad_csv(dest, good_copy, name, content, reason):
     assert_no_leftovers(dest)
 
 
-def test_header_check_reads_only_the_first_line(dest, tmp_path):
-    # A huge body after a good header must not be read: only its first byte is looked at.
+def test_a_bad_header_is_refused_before_the_body_is_read(dest, monkeypatch):
     files = good_files()
-    files["train.csv"] = TRAIN.encode() + b"9,9,9\n" * 200_000
-    ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi(files)))
-    assert (dest / "train.csv").stat().st_size == len(files["train.csv"])
+    files["train.csv"] = b"Store,Date\n" + b"9,9\n" * 200_000
+    monkeypatch.setattr(ks, "_validate_contents", lambda *a: pytest.fail("validated a bad header"))
+    expect_failure(dest, FakeKaggleApi(files), "lacks the column")
 
 
 def test_quoted_header_with_bom_is_accepted(dest):
@@ -363,7 +420,7 @@ def test_quoted_header_with_bom_is_accepted(dest):
     header, _, body = STORE.partition("\n")
     quoted = ",".join(f'"{c}"' for c in header.split(","))
     files["store.csv"] = ("\ufeff" + quoted + "\r\n" + body).encode()
-    ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi(files)))
+    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(files)))
     assert (dest / "store.csv").read_bytes() == files["store.csv"]
 
 
@@ -380,7 +437,7 @@ def test_failing_progress_callback_still_cleans_up(dest, good_copy):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ks.download_rossmann(dest, api_factory=factory(FakeKaggleApi(good_files())),
+        ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())),
                              on_progress=explode)
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
@@ -414,8 +471,10 @@ def write_kaggle_json(folder: Path, mode: int = 0o600, content: str | None = Non
 
 
 def assert_secret_hidden(status) -> None:
-    for text in (repr(status), str(status), status.summary, repr(vars(status))):
+    for text in (repr(status), str(status), status.summary, status.details, repr(vars(status))):
         assert SECRET not in text
+    # Every visitor sees the summary: no user name, no path of the server's credential file.
+    assert "alice" not in status.summary and "/" not in status.summary.replace("~/.kaggle/", "")
 
 
 def test_credentials_from_environment(tmp_path):
@@ -424,7 +483,8 @@ def test_credentials_from_environment(tmp_path):
     assert status.found
     assert status.source == "environment variables"
     assert status.username == "alice"
-    assert "alice" in status.summary
+    assert "alice" in status.details
+    assert status.summary == "Kaggle credentials found on the server."
     assert_secret_hidden(status)
 
 

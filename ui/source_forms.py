@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bhm_core import kaggle_source
+from bhm_core import kaggle_source, paths
 from bhm_core.errors import DataError
 from bhm_core.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
 from bhm_core.validate import TRAIN_REQUIRED
@@ -23,7 +23,7 @@ KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local 
          "csv": "CSV upload"}
 KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
 NOT_MAPPED = "(not in the file)"
-RAW_HINT = kaggle_source.RAW_SUBDIR  # data/raw/rossmann, relative to the project
+RAW_HINT = "data/raw/rossmann"  # the managed Rossmann download, relative to the project
 
 
 def choose_source() -> None:
@@ -53,20 +53,27 @@ def _demo(current):
 def _kaggle(current):
     status = kaggle_source.credential_status()
     (st.success if status.found else st.warning)(status.summary)
-    dest = _absolute(st.text_input("Download into", str(kaggle_source.default_raw_dir(ROOT)),
-                                   key="w.kaggle_dest"))
+    names = list(kaggle_source.MANAGED_DATASETS)
+    name = st.selectbox("Data set", names, key="w.kaggle_dataset",
+                        format_func=lambda n: f"{kaggle_source.MANAGED_DATASETS[n].title} "
+                                              f"(into data/raw/{n})",
+                        help="Each data set has its own folder under data/raw/; a new download "
+                             "replaces only that folder, and only once the new copy checks out")
+    dataset = kaggle_source.managed_dataset(name)
+    dest = kaggle_source.managed_dir(name, paths.raw_root())
     have_copy = (dest / "train.csv").is_file() and (dest / "store.csv").is_file()
     row = st.container(horizontal=True)
-    download = row.button("Download from Kaggle", type="primary",
-                          help=f"Data set {kaggle_source.KAGGLE_DATASET}, about 40 MB")
+    download = row.button("Download from Kaggle", type="primary", disabled=not status.found,
+                          help=f"Data set {dataset.slug}, about 40 MB" if status.found else
+                          "No Kaggle credentials on the server (see above)")
     use_copy = row.button("Use the downloaded copy", disabled=not have_copy,
-                          help=None if have_copy else f"No train.csv and store.csv in {dest} yet")
+                          help=None if have_copy else "Not downloaded yet")
     if download:
-        with st.status("Downloading the Rossmann data…", expanded=True) as box:
+        with st.status(f"Downloading {dataset.title}…", expanded=True) as box:
             try:
-                kaggle_source.download_rossmann(dest, on_progress=box.write)
+                kaggle_source.download_dataset(name, paths.raw_root(), on_progress=box.write)
             except DataError as exc:
-                box.update(label="Download failed", state="error")
+                box.update(label="Download failed", state="error", expanded=False)
                 st.error(str(exc))
                 return None
             box.update(label="Download complete", state="complete", expanded=False)
