@@ -92,11 +92,11 @@ def main(argv=None) -> int:
         return 2
 
     sys.path.insert(0, str(REPO))
-    from bhm_core.config import FitConfig
-    from bhm_core.engine import enable_compilation_cache
-    from bhm_core.evaluation import backtest, coldstart_trial
-    from bhm_core.features import FeatureSpec
-    from bhm_core.sources import KaggleDirSource, load_dataset
+    from bhm_core.model.config import FitConfig
+    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.evaluation.backtest import backtest, coldstart_trial
+    from bhm_core.data.features import FeatureSpec
+    from bhm_core.data.sources import KaggleDirSource, load_dataset
 
     enable_compilation_cache()
     config = FitConfig(**({"steps": args.steps} if args.steps else {}))

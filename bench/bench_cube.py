@@ -31,7 +31,7 @@ def child(data_dir: str) -> None:
     import time
 
     sys.path.insert(0, str(REPO))
-    from bhm_core.sources import KaggleDirSource, load_dataset
+    from bhm_core.data.sources import KaggleDirSource, load_dataset
 
     start = time.perf_counter()
     cube = load_dataset(KaggleDirSource(data_dir)).cube()
@@ -48,7 +48,7 @@ def profile(data_dir: str) -> None:
     import pstats
 
     sys.path.insert(0, str(REPO))
-    from bhm_core.sources import KaggleDirSource, load_dataset
+    from bhm_core.data.sources import KaggleDirSource, load_dataset
 
     profiler = cProfile.Profile()
     profiler.runcall(lambda: load_dataset(KaggleDirSource(data_dir)).cube())

@@ -26,12 +26,12 @@ CUTOFF, HORIZON_END = "2015-06-19", "2015-07-31"
 def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from bhm_core.artifacts import FitStore
-    from bhm_core.config import FitConfig
-    from bhm_core.engine import enable_compilation_cache, fit
-    from bhm_core.metrics import score_dict
-    from bhm_core.predict import forecast
-    from bhm_core.scale import peak_rss_mb
-    from bhm_core.sources import KaggleDirSource, load_dataset
+    from bhm_core.model.config import FitConfig
+    from bhm_core.inference.engine import enable_compilation_cache, fit
+    from bhm_core.evaluation.metrics import score_dict
+    from bhm_core.forecast.predict import forecast
+    from bhm_core.scale.run import peak_rss_mb
+    from bhm_core.data.sources import KaggleDirSource, load_dataset
 
     if os.environ.get("BENCH_COMPILE_CACHE"):
         enable_compilation_cache(os.environ["BENCH_COMPILE_CACHE"])

@@ -22,13 +22,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .config import FitConfig, Priors
-from .engine import FitResult
-from .errors import ArtifactError, ConfigError
-from .features import FeatureSpec
-from .model import SiteParams, Whitening
-from .optim import AdamState
+from bhm_core import __version__
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.inference.engine import FitResult
+from bhm_core.errors import ArtifactError, ConfigError
+from bhm_core.data.features import FeatureSpec
+from bhm_core.model.hierarchy import SiteParams, Whitening
+from bhm_core.inference.optim import AdamState
 
 FORMAT_VERSION = 1
 # chunk_steps only sets how often progress is reported; it does not change the result.
@@ -236,7 +236,7 @@ def default_fit_root() -> Path:
 def fit_or_load(store: FitStore, cube, config: FitConfig, priors: Priors, *, label: str = "",
                 on_progress=None, should_stop=None) -> CachedFit:
     """The saved fit for exactly this data, priors, settings and versions, or a new one (saved)."""
-    from .engine import fit
+    from bhm_core.inference.engine import fit
     key = fit_key(cube.fingerprint, config, priors, cube.spec)
     saved, problem = store.get(key)
     if saved is not None:

@@ -11,10 +11,10 @@ import json
 import sys
 import time
 
-from .config import Priors
-from .errors import BhmError
-from .scale import DEFAULT_BATCH, FEATURE_SETS
-from .sources import DemoSource, KaggleDirSource, load_dataset
+from bhm_core.model.config import Priors
+from bhm_core.errors import BhmError
+from bhm_core.scale.run import DEFAULT_BATCH, FEATURE_SETS
+from bhm_core.data.sources import DemoSource, KaggleDirSource, load_dataset
 
 
 def source_from_args(args):
@@ -42,9 +42,9 @@ def _load_cube(args):
 
 
 def cmd_fit(args) -> dict:
-    from .artifacts import FitStore, fit_or_load
-    from .config import FitConfig
-    from .engine import enable_compilation_cache
+    from bhm_core.artifacts import FitStore, fit_or_load
+    from bhm_core.model.config import FitConfig
+    from bhm_core.inference.engine import enable_compilation_cache
     enable_compilation_cache()
     source, cube = _load_cube(args)
     given = {"steps": args.steps, "learning_rate": args.lr, "seed": args.seed}
@@ -64,8 +64,8 @@ def cmd_fit(args) -> dict:
 
 
 def _evaluation_config(args):
-    from .config import FitConfig
-    from .engine import enable_compilation_cache
+    from bhm_core.model.config import FitConfig
+    from bhm_core.inference.engine import enable_compilation_cache
     enable_compilation_cache()
     given = {"steps": args.steps, "learning_rate": args.lr, "seed": args.seed}
     return FitConfig(**{k: v for k, v in given.items() if v is not None})
@@ -78,7 +78,7 @@ def _progress(args):
 
 
 def cmd_backtest(args) -> dict:
-    from .evaluation import backtest
+    from bhm_core.evaluation.backtest import backtest
     config = _evaluation_config(args)
     source = source_from_args(args)
     cube = load_dataset(source).cube()
@@ -88,7 +88,7 @@ def cmd_backtest(args) -> dict:
 
 
 def cmd_coldstart(args) -> dict:
-    from .evaluation import coldstart_trial
+    from bhm_core.evaluation.backtest import coldstart_trial
     config = _evaluation_config(args)
     source = source_from_args(args)
     cube = load_dataset(source).cube()
@@ -98,8 +98,8 @@ def cmd_coldstart(args) -> dict:
 
 
 def cmd_scale(args) -> dict:
-    from .errors import ConfigError
-    from .scale import force_cpu_devices, run_scale
+    from bhm_core.errors import ConfigError
+    from bhm_core.scale.run import force_cpu_devices, run_scale
     if args.series < 1 or args.steps < 1 or args.batch < 1 or (args.devices is not None and args.devices < 1):
         raise ConfigError(f"--series, --steps, --batch and --devices must be at least 1, got "
                           f"{args.series}, {args.steps}, {args.batch}, {args.devices}")
@@ -127,7 +127,7 @@ def print_evaluation(result: dict) -> None:
     print(f"scored cells {result['n_scored_cells']:,}; fit {result['fit_seconds']:.1f} s "
           f"(compile {result['compile_seconds']:.1f} s), {result['steps']} steps, final loss "
           f"{_fmt(result['final_loss'])}")
-    from .evaluation import METRIC_KEYS
+    from bhm_core.evaluation.backtest import METRIC_KEYS
     rows = {"hierarchical": result["model"], **result["baselines"]}
     width = max(len(name) for name in rows)
     print(f"{'method':<{width}}  " + "  ".join(f"{k:>11}" for k in METRIC_KEYS))

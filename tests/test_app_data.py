@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bhm_core import kaggle_source, paths
-from bhm_core.demo import generate_demo, to_kaggle_csv
+from bhm_core.data import kaggle as kaggle_source
+from bhm_core import paths
+from bhm_core.data.demo import generate_demo, to_kaggle_csv
 from bhm_core.errors import DataError
-from bhm_core.sources import DemoSource
+from bhm_core.data.sources import DemoSource
 from ui import state
 
 APP = Path(__file__).resolve().parents[1] / "app.py"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app_helpers import FIT_PAGE, chart, current, fit, fitted_app, open_page, small_demo, texts
-from bhm_core import effects
+from bhm_core.forecast import effects
 from ui import state
 
 PAGE = "pages/effects.py"
@@ -95,9 +95,9 @@ def test_contrasts_use_seen_references():
 
 
 def test_shrinkage_pulls_a_store_with_few_days_toward_the_chain():
-    from bhm_core.config import FitConfig
-    from bhm_core.engine import fit as engine_fit
-    from bhm_core.sources import DemoSource, load_dataset
+    from bhm_core.model.config import FitConfig
+    from bhm_core.inference.engine import fit as engine_fit
+    from bhm_core.data.sources import DemoSource, load_dataset
 
     cube = load_dataset(DemoSource(n_stores=12, n_days=200, seed=2)).cube()
     # Store 1 keeps only 12 observed days: its own least squares is noisy.
@@ -119,8 +119,8 @@ def test_shrinkage_pulls_a_store_with_few_days_toward_the_chain():
 
 
 def test_extension_feature_groups_get_effects_too():
-    from bhm_core.features import FeatureSpec
-    from bhm_core.sources import DemoSource, load_dataset
+    from bhm_core.data.features import FeatureSpec
+    from bhm_core.data.sources import DemoSource, load_dataset
 
     cube = load_dataset(DemoSource(n_stores=6, n_days=120)).cube().with_spec(
         FeatureSpec(promo_weekday=True, month=True, trend=True))

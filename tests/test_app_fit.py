@@ -10,9 +10,9 @@ from app_helpers import (FIT_PAGE, button, chart, current, fit, fit_button, open
                          texts, values, wait_for_job)
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore
-from bhm_core.config import Priors
+from bhm_core.model.config import Priors
 from bhm_core.errors import FitDivergedError
-from bhm_core import prior_check
+from bhm_core.forecast import prior_check
 from ui import state
 
 
@@ -230,7 +230,7 @@ def test_download_zip_holds_the_arrays_and_record(app):
 
 
 def test_prior_predictive_helper_matches_the_model_structure():
-    from bhm_core.sources import DemoSource, load_dataset
+    from bhm_core.data.sources import DemoSource, load_dataset
 
     cube = load_dataset(DemoSource(n_stores=12, n_days=120)).cube()
     vague = prior_check.prior_predictive(cube, Priors())

@@ -9,8 +9,8 @@ from app_helpers import (FIT_PAGE, button, chart, current, evaluation_app, fit, 
                          texts, wait_for_eval)
 from bhm_core.artifacts import FitStore
 from bhm_core.errors import ConfigError
-from bhm_core.evaluation import coldstart
-from bhm_core.sources import load_dataset
+from bhm_core.evaluation.backtest import coldstart
+from bhm_core.data.sources import load_dataset
 from ui import charts, state
 
 PAGE = "pages/new_stores.py"

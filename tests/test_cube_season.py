@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from bhm_core.cube import SEASON_MIN_DAYS, build_cube, season_profile
-from bhm_core.features import SEASON_WEEKS, FeatureSpec, week_of_year
+from bhm_core.data.cube import SEASON_MIN_DAYS, build_cube, season_profile
+from bhm_core.data.features import SEASON_WEEKS, FeatureSpec, week_of_year
 
 
 def _cube(days=800, amplitude=(0.3, 0.0), spec=None):
@@ -78,7 +78,7 @@ def test_short_history_gives_the_fallback_profile():
 
 
 def test_competition_since_parses_month_and_year():
-    from bhm_core.cube import _competition_since
+    from bhm_core.data.cube import _competition_since
     stores = pd.DataFrame({"CompetitionOpenSinceMonth": [9, np.nan, 13.0], "CompetitionOpenSinceYear": [2014, 2010, 2014]})
     since = _competition_since(stores)
     assert since[0] == np.datetime64("2014-09-01") and np.isnat(since[1]) and np.isnat(since[2])

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.cube import CLOSED, MISSING, OPEN
-from bhm_core.demo import KAGGLE_STORE_COLUMNS, KAGGLE_TRAIN_COLUMNS, generate_demo, to_kaggle_csv
+from bhm_core.data.cube import CLOSED, MISSING, OPEN
+from bhm_core.data.demo import KAGGLE_STORE_COLUMNS, KAGGLE_TRAIN_COLUMNS, generate_demo, to_kaggle_csv
 from bhm_core.errors import ConfigError, DataError
-from bhm_core.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, FeatureSpec, weekday_of
-from bhm_core.sources import (CsvSource, DemoSource, KaggleDirSource, load_dataset, read_csv_text,
-                              sniff_header)
-from bhm_core.validate import validate_train
+from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, FeatureSpec, weekday_of
+from bhm_core.data.sources import (CsvSource, DemoSource, KaggleDirSource, load_dataset, read_csv_text,
+    sniff_header)
+from bhm_core.data.validate import validate_train
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_HEADER = ",".join(KAGGLE_TRAIN_COLUMNS)

@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 from bhm_core.artifacts import FitStore, fit_key, fit_or_load
-from bhm_core.config import EffectPrior, FitConfig, Priors
-from bhm_core.engine import (COMPILE_COUNT, DAY_SHOCK_SD, day_shock_sd, fit, fit_new_stores, initial_params,
-                             observed_cells, pack, pad_locals, priors_from_posterior)
-from bhm_core.features import FeatureSpec
+from bhm_core.model.config import EffectPrior, FitConfig, Priors
+from bhm_core.inference.engine import (COMPILE_COUNT, DAY_SHOCK_SD, day_shock_sd, fit, fit_new_stores,
+    initial_params, observed_cells, pack, pad_locals, priors_from_posterior)
+from bhm_core.data.features import FeatureSpec
 from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
-from bhm_core.lsq import normal_equations, ridge
-from bhm_core.metrics import rmspe
-from bhm_core.model import SiteParams, negative_elbo, prior_arrays, sample_guide
-from bhm_core.packing import Cells
-from bhm_core.predict import (MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total,
-                               store_day_samples)
-from bhm_core.sources import DemoSource, load_dataset
+from bhm_core.model.lsq import normal_equations, ridge
+from bhm_core.evaluation.metrics import rmspe
+from bhm_core.model.hierarchy import SiteParams, negative_elbo, prior_arrays, sample_guide
+from bhm_core.inference.packing import Cells
+from bhm_core.forecast.predict import (MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total,
+    store_day_samples)
+from bhm_core.data.sources import DemoSource, load_dataset
 
 FAST = FitConfig(steps=60, chunk_steps=30)
 
@@ -110,7 +110,7 @@ def test_jit_equals_no_jit(cube):
 def test_log_likelihood_matches_gamma_poisson(cube):
     """The hand-written NegBinomialMean log_prob equals NumPyro's GammaPoisson."""
     import numpyro.distributions as dist
-    from bhm_core.model import NegBinomialMean
+    from bhm_core.model.hierarchy import NegBinomialMean
     y = np.array([0.0, 1.0, 7.0, 5000.0, 12000.0])
     mean = np.array([3.0, 2.0, 8.0, 6000.0, 9000.0])
     r = np.array([0.5, 4.0, 2.0, 4.0, 5.0])
@@ -126,7 +126,7 @@ def test_log_likelihood_matches_gamma_poisson(cube):
 def test_likelihood_gradient_matches_autodiff_of_the_formula():
     """The analytic gradient of nb_log_prob equals autodiff of GammaPoisson's log density."""
     import numpyro.distributions as dist
-    from bhm_core.model import nb_log_prob
+    from bhm_core.model.hierarchy import nb_log_prob
     y = jnp.array([0.0, 1.0, 7.0, 300.0, 5000.0, 12000.0])
     log_mean = jnp.log(jnp.array([3.0, 2.0, 8.0, 250.0, 6000.0, 9000.0]))
     r = jnp.array([0.5, 4.0, 2.0, -1.0, 4.0, 5.0])
@@ -145,7 +145,7 @@ def test_whitened_guide_density_is_the_full_covariance_gaussian():
     """z = center + chol u with u ~ N(loc, diag(scale^2)): log q of a draw is the log density of
     N(center + chol loc, chol diag(scale^2) chol^T), the correlated Gaussian the guide represents."""
     from scipy.stats import multivariate_normal
-    from bhm_core.model import BASIS, SiteParams, Whitening
+    from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening
     rng = np.random.default_rng(0)
     n_stores, n_features = 3, 4
     chol = np.tril(rng.normal(size=(n_stores, n_features, n_features)), -1) * 0.3 + np.eye(n_features) * 0.8
@@ -260,7 +260,7 @@ def test_forecast_shapes_intervals_and_closed_days(cube, fitted):
 
 
 def test_future_dates_and_promo_scenario(cube, fitted):
-    from bhm_core.predict import Scenario
+    from bhm_core.forecast.predict import Scenario
     last = cube.dates[-1]
     on = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300,
                   scenario=Scenario(promo=1))

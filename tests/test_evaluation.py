@@ -12,17 +12,17 @@ import pandas as pd
 import pytest
 from scipy.special import ndtri
 
-from bhm_core.baselines import (BASELINES, COLDSTART_BASELINES, FRAME_COLUMNS, crps_lognormal, mean,
-                                median_dow_promo, ols_log, pooled, seasonal_naive)
+from bhm_core.evaluation.baselines import (BASELINES, COLDSTART_BASELINES, FRAME_COLUMNS, crps_lognormal,
+    mean, median_dow_promo, ols_log, pooled, seasonal_naive)
 from bhm_core.cli import main
-from bhm_core.config import FitConfig
-from bhm_core.cube import build_cube
+from bhm_core.model.config import FitConfig
+from bhm_core.data.cube import build_cube
 from bhm_core.errors import ConfigError, DataError
-from bhm_core.evaluation import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
-from bhm_core.metrics import crps_from_samples, score_dict
-from bhm_core.predict import rmspe_optimal_point
-from bhm_core.sources import DemoSource, load_dataset
-from bhm_core.validate import default_stores
+from bhm_core.evaluation.backtest import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
+from bhm_core.evaluation.metrics import crps_from_samples, score_dict
+from bhm_core.forecast.predict import rmspe_optimal_point
+from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.data.validate import default_stores
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = FitConfig(steps=100, chunk_steps=50)
@@ -328,7 +328,7 @@ def test_cli_backtest_json_on_a_small_demo():
 def test_cli_coldstart_human_table(capsys, monkeypatch, cold):
     # In-process with the cold fixture's data and settings: no new compilation; the JAX cache
     # setting of this process stays as it is.
-    monkeypatch.setattr("bhm_core.engine.enable_compilation_cache", lambda *a, **k: None)
+    monkeypatch.setattr("bhm_core.inference.engine.enable_compilation_cache", lambda *a, **k: None)
     code = main(["coldstart", "--new-stores", "5", "--known-days", "7", "--horizon", "21", "--seed", "2",
                  "--demo-stores", "30", "--demo-days", "400", "--steps", "100", "--samples", "200"])
     out = capsys.readouterr().out

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.cube import build_cube
-from bhm_core.features import FeatureSpec
+from bhm_core.data.cube import build_cube
+from bhm_core.data.features import FeatureSpec
 
 
 def _cube(spec, days=40, holiday_day=None, promo_days=(), stores=None):

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.cube import build_cube
+from bhm_core.data.cube import build_cube
 from bhm_core.errors import DataError
-from bhm_core.features import CLOSURE_WINDOW_DAYS, TREND_KNOTS_DAYS, FeatureSpec, encode
+from bhm_core.data.features import CLOSURE_WINDOW_DAYS, TREND_KNOTS_DAYS, FeatureSpec, encode
 
 from test_features import dense
 
@@ -105,7 +105,7 @@ def test_new_flags_are_validated():
 
 
 def test_easter_and_carnival_days():
-    from bhm_core.features import easter_sunday
+    from bhm_core.data.features import easter_sunday
     assert [str(easter_sunday(y)) for y in (2013, 2014, 2015, 2016)] == [
         "2013-03-31", "2014-04-20", "2015-04-05", "2016-03-27"]
     dates = pd.date_range("2015-02-10", periods=10)
@@ -166,7 +166,7 @@ def test_easter_week_days_follow_the_easter_date():
 
 
 def test_recent_level_marks_the_last_weeks_before_the_origin_and_the_forecast():
-    from bhm_core.features import RECENT_LEVEL_DAYS
+    from bhm_core.data.features import RECENT_LEVEL_DAYS
     cube, day = _day_cube("2015-01-01", 200, FeatureSpec(recent_level=True))
     origin = cube.dates[149]
     x, _ = dense(cube.with_origin(origin), "recent_level")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bhm_core import kaggle_source as ks
+from bhm_core.data import kaggle as ks
 from bhm_core.errors import DataError
 
 requests = pytest.importorskip("requests")
@@ -583,7 +583,7 @@ def test_default_factory_imports_without_signing_in(tmp_path):
     script = textwrap.dedent(
         """
         import sys
-        from bhm_core import kaggle_source as ks
+        from bhm_core.data import kaggle as ks
         from bhm_core.errors import DataError
         try:
             api = ks.default_api_factory()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core import metrics as M
+from bhm_core.evaluation import metrics as M
 from bhm_core.errors import ConfigError, DataError
 
 # An empty or all-NaN selection must give NaN quietly: a warning here is a bug.

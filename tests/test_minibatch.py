@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bhm_core.config import FitConfig, Priors
-from bhm_core.engine import _batch_params, fit, initial_params, pad_locals
-from bhm_core.model import PER_STORE, SiteParams, negative_elbo, prior_arrays
-from bhm_core.packing import batch_of, observed_cells, pack, pack_by_store
-from bhm_core.predict import forecast
-from bhm_core.sources import DemoSource, load_dataset
-from bhm_core.metrics import rmspe
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.inference.engine import _batch_params, fit, initial_params, pad_locals
+from bhm_core.model.hierarchy import PER_STORE, SiteParams, negative_elbo, prior_arrays
+from bhm_core.inference.packing import batch_of, observed_cells, pack, pack_by_store
+from bhm_core.forecast.predict import forecast
+from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.evaluation.metrics import rmspe
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.config import FitConfig, Priors
-from bhm_core.engine import (FitResult, Hyper, _batch_params, _program, fit_cells, initial_params,
-                             pad_locals)
-from bhm_core.model import negative_elbo, prior_arrays
-from bhm_core.optim import adam_init, adam_update
-from bhm_core.packing import FitData, batch_of, observed_cells, pack_by_store
-from bhm_core.predict import forecast
-from bhm_core.sources import DemoSource, load_dataset
-from bhm_core.stream import forecast_to_parquet, posterior_to_parquet, read_stores, row_groups_for
-from bhm_core.virtual import synthetic_series, virtual_series
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.inference.engine import (FitResult, Hyper, _batch_params, _program, fit_cells, initial_params,
+    pad_locals)
+from bhm_core.model.hierarchy import negative_elbo, prior_arrays
+from bhm_core.inference.optim import adam_init, adam_update
+from bhm_core.inference.packing import FitData, batch_of, observed_cells, pack_by_store
+from bhm_core.forecast.predict import forecast
+from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.forecast.stream import forecast_to_parquet, posterior_to_parquet, read_stores, row_groups_for
+from bhm_core.scale.virtual import synthetic_series, virtual_series
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,9 +175,9 @@ def test_scale_command_prints_its_figures(capsys, synth):
 
 SHARDED = r"""
 import json, numpy as np
-from bhm_core.config import FitConfig
-from bhm_core.engine import fit
-from bhm_core.sources import DemoSource, load_dataset
+from bhm_core.model.config import FitConfig
+from bhm_core.inference.engine import fit
+from bhm_core.data.sources import DemoSource, load_dataset
 cube = load_dataset(DemoSource(n_stores=12, n_days=200, seed=5)).cube()
 out = {}
 for name, config in (("minibatch", FitConfig(steps=20, chunk_steps=10, batch_size=8)),

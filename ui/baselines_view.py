@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from bhm_core.evaluation import DEFAULT_HORIZON, check_window
+from bhm_core.evaluation.backtest import DEFAULT_HORIZON, check_window
 
 from . import charts_eval, eval_view
 

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from bhm_core.cube import CLOSED, OPEN, SalesCube
+from bhm_core.data.cube import CLOSED, OPEN, SalesCube
 
 # Display codes of the status grid, in legend order.
 STATUS_LABELS = ("Observed", "Open, no sales", "Closed", "No row")

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from bhm_core.predict import METHOD
+from bhm_core.forecast.predict import METHOD
 
 from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
 from .charts_forecast import ACTUAL_COLOUR, _band_polygons

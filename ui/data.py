@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.cube import CLOSED, MISSING, SalesCube
+from bhm_core.data.cube import CLOSED, MISSING, SalesCube
 from bhm_core.errors import BhmError
-from bhm_core.sources import CsvSource, KaggleDirSource, load_dataset
+from bhm_core.data.sources import CsvSource, KaggleDirSource, load_dataset
 
 from . import state
 from .jobs import ResultCache
@@ -140,8 +140,8 @@ def save_upload(uploaded) -> Path:
 # versions), so results cached under it are shared by all sessions; partial fits carry their own
 # suffixed keys.
 
-HEAVY_MODULES = ("bhm_core.engine", "bhm_core.predict", "bhm_core.artifacts", "bhm_core.effects",
-                 "bhm_core.prior_check", "bhm_core.evaluation")
+HEAVY_MODULES = ("bhm_core.inference.engine", "bhm_core.forecast.predict", "bhm_core.artifacts", "bhm_core.forecast.effects",
+                 "bhm_core.forecast.prior_check", "bhm_core.evaluation.backtest")
 
 
 WARM_UP_DELAY = 2.0  # seconds: let the first page's messages reach the browser before importing
@@ -154,7 +154,7 @@ def _import_heavy(delay: float) -> None:
     time.sleep(delay)  # imports hold the GIL: started at once, they slow the server's sending
     for name in HEAVY_MODULES:  # in dependency order: the engine first
         importlib.import_module(name)
-    from bhm_core.engine import enable_compilation_cache
+    from bhm_core.inference.engine import enable_compilation_cache
     enable_compilation_cache()
 
 
@@ -171,23 +171,23 @@ def warm_up() -> threading.Thread:
 @st.cache_resource(show_spinner=False)
 def compilation_cache() -> str:
     """Turn on JAX's persistent compilation cache, once per process (before anything compiles)."""
-    from bhm_core.engine import enable_compilation_cache
+    from bhm_core.inference.engine import enable_compilation_cache
     return str(enable_compilation_cache())
 
 
 # The library's forecast functions, imported on first use (tests count calls through these names).
 def forecast(*args, **kwargs):
-    from bhm_core.predict import forecast as run
+    from bhm_core.forecast.predict import forecast as run
     return run(*args, **kwargs)
 
 
 def forecast_total(*args, **kwargs):
-    from bhm_core.predict import forecast_total as run
+    from bhm_core.forecast.predict import forecast_total as run
     return run(*args, **kwargs)
 
 
 def store_day_samples(*args, **kwargs):
-    from bhm_core.predict import store_day_samples as run
+    from bhm_core.forecast.predict import store_day_samples as run
     return run(*args, **kwargs)
 
 
@@ -240,7 +240,7 @@ def prior_figure(mu_loc: float, mu_scale: float, sigma_scale: float, mean_title:
                  spread_title: str):
     """The density panels of one prior. Model & fit draws seven on every rerun and a Plotly figure
     takes tens of ms to build, so each is built once per process and values (never mutated)."""
-    from bhm_core import prior_check
+    from bhm_core.forecast import prior_check
 
     from .charts_fit import prior_figure as build
     return build(prior_check.mean_curve(mu_loc, mu_scale), prior_check.spread_curve(sigma_scale),
@@ -257,7 +257,7 @@ def figure(key: str, _build):
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def prior_predictive(fingerprint: str, priors_key: str, _cube: SalesCube, _priors):
-    from bhm_core import prior_check
+    from bhm_core.forecast import prior_check
     return prior_check.prior_predictive(_cube, _priors), prior_check.observed_log10(_cube)
 
 
@@ -265,7 +265,7 @@ def _split(first, last, end, promo_future: bool):
     """(first, last, scenario, seed) per call: days inside the data as recorded, later days under
     the scenario, each part its own draw, so the history part stays the same whatever the horizon
     or the what-if (Scenario(1) over the whole window would also rewrite recorded days)."""
-    from bhm_core.predict import Scenario
+    from bhm_core.forecast.predict import Scenario
     future = Scenario(1) if promo_future else Scenario()
     if last <= end:
         return [(first, last, Scenario(), 0)]
@@ -304,7 +304,7 @@ def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int
 @st.cache_data(max_entries=64, show_spinner=False)
 def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result,
                 _cube) -> np.ndarray:
-    from bhm_core.predict import Scenario
+    from bhm_core.forecast.predict import Scenario
     day = np.datetime64(date, "D")
     scenario = Scenario(1) if promo_future and day > _cube.dates[-1] else Scenario()
     return store_day_samples(_result, _cube, store, day, n_samples=n_samples, scenario=scenario)
@@ -315,7 +315,7 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
     """Global effect samples and per-store effects of a fit; with the fit's cube also shrinkage
     and observed days per effect. seen: per feature, whether the data have it (see
     effects.contrasts), so that two fits compared use the same references."""
-    from bhm_core import effects
+    from bhm_core.forecast import effects
     items = effects.contrasts(_result.feature_names, _result.feature_groups, seen)
     latents = effects.latent_samples(_result)
     out = {"global": effects.global_effects(_result, items, latents),
@@ -329,5 +329,5 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def seen_features(fingerprint: str, _cube: SalesCube) -> tuple:
-    from bhm_core import effects
+    from bhm_core.forecast import effects
     return tuple(bool(d > 0) for d in effects.feature_days(_cube))

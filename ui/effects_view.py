@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bhm_core.effects import group_title, summary_table
+from bhm_core.forecast.effects import group_title, summary_table
 from bhm_core.errors import BhmError
 
 from . import charts_effects, data, fitting

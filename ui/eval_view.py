@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.evaluation import (best_baseline, calibration, lift_percent, metrics_table,
-                                 store_lifts)
-from bhm_core.predict import METHOD
+from bhm_core.evaluation.backtest import best_baseline, calibration, lift_percent, metrics_table, store_lifts
+from bhm_core.forecast.predict import METHOD
 
 from . import charts, charts_eval, data, evaluating
 

@@ -16,9 +16,9 @@ import streamlit as st
 
 from bhm_core import artifacts
 from bhm_core.artifacts import CONFIG_FIELDS_NOT_IN_KEY
-from bhm_core.config import FitConfig, Priors
+from bhm_core.model.config import FitConfig, Priors
 from bhm_core.errors import BhmError
-from bhm_core.evaluation import EvaluationCancelled, backtest, coldstart
+from bhm_core.evaluation.backtest import EvaluationCancelled, backtest, coldstart
 
 from . import charts_fit, data, fitting, prior_editor, state, svi_settings
 from .fitting import Notice

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bhm_core.config import Priors
-from bhm_core.effects import summary_table
+from bhm_core.model.config import Priors
+from bhm_core.forecast.effects import summary_table
 from bhm_core.errors import BhmError
 
 from . import charts_fit, data, fitting, prior_editor, state, svi_settings

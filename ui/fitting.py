@@ -17,8 +17,8 @@ import streamlit as st
 
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore
-from bhm_core.config import FitConfig, Priors
-from bhm_core.engine import FitResult
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.inference.engine import FitResult
 from bhm_core.errors import BhmError, FitDivergedError
 
 from . import data, state

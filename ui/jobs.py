@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable
 
-from bhm_core.config import FitConfig, Priors
-from bhm_core.cube import SalesCube
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.data.cube import SalesCube
 
 if TYPE_CHECKING:  # the artifacts module brings JAX: imported when a fit runs (ui.data.warm_up)
     from bhm_core.artifacts import CachedFit, FitStore

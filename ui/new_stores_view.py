@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from bhm_core.evaluation import check_coldstart
+from bhm_core.evaluation.backtest import check_coldstart
 
 from . import eval_view, evaluating
 

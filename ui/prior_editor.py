@@ -11,10 +11,10 @@ import math
 
 import streamlit as st
 
-from bhm_core import prior_check
-from bhm_core.config import EffectPrior, Priors
+from bhm_core.forecast import prior_check
+from bhm_core.model.config import EffectPrior, Priors
 from bhm_core.errors import BhmError, ConfigError
-from bhm_core.features import FEATURE_GROUPS
+from bhm_core.data.features import FEATURE_GROUPS
 
 from . import charts, charts_fit, data, state
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from bhm_core import kaggle_source, paths
+from bhm_core.data import kaggle as kaggle_source
+from bhm_core import paths
 from bhm_core.errors import DataError
-from bhm_core.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
-from bhm_core.validate import TRAIN_REQUIRED
+from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
+from bhm_core.data.validate import TRAIN_REQUIRED
 
 from . import data, state
 

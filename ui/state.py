@@ -12,7 +12,7 @@ import os
 
 import streamlit as st
 
-from bhm_core.sources import DemoSource
+from bhm_core.data.sources import DemoSource
 
 # Plain data, kept for the whole session.
 SOURCE = "bhm.source"                # frozen source dataclass in use: the last one that loaded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bhm_core.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
+from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
 from bhm_core.errors import ConfigError
 
 from . import state

@@ -1,0 +1,213 @@
+"""Data sources: built-in demo, a Kaggle-layout folder, or an own long CSV with mapped columns.
+
+Each source is a frozen dataclass (hashable: the dashboard caches on it) and `load_dataset` turns
+any of them into the same validated pair of tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bhm_core.data.cube import SalesCube, build_cube
+from bhm_core.errors import DataError
+from bhm_core.data.features import FeatureSpec
+from bhm_core.data.validate import default_stores, validate_stores, validate_train
+
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: Rossmann's train.csv is 38 MB; far larger files are refused.
+MAPPABLE_COLUMNS = ("Store", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday",
+                    "StoreType", "Assortment", "Promo2")
+STORE_LEVEL_COLUMNS = ("StoreType", "Assortment", "Promo2")
+
+
+@dataclass(frozen=True)
+class DemoSource:
+    """Synthetic retail chain drawn from the model itself (see demo.py)."""
+
+    n_stores: int = 200
+    n_days: int = 942
+    seed: int = 0
+    kind = "demo"
+
+    @property
+    def label(self) -> str:
+        return f"synthetic demo data ({self.n_stores} stores, seed {self.seed})"
+
+
+@dataclass(frozen=True)
+class KaggleDirSource:
+    """A folder with Kaggle's train.csv (or train.csv.gz) and store.csv."""
+
+    path: str
+    kind = "kaggle-dir"
+
+    @property
+    def label(self) -> str:
+        return f"Kaggle-layout folder {self.path}"
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """An own long CSV; `columns` maps our names (MAPPABLE_COLUMNS) to the file's header names."""
+
+    path: str
+    columns: tuple = field(default_factory=tuple)  # ((our_name, file_name), ...)
+    kind = "csv"
+
+    @property
+    def label(self) -> str:
+        return f"CSV file {Path(self.path).name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    train: pd.DataFrame
+    stores: pd.DataFrame
+    kind: str
+    label: str
+    truth: dict | None = None  # true parameters, for the synthetic demo only
+
+    def cube(self, spec: FeatureSpec | None = None) -> SalesCube:
+        return build_cube(self.train, self.stores, spec, label=self.label)
+
+
+def _bytes(n: int) -> str:
+    # Exact bytes below 1 MiB so that a small configured limit is shown as it was set, not as "0 MB".
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:,.1f} MB"
+
+
+def _one_line(exc: Exception) -> str:
+    # pandas' tokenizer messages end in a newline; the command line promises one line per error.
+    return " ".join(str(exc).split())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _CappedReader(io.RawIOBase):
+    """Counts the bytes the parser pulls and stops past the cap.
+
+    The size on disk is not enough for .gz: 2 GB of text compresses below any sensible limit and
+    would then be parsed into memory. Counting the decompressed stream refuses it after reading
+    just over the limit, whatever the compression.
+    """
+
+    def __init__(self, stream, limit: int):
+        self._stream, self._limit, self._count = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        self._count += n
+        if self._count > self._limit:
+            raise _TooLarge
+        return n
+
+
+def read_csv_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFrame:
+    """Read a CSV (optionally .gz) with every column as text; file problems become DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    advice = f"above the limit of {_bytes(max_bytes)} for one file; raise the limit or split the file"
+    size = path.stat().st_size
+    if size > max_bytes:  # refuse at once, before opening anything
+        raise DataError(f"{path.name}: {_bytes(size)} is {advice}")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            capped = io.BufferedReader(_CappedReader(stream, max_bytes), buffer_size=1 << 20)
+            return pd.read_csv(capped, dtype=str, keep_default_na=False, na_values=[""],
+                               encoding="utf-8", skipinitialspace=True)
+    except _TooLarge:
+        raise DataError(f"{path.name}: the decompressed text is {advice}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name}: the file is empty (expected a header row)") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path.name}: not a well-formed CSV ({_one_line(exc)})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name}: not a UTF-8 text file") from None
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise DataError(f"{path.name}: the compressed file is corrupt or truncated "
+                        f"({_one_line(exc)})") from None
+    except OSError as exc:  # permissions, a file removed mid-read: still the user's to fix
+        raise DataError(f"{path.name}: cannot read the file ({_one_line(exc)})") from None
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"{folder}: no {stem}.csv or {stem}.csv.gz (a Kaggle Rossmann folder holds "
+                    f"train.csv and store.csv)")
+
+
+def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int) -> Dataset:
+    folder = Path(source.path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
+    train_path, store_path = _find(folder, "train"), _find(folder, "store")
+    train = validate_train(read_csv_text(train_path, max_bytes), train_path.name)
+    stores = validate_stores(read_csv_text(store_path, max_bytes), np.unique(train["Store"]),
+                             store_path.name)
+    return Dataset(train, stores, source.kind, source.label)
+
+
+def _load_csv(source: CsvSource, max_bytes: int) -> Dataset:
+    raw = read_csv_text(Path(source.path), max_bytes)
+    mapping = dict(source.columns)
+    unknown = set(mapping) - set(MAPPABLE_COLUMNS)
+    if unknown:
+        raise DataError(f"column mapping names unknown field(s) {sorted(unknown)}; "
+                        f"allowed: {list(MAPPABLE_COLUMNS)}")
+    absent = [f"{ours} <- '{theirs}'" for ours, theirs in mapping.items() if theirs not in raw.columns]
+    if absent:
+        raise DataError(f"{Path(source.path).name}: mapped column(s) not in the file: {absent}; "
+                        f"the file has {list(raw.columns)}")
+    # A file column that already bears a mapped name (e.g. 'Sales' while Sales <- 'revenue') would
+    # otherwise survive the rename as a second, ambiguous 'Sales'.
+    shadowed = [c for c in raw.columns if c in mapping and c not in mapping.values()]
+    raw = raw.drop(columns=shadowed).rename(columns={theirs: ours for ours, theirs in mapping.items()})
+    name = Path(source.path).name
+    train = validate_train(raw, name)
+    store_ids = np.unique(train["Store"])
+    if any(c in raw.columns for c in STORE_LEVEL_COLUMNS):
+        per_store = raw.loc[:, ["Store", *[c for c in STORE_LEVEL_COLUMNS if c in raw.columns]]]
+        per_store = per_store.assign(Store=train["Store"].to_numpy()).drop_duplicates("Store")
+        stores = validate_stores(per_store, store_ids, name)
+    else:
+        stores = default_stores(store_ids)
+    return Dataset(train, stores, source.kind, source.label)
+
+
+def load_dataset(source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
+    """Any source -> validated Dataset. Raises DataError with a readable message."""
+    if isinstance(source, DemoSource):
+        from bhm_core.data.demo import generate_demo
+        return generate_demo(source)
+    if isinstance(source, KaggleDirSource):
+        return _load_kaggle_dir(source, max_bytes)
+    if isinstance(source, CsvSource):
+        return _load_csv(source, max_bytes)
+    raise TypeError(f"unknown data source {source!r}")
+
+
+def sniff_header(path: Path) -> list[str]:
+    """Column names of a CSV, for the column-mapping form; reads one line only."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        # utf-8-sig: spreadsheet exports start with a BOM that would stick to the first name.
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataError(f"{Path(path).name}: cannot read the header ({exc})") from None

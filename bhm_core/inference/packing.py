@@ -1,0 +1,205 @@
+"""Observed cells of a cube, packed for the compiled fit.
+
+Full batch: a flat list of observed cells (no work on closed or missing days). Store minibatches:
+cells packed per store into rows of a (stores x max cells) block, so a batch is a gather of rows.
+Both are padded to bucketed sizes so similar problems share one compiled program, and padding is
+masked out of the log density. Store and cell padding are multiples of ``sharding.ALIGN`` so the
+same shapes split evenly over 1, 2, 4 or 8 devices.
+
+`FitData` is what a fit uses from a cube (cells, store ids, feature names and groups, a
+fingerprint); virtual and synthetic series (`virtual.py`) build it without a dense cube.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln
+
+from bhm_core.data.cube import SalesCube
+from bhm_core.errors import DataError
+from bhm_core.model.hierarchy import ModelData
+from bhm_core.inference.sharding import ALIGN
+
+PACK_BLOCK = 1 << 20  # cells handled at a time when packing, to bound temporary memory
+
+
+def bucket(n: int, minimum: int = 64) -> int:
+    """Round up to at most ~12% above n so that similar sizes share one compiled program."""
+    n = max(n, minimum)
+    step = 2 ** max(0, n.bit_length() - 4)
+    return -(-n // step) * step
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """Observed cells of a cube as flat arrays, before padding.
+
+    From a cube the dtypes are int32/float32; the scale generators use narrower ones where they are
+    exact (uint8 slot index and value, int16 day) to fit 10^8 cells in memory.
+    """
+
+    store: np.ndarray   # (n,) int32
+    day: np.ndarray     # (n,) int32
+    index: np.ndarray   # (n, K) int32
+    value: np.ndarray   # (n, K) float32
+    y: np.ndarray       # (n,) float32
+
+
+def observed_cells(cube: SalesCube) -> Cells:
+    store, day = np.nonzero(cube.observed)
+    if store.size == 0:
+        raise DataError("no observed store-days to fit: every day is closed or missing")
+    return Cells(store.astype(np.int32), day.astype(np.int32),
+                 cube.design.index[store, day].astype(np.int32), cube.design.value[store, day],
+                 cube.sales[store, day].astype(np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class FitData:
+    """What a fit uses from its data: the observed cells (sorted by store), one id per store row,
+    the feature names and groups, and a fingerprint of all of it (part of a fit's identity)."""
+
+    cells: Cells
+    store_ids: np.ndarray         # (S,) int64; cells.store indexes into it
+    feature_names: tuple
+    feature_groups: tuple
+    fingerprint: str
+    info: dict = field(default_factory=dict)  # goes into FitResult.meta (dates, origin of the series)
+
+    @property
+    def n_stores(self) -> int:
+        return len(self.store_ids)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @classmethod
+    def from_cube(cls, cube: SalesCube) -> "FitData":
+        return cls(observed_cells(cube), cube.store_ids, tuple(cube.feature_names),
+                   tuple(cube.design.groups), cube.fingerprint,
+                   {"first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])})
+
+
+def fingerprint_of(*parts) -> str:
+    """Hash of plain values by their repr (for FitData built without a cube)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(repr(part).encode())
+    return h.hexdigest()
+
+
+def pack(cells: Cells, n_stores: int, align: int = ALIGN) -> ModelData:
+    """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
+    n, k = cells.index.shape
+    n_pad = _round_up(bucket(n), align)
+    s_pad = _round_up(bucket(n_stores, minimum=8), align)
+
+    def pad(a, size, fill=0, dtype=None):
+        out = np.full((size, *a.shape[1:]), fill, dtype=dtype or a.dtype)
+        out[:len(a)] = a
+        return out
+
+    return ModelData(
+        cell_store=pad(cells.store, n_pad, dtype=np.int32), cell_index=pad(cells.index, n_pad, dtype=np.int32),
+        cell_value=pad(cells.value, n_pad, dtype=np.float32), y=pad(cells.y, n_pad, dtype=np.float32),
+        lgamma_y1=pad(_lgamma_y1(cells.y).astype(np.float32), n_pad),
+        cell_mask=pad(np.ones(n, bool), n_pad, False), store_mask=pad(np.ones(n_stores, bool), s_pad, False),
+        scale=np.float32(1.0))
+
+
+def _lgamma_y1(y: np.ndarray) -> np.ndarray:
+    return np.asarray(gammaln(y.astype(np.float32) + 1.0), np.float32)
+
+
+class StorePacked(NamedTuple):
+    """Cells per store: row s holds store s's observed cells, left-aligned and masked.
+
+    index and value use the narrowest dtype that holds them exactly (int8/int16/int32 and
+    uint8/float16/float32); batch_of widens the gathered rows, so results do not depend on it.
+    """
+
+    index: jnp.ndarray      # (S, L, K) integer
+    value: jnp.ndarray      # (S, L, K) uint8, float16 or float32
+    y: jnp.ndarray          # (S, L) float32
+    lgamma_y1: jnp.ndarray  # (S, L) float32
+    mask: jnp.ndarray       # (S, L) bool
+    n_stores: jnp.ndarray   # () int32: real stores (rows past it are padding)
+
+
+def _index_dtype(index: np.ndarray):
+    top = int(index.max(initial=0))
+    return np.int8 if top < 2**7 else np.int16 if top < 2**15 else np.int32
+
+
+def _value_dtype(value: np.ndarray):
+    """The narrowest of uint8, float16, float32 that represents every value exactly."""
+    for dtype in (np.uint8, np.float16):
+        # a block at a time bounds the temporary copies
+        parts = (value[start:start + PACK_BLOCK] for start in range(0, len(value), PACK_BLOCK))
+        if all(np.array_equal(part.astype(dtype).astype(np.float32), part) for part in parts):
+            return dtype
+    return np.float32
+
+
+def _store_sorted(cells: Cells) -> Cells:
+    if np.all(cells.store[1:] >= cells.store[:-1]):
+        return cells
+    order = np.argsort(cells.store, kind="stable")
+    return Cells(cells.store[order], cells.day[order], cells.index[order], cells.value[order], cells.y[order])
+
+
+def pack_by_store(cells: Cells, n_stores: int, align: int = ALIGN, put=None) -> StorePacked:
+    """Rows of (stores x max cells), filled a block of cells at a time (bounded temporaries).
+
+    put(array, split): applied to each field as soon as it is filled (e.g. moving it to the
+    device(s)), before the next is allocated, so the host never holds every field at once.
+    """
+    put = put or (lambda array, split: array)
+    cells = _store_sorted(cells)
+    counts = np.bincount(cells.store, minlength=n_stores)
+    width = bucket(int(counts.max()), minimum=8)
+    s_pad = _round_up(bucket(n_stores, minimum=8), align)
+    first = np.concatenate([[0], np.cumsum(counts)])  # first cell of each store
+
+    def fill(tail, dtype, source):
+        out = np.zeros((s_pad, width, *tail), dtype)
+        for start in range(0, len(cells.y), PACK_BLOCK):
+            part = slice(start, min(start + PACK_BLOCK, len(cells.y)))
+            store = cells.store[part]
+            out[store, np.arange(part.start, part.stop) - first[store]] = source(part)
+        return put(out, True)
+
+    k = cells.index.shape[1]
+    return StorePacked(fill((k,), _index_dtype(cells.index), lambda part: cells.index[part]),
+                       fill((k,), _value_dtype(cells.value), lambda part: cells.value[part]),
+                       fill((), np.float32, lambda part: cells.y[part]),
+                       fill((), np.float32, lambda part: _lgamma_y1(cells.y[part])),
+                       fill((), bool, lambda part: True),
+                       put(np.int32(n_stores), False))
+
+
+def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
+    """ModelData for a batch of store rows, the likelihood scaled by stores / batch size.
+
+    Sampling rows uniformly with replacement keeps the scaled gradient unbiased for the full one.
+    Only the batch's rows are read: the work and memory of a step grow with the batch, not with S.
+    """
+    batch, width = rows.shape[0], packed.y.shape[1]
+    n = batch * width
+    return ModelData(
+        cell_store=jnp.repeat(jnp.arange(batch, dtype=jnp.int32), width),
+        cell_index=packed.index[rows].reshape(n, -1).astype(jnp.int32),
+        cell_value=packed.value[rows].reshape(n, -1).astype(jnp.float32),
+        y=packed.y[rows].reshape(n), lgamma_y1=packed.lgamma_y1[rows].reshape(n),
+        cell_mask=packed.mask[rows].reshape(n), store_mask=jnp.ones(batch, bool),
+        scale=packed.n_stores.astype(jnp.float32) / batch)

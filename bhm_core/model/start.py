@@ -1,0 +1,165 @@
+"""Where a fit starts: the guide's locations and widths from regressions on log sales.
+
+Up to STORE_BLOCK stores, per-store ridge regressions refined by empirical Bayes (see
+`shrunk_log_linear`) give a Gaussian approximation of each store's posterior, which becomes the
+z guide's whitening. Past that (virtual and synthetic series, 10^5..10^6 stores) only the ridge
+estimates are computed, a block of stores at a time, so memory stays at one block's
+(stores x F x F) normal equations instead of growing with the stores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bhm_core.model.config import FitConfig
+from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
+from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening, to_unconstrained
+from bhm_core.inference.packing import Cells, _store_sorted
+
+INITIAL_LOG_SCALE = math.log(0.05)
+STORE_BLOCK = 1 << 14      # above this many stores, work a block of stores at a time
+BLOCK_ENTRIES = 1 << 23    # stores x F x F of one block's normal equations (64 MB)
+CELL_ENTRIES = 1 << 22     # cells x K of one `normal_equations` call: bounds its per-slot temporaries
+
+
+def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
+    """Guide parameters near the optimum (least_squares) or at the prior means ("prior").
+
+    least_squares: per-store ridge regressions on log sales, refined by empirical Bayes (see
+    `shrunk_log_linear`), give both the locations and the widths of the guide, so SVI starts
+    from a Gaussian approximation of the posterior instead of a point with arbitrary widths.
+    """
+    log_scales, extra = {}, {}
+    if config.init == "least_squares":
+        theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
+        if cov is None:
+            z = (theta - theta_mu) / theta_sigma
+        else:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
+            extra[BASIS] = whitening(theta, cov, theta_mu, theta_sigma)
+            z = np.zeros_like(theta)
+            log_scales["z"] = 0.0
+        # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
+        log_scales.update({"theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
+                           "theta_sigma": np.full(n_features, -0.5 * np.log(2.0 * n_stores))})
+        # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
+        mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
+            np.bincount(cells.store, minlength=n_stores), 1)
+        r_store = np.log(np.clip(resid_var * np.maximum(mean_y, 1.0) - 1.0, 1.0, 1e6))
+        r_mu = float(np.median(r_store))
+        r_sigma = max(float(r_store.std()) / float(priors_arr.w_scale), 0.1)
+        w = np.clip((r_store - r_mu) / r_sigma, -3 * float(priors_arr.w_scale), 3 * float(priors_arr.w_scale))
+    else:
+        theta_mu = np.asarray(priors_arr.mu_loc, np.float64)
+        theta_sigma = np.full(n_features, 0.5)
+        z = np.zeros((n_stores, n_features))
+        r_mu, r_sigma, w = float(priors_arr.r_mu_loc), 0.5, np.zeros(n_stores)
+    values = {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": np.asarray(r_mu),
+              "r_sigma": np.asarray(r_sigma), "z": z, "w": w}
+    return {**{name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
+                                np.asarray(np.broadcast_to(log_scales.get(name, INITIAL_LOG_SCALE), np.shape(v)),
+                                           np.float32))
+               for name, v in values.items()}, **extra}
+
+
+EB_ROUNDS = 3
+MIN_SIGMA = 0.01  # floor on a feature's spread across stores, so no feature starts fully pooled
+
+
+def shrunk_log_linear(cells: Cells, n_stores: int, n_features: int):
+    """Empirical-Bayes estimates on log sales: the Gaussian approximation of the model's posterior.
+
+    Treating log y = x theta_s + noise (noise variance per store from the ridge residuals) with
+    theta_s ~ N(theta_mu, theta_sigma^2), alternate the per-store posteriors (batched F x F solves)
+    and moment updates of theta_mu and theta_sigma. Returns per-store posterior means (S, F) and
+    covariances (S, F, F), theta_mu (F,), theta_sigma (F,) and the residual variances (S,).
+    Features a store never saw stay at the prior. Past STORE_BLOCK stores: ridge estimates and no
+    covariances (None), to keep memory at a block's.
+    """
+    if n_stores > STORE_BLOCK:
+        theta, resid_var = per_store_log_linear(cells, n_stores, n_features)
+        return theta, None, theta.mean(0), np.maximum(theta.std(0), 0.05), resid_var
+    equations = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y.astype(np.float64)),
+                                 n_stores, n_features)
+    xtx, xty, counts = equations
+    _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y, n_stores, n_features,
+                                         equations=equations)
+    resid_var = moderated_variance(resid_var, counts, n_features)
+    noise = np.maximum(resid_var, 1e-4)
+    theta_mu, theta_sigma = theta.mean(0), np.maximum(theta.std(0), MIN_SIGMA)
+    for _ in range(EB_ROUNDS):
+        theta, cov = store_posterior(xtx, xty, noise, theta_mu, theta_sigma)
+        theta_mu = theta.mean(0)
+        post_var = np.diagonal(cov, axis1=1, axis2=2)
+        theta_sigma = np.maximum(np.sqrt(((theta - theta_mu) ** 2 + post_var).mean(0)), MIN_SIGMA)
+    return theta, cov, theta_mu, theta_sigma, resid_var
+
+
+def store_posterior(xtx, xty, noise, mu, sigma):
+    """Posterior means (S, F) and covariances (S, F, F) of theta_s ~ N(mu, sigma^2) given
+    log y = x theta_s + N(0, noise): X'X (S, F, F), X'y (S, F), noise () or per store (S,)."""
+    noise = np.asarray(noise)[..., None]
+    cov = np.linalg.inv(xtx / noise[..., None] + np.diag(1.0 / sigma**2))
+    cov = 0.5 * (cov + cov.transpose(0, 2, 1))  # exactly symmetric for the Cholesky factor
+    return np.einsum("sfg,sg->sf", cov, xty / noise + mu / sigma**2), cov
+
+
+def whitening(theta, cov, mu, sigma) -> Whitening:
+    """The z guide's basis in which the Gaussian N(theta, cov) on theta = mu + sigma z is white."""
+    cov_z = cov / np.outer(sigma, sigma)
+    return Whitening(((theta - mu) / sigma).astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
+
+
+def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: int) -> np.ndarray:
+    """Residual variances pulled toward the typical store's, with the weight of n_features days.
+
+    A store with few days is fitted almost exactly by its own regression, so its raw residual
+    variance is far too small; taken as the noise level, it would make the start (and the guide's
+    whitening) trust those few days as if they were noise-free. Variance moderation as in limma.
+    """
+    typical = float(np.median(resid_var[counts > 2 * n_features])) if np.any(counts > 2 * n_features) \
+        else float(np.median(resid_var))
+    return (counts * resid_var + n_features * typical) / (counts + n_features)
+
+
+def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
+    """Per-store ridge estimates (S, F) of log sales and residual variances (S,), pulled toward the
+    pooled estimate: fit_log_linear's, block by block (two passes: the pooled equations, then the
+    stores)."""
+    cells = _store_sorted(cells)
+    f = n_features
+    block = max(1, min(STORE_BLOCK, BLOCK_ENTRIES // (f * f)))
+    xtx_all, xty_all = np.zeros((f, f)), np.zeros(f)
+    for first in range(0, n_stores, block):  # pass 1: pooled equations
+        xtx, xty, _ = _block_equations(cells, first, min(block, n_stores - first), f)
+        xtx_all += xtx.sum(0)
+        xty_all += xty.sum(0)
+    pooled = ridge(xtx_all, xty_all, POOLED_PENALTY, np.zeros(f))
+    theta, resid_var = np.zeros((n_stores, f)), np.zeros(n_stores)
+    for first in range(0, n_stores, block):  # pass 2: the stores, shrunk toward the pooled fit
+        count = min(block, n_stores - first)
+        xtx, xty, counts = _block_equations(cells, first, count, f)
+        estimate = ridge(xtx, xty, STORE_PENALTY, pooled)
+        part = slice(*np.searchsorted(cells.store, [first, first + count]))
+        store = cells.store[part] - first
+        eta = (estimate[store[:, None], cells.index[part]] * cells.value[part]).sum(-1)
+        resid2 = np.bincount(store, weights=(np.log(cells.y[part].astype(np.float64)) - eta) ** 2,
+                             minlength=count)
+        theta[first:first + count], resid_var[first:first + count] = estimate, resid2 / np.maximum(counts, 1)
+    return theta, resid_var
+
+
+def _block_equations(cells: Cells, first: int, count: int, f: int):
+    """X'X (count, F, F), X'y (count, F) and cell counts of stores [first, first + count)."""
+    lo, hi = np.searchsorted(cells.store, [first, first + count])
+    xtx, xty, counts = np.zeros((count, f, f)), np.zeros((count, f)), np.zeros(count, np.int64)
+    step = max(1, CELL_ENTRIES // cells.index.shape[1])
+    for start in range(lo, hi, step):
+        part = slice(start, min(start + step, hi))
+        equations = normal_equations(cells.store[part] - first, cells.index[part], cells.value[part],
+                                     np.log(cells.y[part].astype(np.float64)), count, f)
+        xtx += equations[0]
+        xty += equations[1]
+        counts += equations[2]
+    return xtx, xty, counts
