@@ -43,27 +43,42 @@ def _fmt(value, digits=4) -> str:
 
 def table(name: str, summary: dict, seconds: float, reference: dict) -> str:
     rows = {"hierarchical": summary["model"], **summary["baselines"]}
-    lines = [f"\n## {name}: {summary['n_stores']} stores, {summary['n_scored_cells']:,} scored cells; "
-             f"fit {summary['fit_seconds']:.1f} s (compile {summary['compile_seconds']:.1f} s, "
-             f"{summary['steps']} steps); whole experiment {seconds:.1f} s",
-             f"{'method':<18}" + "".join(f"{c:>13}" for c in COLUMNS) + f"{'reference':>11}"]
+    lines = [
+        f"\n## {name}: {summary['n_stores']} stores, {summary['n_scored_cells']:,} scored cells; "
+        f"fit {summary['fit_seconds']:.1f} s (compile {summary['compile_seconds']:.1f} s, "
+        f"{summary['steps']} steps); whole experiment {seconds:.1f} s",
+        f"{'method':<18}" + "".join(f"{c:>13}" for c in COLUMNS) + f"{'reference':>11}",
+    ]
     for method, metrics in rows.items():
         ref = reference.get(method)
-        lines.append(f"{method:<18}" + "".join(f"{_fmt(metrics.get(c)):>13}" for c in COLUMNS)
-                     + f"{_fmt(ref, 3) if ref is not None else '':>11}")
+        lines.append(
+            f"{method:<18}"
+            + "".join(f"{_fmt(metrics.get(c)):>13}" for c in COLUMNS)
+            + f"{_fmt(ref, 3) if ref is not None else '':>11}"
+        )
     per_store = summary["per_store"]
     if per_store:
         wins = sum(e["rmspe"] < e["baseline_rmspe"] for e in per_store if e["baseline_rmspe"] is not None)
-        lines.append(f"model better than {per_store[0]['baseline']} (best baseline) on {wins} of "
-                     f"{len(per_store)} stores")
+        lines.append(
+            f"model better than {per_store[0]['baseline']} (best baseline) on {wins} of {len(per_store)} stores"
+        )
     return "\n".join(lines)
 
 
 def sources_table(evaluation) -> str:
-    keys = ("rmspe", "without_store_level", "without_day_shocks", "without_both",
-            "sd_store_level", "sd_day_shocks", "sd_rest")
-    lines = ["error sources (RMSPE if known in advance; sd of the log-error parts):",
-             f"{'method':<18}" + "".join(f"{k:>21}" for k in keys)]
+    keys = (
+        "rmspe",
+        "without_store_level",
+        "without_day_shocks",
+        "without_both",
+        "sd_store_level",
+        "sd_day_shocks",
+        "sd_rest",
+    )
+    lines = [
+        "error sources (RMSPE if known in advance; sd of the log-error parts):",
+        f"{'method':<18}" + "".join(f"{k:>21}" for k in keys),
+    ]
     for method, parts in evaluation.anatomy.items():
         lines.append(f"{method:<18}" + "".join(f"{parts[k]:>21.4f}" for k in keys))
     return "\n".join(lines)
@@ -72,8 +87,10 @@ def sources_table(evaluation) -> str:
 def total_line(summary: dict, shock_sd: float) -> str:
     """How the interval of the chain's daily total (all stores summed) held over the horizon."""
     total = summary["total"]
-    return (f"chain total, {total['n_days']} days: 50% / 90% intervals hold {total['coverage_50']:.2f} / "
-            f"{total['coverage_90']:.2f}, RMSPE {total['rmspe']:.4f}; day-shock sd of the fit {shock_sd:.4f}")
+    return (
+        f"chain total, {total['n_days']} days: 50% / 90% intervals hold {total['coverage_50']:.2f} / "
+        f"{total['coverage_90']:.2f}, RMSPE {total['rmspe']:.4f}; day-shock sd of the fit {shock_sd:.4f}"
+    )
 
 
 def main(argv=None) -> int:
@@ -84,46 +101,70 @@ def main(argv=None) -> int:
     parser.add_argument("--cutoffs", nargs="*", default=list(CUTOFFS))
     parser.add_argument("--no-coldstart", action="store_true")
     parser.add_argument("--json-out", help="also write every summary to this JSON file")
-    parser.add_argument("--features", default="{}",
-                        help="FeatureSpec fields changed from the defaults, as JSON (an ablation row)")
+    parser.add_argument(
+        "--features", default="{}", help="FeatureSpec fields changed from the defaults, as JSON (an ablation row)"
+    )
     args = parser.parse_args(argv)
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir} (needs Kaggle-layout train.csv and store.csv)", file=sys.stderr)
         return 2
 
     sys.path.insert(0, str(REPO))
-    from bhm_core.model.config import FitConfig
-    from bhm_core.inference.engine import enable_compilation_cache
-    from bhm_core.evaluation.backtest import backtest, coldstart_trial
     from bhm_core.data.features import FeatureSpec
     from bhm_core.data.sources import KaggleDirSource, load_dataset
+    from bhm_core.evaluation.backtest import backtest, coldstart_trial
+    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()
     config = FitConfig(**({"steps": args.steps} if args.steps else {}))
     start = time.perf_counter()
     spec = FeatureSpec(**json.loads(args.features))
     cube = load_dataset(KaggleDirSource(args.data_dir)).cube(spec)
-    print(f"loaded {cube.n_stores} stores x {cube.n_days} days in {time.perf_counter() - start:.1f} s; "
-          f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}), "
-          f"{args.samples} samples; {spec}", flush=True)
+    print(
+        f"loaded {cube.n_stores} stores x {cube.n_days} days in {time.perf_counter() - start:.1f} s; "
+        f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}), "
+        f"{args.samples} samples; {spec}",
+        flush=True,
+    )
     results = {}
     for cutoff in args.cutoffs:
         start = time.perf_counter()
         evaluation = backtest(cube, cutoff, HORIZON, config=config, n_samples=args.samples)
         summary = evaluation.summary
         results[f"backtest {cutoff}"] = summary
-        print(table(f"backtest cutoff {cutoff}, horizon {HORIZON}", summary, time.perf_counter() - start,
-                    REFERENCE.get(cutoff, {})), flush=True)
+        print(
+            table(
+                f"backtest cutoff {cutoff}, horizon {HORIZON}",
+                summary,
+                time.perf_counter() - start,
+                REFERENCE.get(cutoff, {}),
+            ),
+            flush=True,
+        )
         print(sources_table(evaluation), flush=True)
         print(total_line(summary, evaluation.fit.day_shock_sd), flush=True)
     if not args.no_coldstart:
         start = time.perf_counter()
-        summary = coldstart_trial(cube, COLD["new_stores"], COLD["known_days"], HORIZON, seed=COLD["seed"],
-                                  config=config, n_samples=args.samples).summary
+        summary = coldstart_trial(
+            cube,
+            COLD["new_stores"],
+            COLD["known_days"],
+            HORIZON,
+            seed=COLD["seed"],
+            config=config,
+            n_samples=args.samples,
+        ).summary
         results["coldstart"] = summary
-        print(table(f"cold start {COLD['new_stores']} stores x {COLD['known_days']} known days, "
-                    f"horizon {HORIZON}", summary, time.perf_counter() - start, REFERENCE["coldstart"]),
-              flush=True)
+        print(
+            table(
+                f"cold start {COLD['new_stores']} stores x {COLD['known_days']} known days, horizon {HORIZON}",
+                summary,
+                time.perf_counter() - start,
+                REFERENCE["coldstart"],
+            ),
+            flush=True,
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
     return 0

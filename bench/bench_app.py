@@ -35,8 +35,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 TARGETS = {"startup": 5.0, "switch": 0.3, "fit50": 5.0}
-PAGES = ("pages/data.py", "pages/stores.py", "pages/fit.py", "pages/forecast.py", "pages/effects.py",
-         "pages/baselines.py", "pages/new_stores.py")
+PAGES = (
+    "pages/data.py",
+    "pages/stores.py",
+    "pages/fit.py",
+    "pages/forecast.py",
+    "pages/effects.py",
+    "pages/baselines.py",
+    "pages/new_stores.py",
+)
 
 
 def free_port() -> int:
@@ -48,14 +55,31 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------------------------
 # (a) start-up in a real browser
 
+
 def startup_once(browser, env: dict) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server writes to it until it is stopped
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         while True:
             try:
@@ -98,8 +122,10 @@ def bench_startup(env: dict, launches: int) -> dict | None:
         return None
     runs = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         for _ in range(launches):
             runs.append(startup_once(browser, env))
         browser.close()
@@ -109,6 +135,7 @@ def bench_startup(env: dict, launches: int) -> dict | None:
 # ----------------------------------------------------------------------------------------------
 # (b) and (c) through AppTest, in this process
 
+
 def _timed_run(at) -> float:
     began = time.perf_counter()
     at.run()
@@ -116,7 +143,7 @@ def _timed_run(at) -> float:
 
 
 def _wait_fit(at, state):
-    job = at.session_state[state.FIT_JOB] if state.FIT_JOB in at.session_state else None
+    job = at.session_state.get(state.FIT_JOB, None)
     if job is not None:
         job.wait(600)
     return job
@@ -149,12 +176,20 @@ def bench_app(repeats: int) -> dict:
     at.switch_page("pages/fit.py").run()
     seconds, job = _fit(at, state)
     meta = job.outcome.result.meta
-    out["fit50_first"] = {"click_to_shown": seconds, "job": job.seconds,
-                          "compile": meta.get("compile_seconds", 0.0), "steps": meta.get("steps")}
+    out["fit50_first"] = {
+        "click_to_shown": seconds,
+        "job": job.seconds,
+        "compile": meta.get("compile_seconds", 0.0),
+        "steps": meta.get("steps"),
+    }
     seconds, job = _fit(at, state, seed=1)
     meta = job.outcome.result.meta
-    out["fit50_again"] = {"click_to_shown": seconds, "job": job.seconds,
-                          "compile": meta.get("compile_seconds", 0.0), "steps": meta.get("steps")}
+    out["fit50_again"] = {
+        "click_to_shown": seconds,
+        "job": job.seconds,
+        "compile": meta.get("compile_seconds", 0.0),
+        "steps": meta.get("steps"),
+    }
 
     # (b) a cached fit of the first 20 stores (the default when nothing is picked).
     at.session_state[state.SELECTED_STORES] = []
@@ -167,14 +202,16 @@ def bench_app(repeats: int) -> dict:
         assert not at.exception, (page, at.exception)
     # A backtest and a new-store trial (default windows, the Model & fit settings), so that those
     # pages show their results while switching.
-    for page, label, kind in (("pages/baselines.py", "Run the backtest", "backtest"),
-                              ("pages/new_stores.py", "Fit and forecast", "coldstart")):
+    for page, label, kind in (
+        ("pages/baselines.py", "Run the backtest", "backtest"),
+        ("pages/new_stores.py", "Fit and forecast", "coldstart"),
+    ):
         at.switch_page(page).run()
         began = time.perf_counter()
         next(b for b in at.button if b.label.startswith(label)).click()
         at.run()
         key = f"{state.EVAL_JOB}.{kind}"
-        job = at.session_state[key] if key in at.session_state else None
+        job = at.session_state.get(key, None)
         if job is not None:
             job.wait(600)
         at.run()
@@ -213,8 +250,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     fits = tempfile.mkdtemp(prefix="bhm-bench-fits-")
-    env = {**os.environ, "BHM_DEMO_STORES": str(args.stores), "BHM_DEMO_DAYS": str(args.days),
-           "BHM_FIT_DIR": fits}
+    env = {**os.environ, "BHM_DEMO_STORES": str(args.stores), "BHM_DEMO_DAYS": str(args.days), "BHM_FIT_DIR": fits}
     os.environ.update({k: env[k] for k in ("BHM_DEMO_STORES", "BHM_DEMO_DAYS", "BHM_FIT_DIR")})
     try:
         startup = None if args.no_browser else bench_startup(env, args.launches)
@@ -224,22 +260,24 @@ def main(argv=None) -> int:
 
     rows = []
     if startup is not None:
-        rows.append(("(a) start -> Data page summary visible (chromium)", startup["usable"],
-                     TARGETS["startup"]))
-        print(f"(a) median of {args.launches} launches: health endpoint {startup['health']:.2f} s, "
-              f"summary {startup['usable']:.2f} s, coverage chart {startup['chart']:.2f} s")
+        rows.append(("(a) start -> Data page summary visible (chromium)", startup["usable"], TARGETS["startup"]))
+        print(
+            f"(a) median of {args.launches} launches: health endpoint {startup['health']:.2f} s, "
+            f"summary {startup['usable']:.2f} s, coverage chart {startup['chart']:.2f} s"
+        )
     for page, seconds in app["switch"].items():
         rows.append((f"(b) switch to {page} (cached fit)", seconds, TARGETS["switch"]))
-    rows.append(("(b) Forecast: switch shown stores (seen before)", app["stores_seen"],
-                 TARGETS["switch"]))
+    rows.append(("(b) Forecast: switch shown stores (seen before)", app["stores_seen"], TARGETS["switch"]))
     rows.append(("    Forecast: stores never shown (new samples)", app["stores_new"], None))
     rows.append(("    Baselines: backtest of 20 stores (click to shown)", app["backtest"], None))
     rows.append(("    New stores: 3 stores, K = 7 (click to shown)", app["coldstart"], None))
     for name, label in (("fit50_first", "first in this process"), ("fit50_again", "again, seed 1")):
         fit = app[name]
         rows.append((f"(c) 50-store fit, defaults, {label}", fit["click_to_shown"], TARGETS["fit50"]))
-        print(f"(c) {label}: job {fit['job']:.2f} s (compile {fit['compile']:.2f} s, "
-              f"{fit['steps']} steps), click to shown {fit['click_to_shown']:.2f} s")
+        print(
+            f"(c) {label}: job {fit['job']:.2f} s (compile {fit['compile']:.2f} s, "
+            f"{fit['steps']} steps), click to shown {fit['click_to_shown']:.2f} s"
+        )
     print(f"\ndemo {args.stores} stores x {args.days} days, {os.cpu_count()} cpus")
     print(f"{'what':58} {'measured':>10} {'target':>8}  ok")
     missed = 0

@@ -39,8 +39,7 @@ def child(data_dir: str) -> None:
     summary = cube.summary()
     wrong = {k: summary[k] for k, v in EXPECTED.items() if summary[k] != v}
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "wrong": wrong,
-                      "n_observed": summary["n_observed"]}))
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "wrong": wrong, "n_observed": summary["n_observed"]}))
 
 
 def profile(data_dir: str) -> None:
@@ -58,16 +57,17 @@ def profile(data_dir: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir_pos", nargs="?", help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", default=None, help=f"Kaggle-layout folder (default "
-                                                          f"{DEFAULT_DATA})")
+    parser.add_argument("--data-dir", default=None, help=f"Kaggle-layout folder (default {DEFAULT_DATA})")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir or args.data_dir_pos or DEFAULT_DATA).expanduser().resolve()
     if not (data_dir / "store.csv").is_file():
-        print(f"error: no Rossmann data in {data_dir} (expects train.csv(.gz) and store.csv); "
-              f"pass --data-dir", file=sys.stderr)
+        print(
+            f"error: no Rossmann data in {data_dir} (expects train.csv(.gz) and store.csv); pass --data-dir",
+            file=sys.stderr,
+        )
         return 2
     if args.child:
         child(str(data_dir))
@@ -78,29 +78,37 @@ def main(argv=None) -> int:
 
     runs = []
     for i in range(args.runs):
-        done = subprocess.run([sys.executable, __file__, "--child", "--data-dir", str(data_dir)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", "--data-dir", str(data_dir)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 1
         run = json.loads(done.stdout.strip().splitlines()[-1])
         if run["wrong"]:
-            print(f"error: the cube does not match the Rossmann facts: {run['wrong']}",
-                  file=sys.stderr)
+            print(f"error: the cube does not match the Rossmann facts: {run['wrong']}", file=sys.stderr)
             return 1
         print(f"run {i + 1}: {run['seconds']:.2f} s, peak RSS {run['peak_mb']:.0f} MB")
         runs.append(run)
     seconds = statistics.median(r["seconds"] for r in runs)
     peak_mb = max(r["peak_mb"] for r in runs)
     ok_time, ok_memory = seconds <= TARGET_SECONDS, peak_mb <= TARGET_MB
-    print(f"load + validate + cube of {data_dir.name} ({EXPECTED['n_stores']} stores x "
-          f"{EXPECTED['n_days']} days, {runs[0]['n_observed']:,} observed cells)")
-    print(f"median time   {seconds:6.2f} s   target <= {TARGET_SECONDS:.0f} s    "
-          f"{'ok' if ok_time else 'OVER'}")
-    print(f"peak RSS      {peak_mb:6.0f} MB  target <= {TARGET_MB:.0f} MB "
-          f"{'ok' if ok_memory else 'OVER'}")
-    print(json.dumps({"median_seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1),
-                      "runs": len(runs), "ok": ok_time and ok_memory}))
+    print(
+        f"load + validate + cube of {data_dir.name} ({EXPECTED['n_stores']} stores x "
+        f"{EXPECTED['n_days']} days, {runs[0]['n_observed']:,} observed cells)"
+    )
+    print(f"median time   {seconds:6.2f} s   target <= {TARGET_SECONDS:.0f} s    {'ok' if ok_time else 'OVER'}")
+    print(f"peak RSS      {peak_mb:6.0f} MB  target <= {TARGET_MB:.0f} MB {'ok' if ok_memory else 'OVER'}")
+    print(
+        json.dumps(
+            {
+                "median_seconds": round(seconds, 3),
+                "peak_rss_mb": round(peak_mb, 1),
+                "runs": len(runs),
+                "ok": ok_time and ok_memory,
+            }
+        )
+    )
     return 0 if ok_time and ok_memory else 1
 
 

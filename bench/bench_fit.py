@@ -26,12 +26,12 @@ CUTOFF, HORIZON_END = "2015-06-19", "2015-07-31"
 def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from bhm_core.artifacts import FitStore
-    from bhm_core.model.config import FitConfig
-    from bhm_core.inference.engine import enable_compilation_cache, fit
+    from bhm_core.data.sources import KaggleDirSource, load_dataset
     from bhm_core.evaluation.metrics import score_dict
     from bhm_core.forecast.predict import forecast
+    from bhm_core.inference.engine import enable_compilation_cache, fit
+    from bhm_core.model.config import FitConfig
     from bhm_core.scale.run import peak_rss_mb
-    from bhm_core.data.sources import KaggleDirSource, load_dataset
 
     if os.environ.get("BENCH_COMPILE_CACHE"):
         enable_compilation_cache(os.environ["BENCH_COMPILE_CACHE"])
@@ -47,9 +47,14 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
         FitStore(fit_dir).save(result, "0" * 20)
         fc = forecast(result, full, first="2015-06-20", last=HORIZON_END, n_samples=200)
         scores = score_dict(fc[fc["y"].notna()])["hierarchical"]
-        return {"seconds": seconds, "compile_seconds": result.meta["compile_seconds"],
-                "steps": result.meta["steps"], "final_loss": result.final_loss,
-                "rmspe": scores["rmspe"], "peak_mb": peak_rss_mb()}
+        return {
+            "seconds": seconds,
+            "compile_seconds": result.meta["compile_seconds"],
+            "steps": result.meta["steps"],
+            "final_loss": result.final_loss,
+            "rmspe": scores["rmspe"],
+            "peak_mb": peak_rss_mb(),
+        }
     if mode == "predict":
         result = FitStore(fit_dir).load("0" * 20)
         forecast(result, full, result.store_ids[:64], "2015-06-20", "2015-06-21", n_samples=500)  # compile
@@ -64,8 +69,12 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
         start = time.perf_counter()
         fit(history.select_stores(full.store_ids[50:100]), FitConfig(steps=config.steps, seed=1))
         warm = time.perf_counter() - start
-        return {"fresh_seconds": fresh, "compile_seconds": first.meta["compile_seconds"],
-                "warm_seconds": warm, "steps": first.meta["steps"]}
+        return {
+            "fresh_seconds": fresh,
+            "compile_seconds": first.meta["compile_seconds"],
+            "warm_seconds": warm,
+            "steps": first.meta["steps"],
+        }
     raise SystemExit(f"unknown mode {mode}")
 
 
@@ -129,8 +138,18 @@ def main() -> int:
     ]
     for name, value, target in rows:
         print(f"{name:<42} {value:>12.4g}  {target}")
-    print(json.dumps({"full": full, "long": long, "predict": predict, "fifty_cold": fifty_cold,
-                      "fifty_cached": fifty_cached, "rmspe_gap": gap}))
+    print(
+        json.dumps(
+            {
+                "full": full,
+                "long": long,
+                "predict": predict,
+                "fifty_cold": fifty_cold,
+                "fifty_cached": fifty_cached,
+                "rmspe_gap": gap,
+            }
+        )
+    )
     return 0
 
 

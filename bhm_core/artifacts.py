@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from bhm_core import __version__
-from bhm_core.model.config import FitConfig, Priors
-from bhm_core.inference.engine import FitResult
-from bhm_core.errors import ArtifactError, ConfigError
 from bhm_core.data.features import FeatureSpec
-from bhm_core.model.hierarchy import SiteParams, Whitening
+from bhm_core.errors import ArtifactError, ConfigError
+from bhm_core.inference.engine import FitResult
 from bhm_core.inference.optim import AdamState
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.model.hierarchy import SiteParams, Whitening
 
 FORMAT_VERSION = 1
 # chunk_steps only sets how often progress is reported; it does not change the result.
@@ -38,21 +38,33 @@ CONFIG_FIELDS_NOT_IN_KEY = ("chunk_steps",)
 def library_versions() -> dict:
     import jax
     import numpyro
-    return {"bhm_core": __version__, "jax": jax.__version__, "numpyro": numpyro.__version__,
-            "numpy": np.__version__, "format": FORMAT_VERSION}
+
+    return {
+        "bhm_core": __version__,
+        "jax": jax.__version__,
+        "numpyro": numpyro.__version__,
+        "numpy": np.__version__,
+        "format": FORMAT_VERSION,
+    }
 
 
-def fit_key(data_fingerprint: str, config: FitConfig, priors: Priors, spec: FeatureSpec,
-            extra: dict | None = None) -> str:
+def fit_key(
+    data_fingerprint: str, config: FitConfig, priors: Priors, spec: FeatureSpec, extra: dict | None = None
+) -> str:
     settings = {k: v for k, v in config.to_dict().items() if k not in CONFIG_FIELDS_NOT_IN_KEY}
-    payload = {"data": data_fingerprint, "config": settings, "priors": priors.to_dict(),
-               "spec": asdict(spec), "versions": library_versions(), "extra": extra or {}}
+    payload = {
+        "data": data_fingerprint,
+        "config": settings,
+        "priors": priors.to_dict(),
+        "spec": asdict(spec),
+        "versions": library_versions(),
+        "extra": extra or {},
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _flatten(result: FitResult) -> dict:
-    arrays = {"losses": result.losses, "store_ids": result.store_ids,
-              "opt_step": np.asarray(result.opt_state.step)}
+    arrays = {"losses": result.losses, "store_ids": result.store_ids, "opt_step": np.asarray(result.opt_state.step)}
     trees = {"params": result.params, "opt_mu": result.opt_state.mu, "opt_nu": result.opt_state.nu}
     for prefix, tree in trees.items():
         for name, site in tree.items():
@@ -98,8 +110,15 @@ class FitStore:
             raise ArtifactError(f"not a fit key: {key!r}")
         return self.root / key
 
-    def save(self, result: FitResult, key: str, *, label: str = "", spec: FeatureSpec = FeatureSpec(),
-             parent: str | None = None) -> str:
+    def save(
+        self,
+        result: FitResult,
+        key: str,
+        *,
+        label: str = "",
+        spec: FeatureSpec = FeatureSpec(),
+        parent: str | None = None,
+    ) -> str:
         """Write atomically; if the same key is already saved, keep the existing copy."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(key)
@@ -110,13 +129,20 @@ class FitStore:
         try:
             np.savez(tmp / "arrays.npz", **_flatten(result))
             record = {
-                "key": key, "label": label, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "data_fingerprint": result.data_fingerprint, "config": result.config.to_dict(),
-                "priors": result.priors.to_dict(), "spec": asdict(spec),
-                "feature_names": list(result.feature_names), "feature_groups": list(result.feature_groups),
-                "n_stores": int(len(result.store_ids)),
-                "store_ids": [int(i) for i in result.store_ids], "versions": library_versions(),
-                "parent": parent, "meta": {k: _jsonable(v) for k, v in result.meta.items()},
+                "key": key,
+                "label": label,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "data_fingerprint": result.data_fingerprint,
+                "config": result.config.to_dict(),
+                "priors": result.priors.to_dict(),
+                "spec": asdict(spec),
+                "feature_names": list(result.feature_names),
+                "feature_groups": list(result.feature_groups),
+                "n_stores": len(result.store_ids),
+                "store_ids": [int(i) for i in result.store_ids],
+                "versions": library_versions(),
+                "parent": parent,
+                "meta": {k: _jsonable(v) for k, v in result.meta.items()},
                 "arrays_sha256": _sha256(tmp / "arrays.npz"),
             }
             (tmp / "record.json").write_text(json.dumps(record, indent=1))
@@ -142,21 +168,32 @@ class FitStore:
         """Load a fit; raises ArtifactError if it is corrupt or made by other library versions."""
         record = self.record(key)
         if record.get("versions") != library_versions():
-            raise ArtifactError(f"saved fit {key} was made with {record.get('versions')}, not the "
-                                f"running {library_versions()}; it will be refitted")
+            raise ArtifactError(
+                f"saved fit {key} was made with {record.get('versions')}, not the "
+                f"running {library_versions()}; it will be refitted"
+            )
         arrays_path = self.path(key) / "arrays.npz"
         if not arrays_path.is_file() or _sha256(arrays_path) != record.get("arrays_sha256"):
-            raise ArtifactError(f"saved fit {key} is corrupt (its arrays do not match the record's "
-                                f"checksum); it will be refitted")
+            raise ArtifactError(
+                f"saved fit {key} is corrupt (its arrays do not match the record's checksum); it will be refitted"
+            )
         try:
             with np.load(arrays_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             params = _unflatten(arrays, "params")
             opt = AdamState(arrays["opt_step"], _unflatten(arrays, "opt_mu"), _unflatten(arrays, "opt_nu"))
-            return FitResult(params, opt, arrays["losses"], arrays["store_ids"],
-                             tuple(record["feature_names"]), tuple(record["feature_groups"]),
-                             Priors.from_dict(record["priors"]), FitConfig.from_dict(record["config"]),
-                             record["data_fingerprint"], record["meta"])
+            return FitResult(
+                params,
+                opt,
+                arrays["losses"],
+                arrays["store_ids"],
+                tuple(record["feature_names"]),
+                tuple(record["feature_groups"]),
+                Priors.from_dict(record["priors"]),
+                FitConfig.from_dict(record["config"]),
+                record["data_fingerprint"],
+                record["meta"],
+            )
         except (KeyError, ValueError, OSError, ConfigError) as exc:
             raise ArtifactError(f"saved fit {key} cannot be read ({exc}); it will be refitted") from None
 
@@ -191,12 +228,27 @@ class FitStore:
             with np.load(self.path(key) / "arrays.npz", allow_pickle=False) as npz:
                 return np.asarray(npz["store_ids"], dtype=np.int64)
         except (KeyError, ValueError, OSError) as exc:
-            raise ArtifactError(f"saved fit {key} has no readable store ids ({exc}); it will be "
-                                f"refitted") from None
+            raise ArtifactError(f"saved fit {key} has no readable store ids ({exc}); it will be refitted") from None
 
-    LIST_COLUMNS = ("key", "created", "label", "n_stores", "steps", "final_loss", "seconds",
-                    "learning_rate", "optimizer", "schedule", "seed", "batch_size", "priors",
-                    "stale", "data_fingerprint", "arrays_sha256", "parent")
+    LIST_COLUMNS = (
+        "key",
+        "created",
+        "label",
+        "n_stores",
+        "steps",
+        "final_loss",
+        "seconds",
+        "learning_rate",
+        "optimizer",
+        "schedule",
+        "seed",
+        "batch_size",
+        "priors",
+        "stale",
+        "data_fingerprint",
+        "arrays_sha256",
+        "parent",
+    )
 
     def list(self) -> pd.DataFrame:
         """One row per readable record, newest first; nothing but the records is read. `stale`:
@@ -209,15 +261,27 @@ class FitStore:
             except ArtifactError:
                 continue
             meta, config = rec.get("meta") or {}, rec.get("config") or {}
-            rows.append({"key": rec.get("key", folder.name), "created": rec.get("created"),
-                         "label": rec.get("label", ""), "n_stores": rec.get("n_stores"),
-                         "steps": meta.get("steps"), "final_loss": meta.get("final_loss"),
-                         "seconds": meta.get("seconds"), "learning_rate": config.get("learning_rate"),
-                         "optimizer": config.get("optimizer"), "schedule": config.get("schedule"),
-                         "seed": config.get("seed"), "batch_size": config.get("batch_size"),
-                         "priors": rec.get("priors") or {}, "stale": rec.get("versions") != versions,
-                         "data_fingerprint": rec.get("data_fingerprint"),
-                         "arrays_sha256": rec.get("arrays_sha256", ""), "parent": rec.get("parent")})
+            rows.append(
+                {
+                    "key": rec.get("key", folder.name),
+                    "created": rec.get("created"),
+                    "label": rec.get("label", ""),
+                    "n_stores": rec.get("n_stores"),
+                    "steps": meta.get("steps"),
+                    "final_loss": meta.get("final_loss"),
+                    "seconds": meta.get("seconds"),
+                    "learning_rate": config.get("learning_rate"),
+                    "optimizer": config.get("optimizer"),
+                    "schedule": config.get("schedule"),
+                    "seed": config.get("seed"),
+                    "batch_size": config.get("batch_size"),
+                    "priors": rec.get("priors") or {},
+                    "stale": rec.get("versions") != versions,
+                    "data_fingerprint": rec.get("data_fingerprint"),
+                    "arrays_sha256": rec.get("arrays_sha256", ""),
+                    "parent": rec.get("parent"),
+                }
+            )
         frame = pd.DataFrame(rows, columns=list(self.LIST_COLUMNS))
         return frame.sort_values("created", ascending=False, ignore_index=True)
 
@@ -226,17 +290,19 @@ class CachedFit(NamedTuple):
     result: FitResult
     key: str
     from_cache: bool
-    note: str | None     # why a saved copy was not used (stale or corrupt), if there was one
+    note: str | None  # why a saved copy was not used (stale or corrupt), if there was one
 
 
 def default_fit_root() -> Path:
     return Path(os.environ.get("BHM_FIT_DIR") or Path(__file__).resolve().parent.parent / "data" / "fits")
 
 
-def fit_or_load(store: FitStore, cube, config: FitConfig, priors: Priors, *, label: str = "",
-                on_progress=None, should_stop=None) -> CachedFit:
+def fit_or_load(
+    store: FitStore, cube, config: FitConfig, priors: Priors, *, label: str = "", on_progress=None, should_stop=None
+) -> CachedFit:
     """The saved fit for exactly this data, priors, settings and versions, or a new one (saved)."""
     from bhm_core.inference.engine import fit
+
     key = fit_key(cube.fingerprint, config, priors, cube.spec)
     saved, problem = store.get(key)
     if saved is not None:

@@ -16,21 +16,32 @@ if config is None:
     st.stop()
 
 store_ids, by_default = fitting.stores_to_fit(cube)
-which = (f"the first {len(store_ids)} stores (none picked on the Stores page)" if by_default else
-         f"the {len(store_ids)} stores picked on the Stores page")
-st.caption(f"Backtest on {which}: the model (with the priors and settings of Model & fit: "
-           f"{config.steps:,} steps, learning rate {config.learning_rate:g}) and every baseline learn "
-           "from the days up to the cutoff and forecast the horizon after it; the forecasts are "
-           "scored against the recorded sales.")
+which = (
+    f"the first {len(store_ids)} stores (none picked on the Stores page)"
+    if by_default
+    else f"the {len(store_ids)} stores picked on the Stores page"
+)
+st.caption(
+    f"Backtest on {which}: the model (with the priors and settings of Model & fit: "
+    f"{config.steps:,} steps, learning rate {config.learning_rate:g}) and every baseline learn "
+    "from the days up to the cutoff and forecast the horizon after it; the forecasts are "
+    "scored against the recorded sales."
+)
 
 request = baselines_view.controls(cube)
-key = None if request is None else evaluating.backtest_key(
-    cube, store_ids, request["cutoff"], request["horizon"], config, priors)
+key = (
+    None
+    if request is None
+    else evaluating.backtest_key(cube, store_ids, request["cutoff"], request["horizon"], config, priors)
+)
 evaluation = eval_view.run(
-    "backtest", f"Run the backtest ({len(store_ids)} stores)", request is not None, key,
-    lambda: evaluating.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config,
-                                      priors),
-    "Run the backtest to compare the model with the baselines on these days.")
+    "backtest",
+    f"Run the backtest ({len(store_ids)} stores)",
+    request is not None,
+    key,
+    lambda: evaluating.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config, priors),
+    "Run the backtest to compare the model with the baselines on these days.",
+)
 
 try:
     baselines_view.results(evaluation, cube, state.current_source().kind, key)

@@ -22,5 +22,7 @@ st.subheader("Coverage by store and day")
 grid = data.cached_status_grid(cube.fingerprint, cube)
 st.plotly_chart(charts.missingness_figure(grid), width="stretch", config={"displaylogo": False})
 if grid["days_per_cell"] > 1 or grid["stores_per_cell"] > 1:
-    st.caption(f"Each cell is {grid['stores_per_cell']} store(s) × {grid['days_per_cell']} days "
-               "and shows the status most of its days have.")
+    st.caption(
+        f"Each cell is {grid['stores_per_cell']} store(s) × {grid['days_per_cell']} days "
+        "and shows the status most of its days have."
+    )

@@ -10,9 +10,11 @@ nav.route_through_app()
 st.title("Effects")
 fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
 
-st.caption(f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
-           "−20 %. Weekdays are relative to Monday, holidays to ordinary days, store variants to "
-           "the average variant.")
+st.caption(
+    f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
+    "−20 %. Weekdays are relative to Monday, holidays to ordinary days, store variants to "
+    "the average variant."
+)
 try:
     seen = data.seen_features(sub.fingerprint, sub)
     tables = data.effect_tables(fit.key, seen, fit.result, sub)

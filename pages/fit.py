@@ -14,18 +14,25 @@ fitting.collect()  # a fit that ended in the background becomes current (or says
 store_ids, by_default = fitting.stores_to_fit(cube)
 sub = data.fit_cube(cube, store_ids)
 if by_default:
-    st.info(f"No stores picked: the fit uses the first {len(store_ids)} stores. Pick stores on the "
-            "Stores page to fit those instead.", icon=":material/storefront:")
+    st.info(
+        f"No stores picked: the fit uses the first {len(store_ids)} stores. Pick stores on the "
+        "Stores page to fit those instead.",
+        icon=":material/storefront:",
+    )
     st.page_link("pages/stores.py", label="Pick stores", icon=":material/storefront:")
 else:
-    st.caption(f"Fitting the {len(store_ids)} stores picked on the Stores page "
-               f"({int(sub.observed.sum()):,} observed store-days) of {state.current_source().label}.")
+    st.caption(
+        f"Fitting the {len(store_ids)} stores picked on the Stores page "
+        f"({int(sub.observed.sum()):,} observed store-days) of {state.current_source().label}."
+    )
 
 st.subheader("Priors")
 left, right = st.columns([1.1, 1], gap="large")
 with left:
-    st.caption("Each feature group has a chain-wide mean effect θ_μ and a store-to-store spread θ_σ, "
-               "on the log scale of sales. Open a group to change its prior and see what it implies.")
+    st.caption(
+        "Each feature group has a chain-wide mean effect θ_μ and a store-to-store spread θ_σ, "
+        "on the log scale of sales. Open a group to change its prior and see what it implies."
+    )
     priors = prior_editor.editors(sub)
 with right:
     st.markdown("**Prior predictive check**: what daily sales the priors expect, before any fit")

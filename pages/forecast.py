@@ -10,14 +10,19 @@ nav.route_through_app()
 st.title("Forecast")
 fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
 
-st.caption(f"Current fit: {fit.summary()}. Days after {sub.dates[-1]} are forecast from the "
-           "calendar (weekday, the promo scenario below; no known holidays).")
+st.caption(
+    f"Current fit: {fit.summary()}. Days after {sub.dates[-1]} are forecast from the "
+    "calendar (weekday, the promo scenario below; no known holidays)."
+)
 request = forecast_view.controls(fit, sub)
 window = forecast_view.zoom(request)
 kind = state.current_source().kind
 n_fitted = len(fit.result.store_ids)
-tabs = st.tabs(["Stores", f"Total over the {n_fitted} fitted stores", "One store-day",
-                "Table & CSV"], on_change="rerun", key="w.fc.tab")
+tabs = st.tabs(
+    ["Stores", f"Total over the {n_fitted} fitted stores", "One store-day", "Table & CSV"],
+    on_change="rerun",
+    key="w.fc.tab",
+)
 try:
     if tabs[0].open:
         with tabs[0]:

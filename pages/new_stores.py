@@ -15,10 +15,12 @@ evaluating.collect("coldstart")  # a run that ended in the background: its notic
 config, priors = evaluating.model_settings()
 if config is None:
     st.stop()
-st.caption("Treat stores of the data as new: each keeps only its first K days with sales. Their own "
-           "parameters are fitted on those days with the chain's posterior frozen, then they are "
-           "forecast for the following days and scored against what they really sold, next to "
-           "per-store baselines trained on the same K days.")
+st.caption(
+    "Treat stores of the data as new: each keeps only its first K days with sales. Their own "
+    "parameters are fitted on those days with the chain's posterior frozen, then they are "
+    "forecast for the following days and scored against what they really sold, next to "
+    "per-store baselines trained on the same K days."
+)
 
 request = new_stores_view.controls(cube)
 key = None
@@ -26,16 +28,17 @@ if request is not None:
     reuse, others = evaluating.hierarchy_plan(cube, request["new"])
     new_stores_view.hierarchy_caption(reuse, others)
     h_key = evaluating.hierarchy_key(cube, reuse, others, config, priors)
-    key = evaluating.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key,
-                                   config)
+    key = evaluating.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key, config)
 evaluation = eval_view.run(
-    "coldstart", "Fit and forecast the new stores", request is not None, key,
-    lambda: evaluating.start_coldstart(cube, request["new"], request["known"], request["horizon"],
-                                       config, priors),
-    "Press the button to fit the new stores and compare the forecasts.")
+    "coldstart",
+    "Fit and forecast the new stores",
+    request is not None,
+    key,
+    lambda: evaluating.start_coldstart(cube, request["new"], request["known"], request["horizon"], config, priors),
+    "Press the button to fit the new stores and compare the forecasts.",
+)
 
 try:
-    new_stores_view.results(evaluation, cube, state.current_source().kind, request["windows"],
-                            key)
+    new_stores_view.results(evaluation, cube, state.current_source().kind, request["windows"], key)
 except BhmError as exc:
     st.error(str(exc))

@@ -43,7 +43,7 @@ def fit_button(at):
 
 
 def wait_for_job(at, timeout: float = 120) -> AppTest:
-    job = at.session_state[state.FIT_JOB] if state.FIT_JOB in at.session_state else None
+    job = at.session_state.get(state.FIT_JOB, None)
     if job is not None:
         assert job.wait(timeout), "the background fit did not finish"
     return at.run()
@@ -61,7 +61,7 @@ def fit(at, steps: int = STEPS, **settings) -> AppTest:
 
 
 def current(at):
-    return at.session_state[state.FIT] if state.FIT in at.session_state else None
+    return at.session_state.get(state.FIT, None)
 
 
 def chart(at, key: str) -> dict:
@@ -106,7 +106,7 @@ def evaluation_app(monkeypatch, tmp_path, page: str) -> AppTest:
 def wait_for_eval(at, kind: str, timeout: float = 300) -> AppTest:
     """Wait for the page's background backtest / cold-start job (ui.evaluating), then rerun."""
     key = f"{state.EVAL_JOB}.{kind}"
-    job = at.session_state[key] if key in at.session_state else None
+    job = at.session_state.get(key, None)
     if job is not None:
         assert job.wait(timeout), f"the background {kind} did not finish"
     return at.run()

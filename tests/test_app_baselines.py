@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from app_helpers import FIT_PAGE, STEPS, button, chart, evaluation_app, texts, wait_for_eval
+
 from ui import charts, state
 
 PAGE = "pages/baselines.py"
@@ -45,8 +45,9 @@ def test_backtest_tables_charts_and_cache(app):
     assert button(at, "Done for these inputs").disabled  # collected before the button is drawn
     table = at.dataframe[0].value
     assert table["Method"].tolist()[0] == "Hierarchical model"
-    assert {"Per-store regression", "Pooled regression", "Median by weekday × promo",
-            "Seasonal naive"} <= set(table["Method"])
+    assert {"Per-store regression", "Pooled regression", "Median by weekday × promo", "Seasonal naive"} <= set(
+        table["Method"]
+    )
     assert {"RMSPE", "MAPE", "MAE", "RMSE", "Coverage 50 %", "Coverage 90 %", "CRPS"} <= set(table)
     labels = [m.label for m in at.metric]
     assert "Lift over the best baseline" in labels
@@ -68,8 +69,10 @@ def test_backtest_tables_charts_and_cache(app):
     drill = chart(at, "bt.stores")
     by_name = {t.get("name"): t for t in drill["data"]}
     assert by_name["Hierarchical model"]["line"]["color"] == charts.SERIES_COLOUR  # as on Forecast
-    colours = {by_name[n]["line"]["color"] for n in ("Per-store regression", "Pooled regression",
-                                                     "Median by weekday × promo", "Seasonal naive")}
+    colours = {
+        by_name[n]["line"]["color"]
+        for n in ("Per-store regression", "Pooled regression", "Median by weekday × promo", "Seasonal naive")
+    }
     assert len(colours) == 4 and charts.SERIES_COLOUR not in colours
     assert "Actual sales" in by_name and "Sales before the cutoff" in by_name
 
@@ -125,5 +128,12 @@ def test_a_running_backtest_can_be_cancelled(app):
 
 def test_lift_percent_reads_without_a_negative_zero():
     from ui.charts_eval import signed_percent
-    assert [signed_percent(v) for v in (12.345, -3.21, -0.04, 0.0, 0.04, -0.06)] == \
-        ["+12.3 %", "-3.2 %", "0.0 %", "0.0 %", "0.0 %", "-0.1 %"]
+
+    assert [signed_percent(v) for v in (12.345, -3.21, -0.04, 0.0, 0.04, -0.06)] == [
+        "+12.3 %",
+        "-3.2 %",
+        "0.0 %",
+        "0.0 %",
+        "0.0 %",
+        "-0.1 %",
+    ]

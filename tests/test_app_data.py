@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bhm_core.data import kaggle as kaggle_source
 from bhm_core import paths
+from bhm_core.data import kaggle as kaggle_source
 from bhm_core.data.demo import generate_demo, to_kaggle_csv
-from bhm_core.errors import DataError
 from bhm_core.data.sources import DemoSource
+from bhm_core.errors import DataError
 from ui import state
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -177,8 +177,7 @@ def test_kaggle_download_failure_is_shown(app, tmp_path, monkeypatch, kaggle_cre
     assert metric(app, "Stores") == "30"
 
 
-def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, monkeypatch,
-                                                                 kaggle_credentials):
+def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, monkeypatch, kaggle_credentials):
     seen = {}
 
     def fake_download(name, raw_root, *, on_progress=None, **kwargs):
@@ -201,8 +200,7 @@ def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, 
 def test_coverage_grid_keeps_the_majority_status_of_each_block():
     from ui.charts import _block_mode, status_grid
 
-    codes = np.array([[0, 0, 3, 3, 3, 2, 2],
-                      [0, 2, 2, 1, 1, 1, 2]], np.int8)
+    codes = np.array([[0, 0, 3, 3, 3, 2, 2], [0, 2, 2, 1, 1, 1, 2]], np.int8)
     # 2 x 3 blocks: the last block is 2 x 1 plus padding, which never counts.
     assert _block_mode(codes, 2, 3).tolist() == [[0, 1, 2]]
     cube = generate_demo(DemoSource(n_stores=30, n_days=200)).cube()
@@ -219,12 +217,14 @@ def test_the_data_page_never_waits_for_jax(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from streamlit.testing.v1 import AppTest; "
-            f"at = AppTest.from_file({str(APP)!r}, default_timeout=60).run(); "
-            "assert not at.exception; print(sorted(m for m in ('jax', 'numpyro') if m in sys.modules))")
-    env = {**os.environ, state.DEMO_STORES_ENV: "30", state.DEMO_DAYS_ENV: "200",
-           "BHM_FIT_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=APP.parent, timeout=120)
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest; "
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=60).run(); "
+        "assert not at.exception; print(sorted(m for m in ('jax', 'numpyro') if m in sys.modules))"
+    )
+    env = {**os.environ, state.DEMO_STORES_ENV: "30", state.DEMO_DAYS_ENV: "200", "BHM_FIT_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=APP.parent, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"

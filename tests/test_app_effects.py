@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from app_helpers import FIT_PAGE, chart, current, fit, fitted_app, open_page, small_demo, texts
+
 from bhm_core.forecast import effects
 from ui import state
 
@@ -79,14 +79,36 @@ def test_another_fit_can_be_overlaid(app):
 
 
 def test_contrasts_use_seen_references():
-    names = ("weekday_Mon", "weekday_Tue", "promo", "state_holiday_0", "state_holiday_a",
-             "variant_a/a", "variant_b/c", "variant_d/a")
-    groups = ("weekday", "weekday", "promo", "state_holiday", "state_holiday", "store_variant",
-              "store_variant", "store_variant")
+    names = (
+        "weekday_Mon",
+        "weekday_Tue",
+        "promo",
+        "state_holiday_0",
+        "state_holiday_a",
+        "variant_a/a",
+        "variant_b/c",
+        "variant_d/a",
+    )
+    groups = (
+        "weekday",
+        "weekday",
+        "promo",
+        "state_holiday",
+        "state_holiday",
+        "store_variant",
+        "store_variant",
+        "store_variant",
+    )
     seen = (True, True, True, True, True, True, True, False)
     items = {c.label: np.array(c.weights) for c in effects.contrasts(names, groups, seen)}
-    assert list(items) == ["Tue vs Mon", "Promo day", "Public holiday", "Type a, assortment a",
-                           "Type b, assortment c", "Type d, assortment a"]
+    assert list(items) == [
+        "Tue vs Mon",
+        "Promo day",
+        "Public holiday",
+        "Type a, assortment a",
+        "Type b, assortment c",
+        "Type d, assortment a",
+    ]
     assert items["Tue vs Mon"].tolist() == [-1, 1, 0, 0, 0, 0, 0, 0]
     assert items["Public holiday"].tolist() == [0, 0, 0, -1, 1, 0, 0, 0]
     # variants relative to the average of the two variants the data have, not the unseen one
@@ -95,9 +117,9 @@ def test_contrasts_use_seen_references():
 
 
 def test_shrinkage_pulls_a_store_with_few_days_toward_the_chain():
-    from bhm_core.model.config import FitConfig
-    from bhm_core.inference.engine import fit as engine_fit
     from bhm_core.data.sources import DemoSource, load_dataset
+    from bhm_core.inference.engine import fit as engine_fit
+    from bhm_core.model.config import FitConfig
 
     cube = load_dataset(DemoSource(n_stores=12, n_days=200, seed=2)).cube()
     # Store 1 keeps only 12 observed days: its own least squares is noisy.
@@ -108,8 +130,7 @@ def test_shrinkage_pulls_a_store_with_few_days_toward_the_chain():
     object.__setattr__(cube, "observed", observed)
     result = engine_fit(cube, FitConfig(steps=200, chunk_steps=100))
     seen = effects.feature_days(cube) > 0
-    items = [c for c in effects.contrasts(result.feature_names, result.feature_groups, seen)
-             if c.label == "Promo day"]
+    items = [c for c in effects.contrasts(result.feature_names, result.feature_groups, seen) if c.label == "Promo day"]
     latents = effects.latent_samples(result)
     frame = effects.shrinkage(result, cube, items, latents)
     chain = float(np.median(effects.global_effects(result, items, latents)["multiplier"]))
@@ -122,8 +143,11 @@ def test_extension_feature_groups_get_effects_too():
     from bhm_core.data.features import FeatureSpec
     from bhm_core.data.sources import DemoSource, load_dataset
 
-    cube = load_dataset(DemoSource(n_stores=6, n_days=120)).cube().with_spec(
-        FeatureSpec(promo_weekday=True, month=True, trend=True))
+    cube = (
+        load_dataset(DemoSource(n_stores=6, n_days=120))
+        .cube()
+        .with_spec(FeatureSpec(promo_weekday=True, month=True, trend=True))
+    )
     seen = effects.feature_days(cube) > 0
     items = effects.contrasts(cube.feature_names, cube.design.groups, seen)
     labels = [c.label for c in items]

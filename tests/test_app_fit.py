@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from app_helpers import (
+    FIT_PAGE,
+    button,
+    chart,
+    current,
+    fit,
+    fit_button,
+    open_page,
+    small_demo,
+    texts,
+    values,
+    wait_for_job,
+)
 
-from app_helpers import (FIT_PAGE, button, chart, current, fit, fit_button, open_page, small_demo,
-                         texts, values, wait_for_job)
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore
-from bhm_core.model.config import Priors
 from bhm_core.errors import FitDivergedError
 from bhm_core.forecast import prior_check
+from bhm_core.model.config import Priors
 from ui import state
 
 
@@ -137,8 +148,11 @@ def test_divergence_shows_the_message_and_keeps_the_last_good_fit(app, monkeypat
     good = current(app)
 
     def diverge(store, cube, config, priors, **kwargs):
-        raise FitDivergedError("the fit diverged at step 7: the loss became non-finite. Lower the "
-                               "learning rate (now 0.03)", step=7, last_good=good.result)
+        raise FitDivergedError(
+            "the fit diverged at step 7: the loss became non-finite. Lower the learning rate (now 0.03)",
+            step=7,
+            last_good=good.result,
+        )
 
     monkeypatch.setattr(artifacts, "fit_or_load", diverge)
     fit(app, steps=55)
@@ -148,8 +162,9 @@ def test_divergence_shows_the_message_and_keeps_the_last_good_fit(app, monkeypat
     assert button(app, "Use the partial fit anyway")
 
 
-@pytest.mark.parametrize("error", [NotImplementedError("store minibatches are not implemented yet"),
-                                   RuntimeError("XLA ran out of memory")])
+@pytest.mark.parametrize(
+    "error", [NotImplementedError("store minibatches are not implemented yet"), RuntimeError("XLA ran out of memory")]
+)
 def test_library_errors_are_shown_without_a_traceback(app, monkeypatch, error):
     def fail(*args, **kwargs):
         raise error
@@ -268,8 +283,7 @@ def test_history_reads_only_records_and_handles_old_and_stale_ones(app, tmp_path
     key = current(app).key
     store = FitStore(tmp_path / "fits")
     listed = store.list().iloc[0]
-    assert (listed["optimizer"], listed["schedule"], listed["seed"], listed["n_stores"]) == (
-        "adam", "cosine", 0, 20)
+    assert (listed["optimizer"], listed["schedule"], listed["seed"], listed["n_stores"]) == ("adam", "cosine", 0, 20)
     assert not listed["stale"] and listed["priors"] == Priors().to_dict()
     assert store.store_ids(key).tolist() == list(range(1, 21))
     # A record written before it held the store ids: they come from the npz, arrays unread.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from app_helpers import chart, fitted_app, open_page, small_demo, texts
+
 from ui import data
 
 PAGE = "pages/forecast.py"
@@ -39,8 +39,7 @@ def test_store_panels_show_history_bands_and_the_horizon(app):
     assert app.multiselect(key=next(m.key for m in app.multiselect)).value == [1, 2, 3]
     figure = chart(app, "fc.stores")
     names = {t.get("name") for t in figure["data"]}
-    assert {"90% interval", "50% interval", "Forecast mean", "Actual sales", "Closed",
-            "Promo day"} <= names
+    assert {"90% interval", "50% interval", "Forecast mean", "Actual sales", "Closed", "Promo day"} <= names
     titles = [a["text"] for a in figure["layout"]["annotations"] if a["text"].startswith("Store ")]
     assert titles == ["Store 1", "Store 2", "Store 3"]
     assert any(s.get("fillcolor", "").startswith("rgba(46,160,67") for s in figure["layout"]["shapes"])
@@ -107,8 +106,10 @@ def test_chart_options_reuse_the_cached_forecast(app, monkeypatch):
     app.multiselect(key=next(m.key for m in app.multiselect)).set_value([2, 5])
     app.run()
     assert calls, "other stores need a new forecast"
-    assert [a["text"] for a in chart(app, "fc.stores")["layout"]["annotations"]
-            if a["text"].startswith("Store ")] == ["Store 2", "Store 5"]
+    assert [a["text"] for a in chart(app, "fc.stores")["layout"]["annotations"] if a["text"].startswith("Store ")] == [
+        "Store 2",
+        "Store 5",
+    ]
 
 
 def test_horizon_and_history_controls(app):

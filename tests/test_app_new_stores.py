@@ -4,13 +4,23 @@
 from __future__ import annotations
 
 import pytest
+from app_helpers import (
+    FIT_PAGE,
+    button,
+    chart,
+    current,
+    evaluation_app,
+    fit,
+    open_page,
+    small_demo,
+    texts,
+    wait_for_eval,
+)
 
-from app_helpers import (FIT_PAGE, button, chart, current, evaluation_app, fit, open_page, small_demo,
-                         texts, wait_for_eval)
 from bhm_core.artifacts import FitStore
+from bhm_core.data.sources import load_dataset
 from bhm_core.errors import ConfigError
 from bhm_core.evaluation.backtest import coldstart
-from bhm_core.data.sources import load_dataset
 from ui import charts, state
 
 PAGE = "pages/new_stores.py"
@@ -90,5 +100,3 @@ def test_too_many_known_days_shows_an_error_and_no_exception(app):
     new_picker(app).set_value([])
     app.run()
     assert "Choose at least one store" in texts(app.info) and not app.exception
-
-

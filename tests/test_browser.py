@@ -25,8 +25,9 @@ VIEWPORT = {"width": 1400, "height": 2200}  # tall: Streamlit scrolls inside the
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if CHROMIUM is None:
-    pytest.skip("no chromium binary on PATH (apt install chromium); browsers are never downloaded",
-                allow_module_level=True)
+    pytest.skip(
+        "no chromium binary on PATH (apt install chromium); browsers are never downloaded", allow_module_level=True
+    )
 
 
 def free_port() -> int:
@@ -38,14 +39,33 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "BHM_DEMO_STORES": "60", "BHM_DEMO_DAYS": "942",
-           "BHM_FIT_DIR": str(tmp_path_factory.mktemp("fits"))}
+    env = {
+        **os.environ,
+        "BHM_DEMO_STORES": "60",
+        "BHM_DEMO_DAYS": "942",
+        "BHM_FIT_DIR": str(tmp_path_factory.mktemp("fits")),
+    }
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")
+    log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115 - closed when the server stops
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 40
@@ -72,8 +92,10 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield chromium
         chromium.close()
 
@@ -187,8 +209,7 @@ def test_pages_render_and_picks_carry_over(server, browser):
     started = time.monotonic()
     page.get_by_role("link", name="Forecast").click()
     wait_for_chart(page, timeout=120_000)
-    page.locator(".js-plotly-plot .annotation-text").filter(
-        has_text=re.compile(r"^Store \d+$")).first.wait_for()
+    page.locator(".js-plotly-plot .annotation-text").filter(has_text=re.compile(r"^Store \d+$")).first.wait_for()
     print(f"forecast page ready in {time.monotonic() - started:.1f} s")
     no_exceptions(page)
     page.screenshot(path=ARTIFACTS / "forecast.png")
@@ -227,13 +248,23 @@ def test_baselines_and_new_stores(server, browser):
 
     page.get_by_role("link", name="Baselines").click()
     page.get_by_text("100 steps").first.wait_for(timeout=30_000)
-    _run_evaluation(page, re.compile(r"^Run the backtest"), r"^Backtest done in",
-                    "One store, every method", ("baselines", "baselines_store"))
+    _run_evaluation(
+        page,
+        re.compile(r"^Run the backtest"),
+        r"^Backtest done in",
+        "One store, every method",
+        ("baselines", "baselines_store"),
+    )
 
     page.get_by_role("link", name="New stores").click()
     page.get_by_text("Stores to treat as new").wait_for(timeout=30_000)
-    _run_evaluation(page, "Fit and forecast the new stores", r"^New-store trial done in",
-                    "Forecast vs actual, store by store", ("new_stores", "new_stores_panels"))
+    _run_evaluation(
+        page,
+        "Fit and forecast the new stores",
+        r"^New-store trial done in",
+        "Forecast vs actual, store by store",
+        ("new_stores", "new_stores_panels"),
+    )
 
     page.get_by_role("spinbutton", name="Known days K").fill("5000")  # impossible: an error, no crash
     page.get_by_role("spinbutton", name="Known days K").press("Enter")

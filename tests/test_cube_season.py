@@ -13,8 +13,19 @@ def _cube(days=800, amplitude=(0.3, 0.0), spec=None):
     rows = []
     for store, amp in zip((1, 2), amplitude):
         sales = 1000 * np.exp(amp * np.sin(2 * np.pi * doy / 365.25) + 0.1 * (dates.day_of_week.to_numpy() == 5))
-        rows.append(pd.DataFrame({"Store": store, "Date": dates, "Sales": sales, "Open": 1, "Promo": 0,
-                                  "StateHoliday": 0, "SchoolHoliday": 0}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "Store": store,
+                    "Date": dates,
+                    "Sales": sales,
+                    "Open": 1,
+                    "Promo": 0,
+                    "StateHoliday": 0,
+                    "SchoolHoliday": 0,
+                }
+            )
+        )
     train = pd.concat(rows, ignore_index=True)
     train["Date"] = train["Date"].to_numpy().astype("datetime64[D]")
     stores = pd.DataFrame({"Store": [1, 2], "StoreType": ["a", "a"], "Assortment": ["a", "a"], "Promo2": [0, 0]})
@@ -36,7 +47,7 @@ def test_feature_reads_the_profile_without_the_days_own_year_and_the_full_one_af
     cube = _cube().with_origin(_cube().dates[600])
     cov = cube.covariates
     col = cube.feature_names.index("season_profile")
-    slot = int(np.flatnonzero((cube.design.index[0, 0] == col))[0])
+    slot = int(np.flatnonzero(cube.design.index[0, 0] == col)[0])
     value = cube.design.value[0, :, slot]
     week = week_of_year(cube.dates)
     year = np.searchsorted(cov.season_years, cube.dates.astype("datetime64[Y]").astype(np.int64) + 1970)
@@ -79,6 +90,9 @@ def test_short_history_gives_the_fallback_profile():
 
 def test_competition_since_parses_month_and_year():
     from bhm_core.data.cube import _competition_since
-    stores = pd.DataFrame({"CompetitionOpenSinceMonth": [9, np.nan, 13.0], "CompetitionOpenSinceYear": [2014, 2010, 2014]})
+
+    stores = pd.DataFrame(
+        {"CompetitionOpenSinceMonth": [9, np.nan, 13.0], "CompetitionOpenSinceYear": [2014, 2010, 2014]}
+    )
     since = _competition_since(stores)
     assert since[0] == np.datetime64("2014-09-01") and np.isnat(since[1]) and np.isnat(since[2])

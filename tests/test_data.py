@@ -12,9 +12,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,19 +21,19 @@ import pytest
 
 from bhm_core.data.cube import CLOSED, MISSING, OPEN
 from bhm_core.data.demo import KAGGLE_STORE_COLUMNS, KAGGLE_TRAIN_COLUMNS, generate_demo, to_kaggle_csv
-from bhm_core.errors import ConfigError, DataError
 from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, FeatureSpec, weekday_of
-from bhm_core.data.sources import (CsvSource, DemoSource, KaggleDirSource, load_dataset, read_csv_text,
-    sniff_header)
+from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, load_dataset, read_csv_text, sniff_header
 from bhm_core.data.validate import validate_train
+from bhm_core.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_HEADER = ",".join(KAGGLE_TRAIN_COLUMNS)
 STORES_CSV = "Store,StoreType,Assortment,Promo2\n1,a,a,0\n2,c,c,1\n3,d,a,0\n"
 
 
-def kaggle_folder(folder: Path, train: str | bytes, stores: str | bytes = STORES_CSV,
-                  train_name: str = "train.csv") -> Path:
+def kaggle_folder(
+    folder: Path, train: str | bytes, stores: str | bytes = STORES_CSV, train_name: str = "train.csv"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in ((train_name, train), ("store.csv", stores)):
         data = content.encode() if isinstance(content, str) else content
@@ -51,8 +50,7 @@ def kaggle_rows(*rows: str) -> str:
     return "\n".join([KAGGLE_HEADER, *rows]) + "\n"
 
 
-GOOD_ROWS = ("1,5,2015-07-31,5263,555,1,1,0,1", "2,5,2015-07-31,6064,625,1,1,0,1",
-             "1,4,2015-07-30,5020,546,1,1,0,1")
+GOOD_ROWS = ("1,5,2015-07-31,5263,555,1,1,0,1", "2,5,2015-07-31,6064,625,1,1,0,1", "1,4,2015-07-30,5020,546,1,1,0,1")
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +67,7 @@ def demo_cube(demo):
 # Validation: every bad file gets a DataError saying what, where and how often
 # ---------------------------------------------------------------------------------------------
 
+
 def test_good_kaggle_folder_loads(tmp_path):
     cube = load_folder(tmp_path, kaggle_rows(*GOOD_ROWS)).cube()
     assert cube.store_ids.tolist() == [1, 2]
@@ -78,20 +77,30 @@ def test_good_kaggle_folder_loads(tmp_path):
 
 # (bad row(s) appended to the good ones, column named, row count, example text in the message)
 BAD_CELLS = {
-    "unparseable date": (["3,5,31.07.2015,1,1,1,1,0,0", "3,5,2015-13-01,1,1,1,1,0,0"],
-                         "'Date'", "2 row(s)", "Date=31.07.2015"),
+    "unparseable date": (
+        ["3,5,31.07.2015,1,1,1,1,0,0", "3,5,2015-13-01,1,1,1,1,0,0"],
+        "'Date'",
+        "2 row(s)",
+        "Date=31.07.2015",
+    ),
     "non-integer store": (["x1,5,2015-07-31,1,1,1,1,0,0"], "'Store'", "1 row(s)", "Store=x1"),
     "fractional store": (["1.5,5,2015-07-31,1,1,1,1,0,0"], "'Store'", "1 row(s)", "Store=1.5"),
-    "negative sales": (["3,5,2015-07-31,-5,1,1,1,0,0", "3,4,2015-07-30,-1,1,1,1,0,0"],
-                       "'Sales'", "2 row(s)", "Sales=-5"),
+    "negative sales": (
+        ["3,5,2015-07-31,-5,1,1,1,0,0", "3,4,2015-07-30,-1,1,1,1,0,0"],
+        "'Sales'",
+        "2 row(s)",
+        "Sales=-5",
+    ),
     "non-numeric sales": (["3,5,2015-07-31,lots,1,1,1,0,0"], "'Sales'", "1 row(s)", "Sales=lots"),
-    "state holiday d": (["3,5,2015-07-31,1,1,1,1,d,0"], "'StateHoliday'", "1 row(s)",
-                        "StateHoliday=d"),
-    "duplicate store-date": (["1,5,2015-07-31,1,1,1,1,0,0"], "'Store, Date'", "1 row(s)",
-                             "Store=1, Date=2015-07-31"),
+    "state holiday d": (["3,5,2015-07-31,1,1,1,1,d,0"], "'StateHoliday'", "1 row(s)", "StateHoliday=d"),
+    "duplicate store-date": (["1,5,2015-07-31,1,1,1,1,0,0"], "'Store, Date'", "1 row(s)", "Store=1, Date=2015-07-31"),
     "open is 2": (["3,5,2015-07-31,1,1,2,1,0,0"], "'Open'", "1 row(s)", "Open=2"),
-    "promo is x": (["3,5,2015-07-31,1,1,1,x,0,0", "3,4,2015-07-30,1,1,1,x,0,0",
-                    "3,3,2015-07-29,1,1,1,x,0,0"], "'Promo'", "3 row(s)", "Promo=x"),
+    "promo is x": (
+        ["3,5,2015-07-31,1,1,1,x,0,0", "3,4,2015-07-30,1,1,1,x,0,0", "3,3,2015-07-29,1,1,1,x,0,0"],
+        "'Promo'",
+        "3 row(s)",
+        "Promo=x",
+    ),
 }
 
 
@@ -115,20 +124,26 @@ def test_missing_required_column_is_named(tmp_path):
 
 def test_state_holiday_accepts_string_and_integer_zero():
     # The real file has the string '0' and the integer 0 in one column (pandas reads it as object).
-    raw = pd.DataFrame({
-        "Store": [1, 1, 1, 1, 1, 1],
-        "Date": [f"2015-07-{d:02d}" for d in range(1, 7)],
-        "Sales": ["1", "2", "3", "4", "5", "6"],
-        "StateHoliday": pd.Series([0, "0", "a", "b", "c", 0.0], dtype=object),
-    })
+    raw = pd.DataFrame(
+        {
+            "Store": [1, 1, 1, 1, 1, 1],
+            "Date": [f"2015-07-{d:02d}" for d in range(1, 7)],
+            "Sales": ["1", "2", "3", "4", "5", "6"],
+            "StateHoliday": pd.Series([0, "0", "a", "b", "c", 0.0], dtype=object),
+        }
+    )
     out = validate_train(raw)
     assert out["StateHoliday"].tolist() == [0, 0, 1, 2, 3, 0]
     assert [STATE_HOLIDAY_LEVELS[c] for c in out["StateHoliday"]] == ["0", "0", "a", "b", "c", "0"]
 
 
 def test_state_holiday_quoted_and_bare_zero_in_a_file(tmp_path):
-    rows = ('1,5,2015-07-31,5263,555,1,1,"0",1', "1,4,2015-07-30,5020,546,1,1,0,1",
-            "1,3,2015-07-29,5020,546,1,1,a,1", "1,2,2015-07-28,5020,546,1,1,,1")
+    rows = (
+        '1,5,2015-07-31,5263,555,1,1,"0",1',
+        "1,4,2015-07-30,5020,546,1,1,0,1",
+        "1,3,2015-07-29,5020,546,1,1,a,1",
+        "1,2,2015-07-28,5020,546,1,1,,1",
+    )
     cube = load_folder(tmp_path, kaggle_rows(*rows)).cube()
     # Ordered by date: 28th blank (read as none), 29th 'a', 30th bare 0, 31st quoted "0".
     assert cube.covariates.state_holiday.tolist() == [[0, 1, 0, 0]]
@@ -199,8 +214,7 @@ def test_truncated_gzip(tmp_path):
 
 
 def test_gzip_folder_loads(tmp_path):
-    folder = kaggle_folder(tmp_path, gzip.compress(kaggle_rows(*GOOD_ROWS).encode()),
-                           train_name="train.csv.gz")
+    folder = kaggle_folder(tmp_path, gzip.compress(kaggle_rows(*GOOD_ROWS).encode()), train_name="train.csv.gz")
     assert load_dataset(KaggleDirSource(str(folder))).cube().summary()["n_observed"] == 3
 
 
@@ -224,8 +238,7 @@ def test_gzip_is_limited_by_its_decompressed_size(tmp_path):
     assert len(packed) < 2_000 < len(text)
     path = tmp_path / "train.csv.gz"
     path.write_bytes(packed)
-    with pytest.raises(DataError, match="train.csv.gz: the decompressed text is above the limit "
-                                        "of 2,000 bytes"):
+    with pytest.raises(DataError, match="train.csv.gz: the decompressed text is above the limit of 2,000 bytes"):
         read_csv_text(path, max_bytes=2_000)
     assert len(read_csv_text(path, max_bytes=len(text))) == 399
 
@@ -253,6 +266,7 @@ def test_sniff_header_strips_bom_and_reads_gzip(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Edge sizes
 # ---------------------------------------------------------------------------------------------
+
 
 def test_one_store_one_day(tmp_path):
     path = tmp_path / "tiny.csv"
@@ -289,8 +303,7 @@ def gap_cube(tmp_path):
     written newest first and stores interleaved, so file position carries no date information.
     """
     present = {1: range(10), 2: [0, 1, 2, 7, 8, 9], 3: range(5, 10)}
-    rows = [f"{s},{DAYS[t]:%Y-%m-%d},{1000 * s + t},1" for t in reversed(range(10))
-            for s in present if t in present[s]]
+    rows = [f"{s},{DAYS[t]:%Y-%m-%d},{1000 * s + t},1" for t in reversed(range(10)) for s in present if t in present[s]]
     path = tmp_path / "gap.csv"
     path.write_text("Store,Date,Sales,Open\n" + "\n".join(rows) + "\n")
     return load_dataset(CsvSource(str(path))).cube()
@@ -342,16 +355,22 @@ def test_mask_and_summary_counts(tmp_path):
     path = tmp_path / "mask.csv"
     path.write_text(MASK_TABLE)
     cube = load_dataset(CsvSource(str(path))).cube()
-    assert cube.observed.tolist() == [[True, False, False, False, True],
-                                      [True, False, False, True, False]]
-    assert cube.status.tolist() == [[OPEN, CLOSED, OPEN, OPEN, OPEN],
-                                    [OPEN, MISSING, MISSING, OPEN, CLOSED]]
+    assert cube.observed.tolist() == [[True, False, False, False, True], [True, False, False, True, False]]
+    assert cube.status.tolist() == [[OPEN, CLOSED, OPEN, OPEN, OPEN], [OPEN, MISSING, MISSING, OPEN, CLOSED]]
     # Unobserved cells hold 0, never NaN: the model multiplies them by a zero mask.
     assert cube.sales.tolist() == [[100, 0, 0, 0, 150], [200, 0, 0, 220, 0]]
     summary = cube.summary()
-    expected = {"n_stores": 2, "n_days": 5, "first_date": "2015-07-27", "last_date": "2015-07-31",
-                "n_rows": 8, "n_observed": 4, "n_closed": 2, "n_missing_rows": 2,
-                "n_open_not_observed": 2}
+    expected = {
+        "n_stores": 2,
+        "n_days": 5,
+        "first_date": "2015-07-27",
+        "last_date": "2015-07-31",
+        "n_rows": 8,
+        "n_observed": 4,
+        "n_closed": 2,
+        "n_missing_rows": 2,
+        "n_open_not_observed": 2,
+    }
     assert {k: summary[k] for k in expected} == expected
 
 
@@ -383,17 +402,30 @@ def test_encoded_design_equals_hand_built_one_hot(tmp_path):
     folder = tmp_path / "features"
     cube = load_folder(folder, FEATURE_TABLE, FEATURE_STORES).cube(FeatureSpec.reference())
     names = cube.feature_names
-    assert names == ("weekday_Mon", "weekday_Tue", "weekday_Wed", "weekday_Thu", "weekday_Fri",
-                     "weekday_Sat", "weekday_Sun", "promo", "state_holiday_0", "state_holiday_a",
-                     "state_holiday_b", "state_holiday_c", "school_holiday", "promo2",
-                     "variant_a/c", "variant_b/a")
+    assert names == (
+        "weekday_Mon",
+        "weekday_Tue",
+        "weekday_Wed",
+        "weekday_Thu",
+        "weekday_Fri",
+        "weekday_Sat",
+        "weekday_Sun",
+        "promo",
+        "state_holiday_0",
+        "state_holiday_a",
+        "state_holiday_b",
+        "state_holiday_c",
+        "school_holiday",
+        "promo2",
+        "variant_a/c",
+        "variant_b/a",
+    )
     expected = np.zeros((2, 3, len(names)), np.float32)
     weekday = {"2015-04-03": "Fri", "2015-04-04": "Sat", "2015-04-05": "Sun"}  # Good Friday 2015
     store_feature = {1: ["promo2", "variant_b/a"], 2: ["variant_a/c"]}
     for row in pd.read_csv(folder / "train.csv", dtype=str).itertuples():
         s, t = int(row.Store) - 1, ["2015-04-03", "2015-04-04", "2015-04-05"].index(row.Date)
-        on = [f"weekday_{weekday[row.Date]}", f"state_holiday_{row.StateHoliday}",
-              *store_feature[int(row.Store)]]
+        on = [f"weekday_{weekday[row.Date]}", f"state_holiday_{row.StateHoliday}", *store_feature[int(row.Store)]]
         on += ["promo"] * (row.Promo == "1") + ["school_holiday"] * (row.SchoolHoliday == "1")
         for name in on:
             expected[s, t, names.index(name)] = 1.0
@@ -415,19 +447,28 @@ def test_weekday_feature_in_cube(gap_cube):
 
 def test_feature_groups_switched_off(tmp_path):
     data = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES)
-    spec = replace(FeatureSpec.reference(), promo=False, state_holiday=False, school_holiday=False,
-                   promo2=False, store_variant=False)
+    spec = replace(
+        FeatureSpec.reference(),
+        promo=False,
+        state_holiday=False,
+        school_holiday=False,
+        promo2=False,
+        store_variant=False,
+    )
     cube = data.cube(spec)
     assert cube.feature_names == tuple(f"weekday_{d}" for d in WEEKDAY_NAMES)
     assert cube.design.index.shape == (2, 3, 1)
-    only_promo = data.cube(replace(FeatureSpec.reference(), state_holiday=False, school_holiday=False,
-                                   promo2=False, store_variant=False))
+    only_promo = data.cube(
+        replace(FeatureSpec.reference(), state_holiday=False, school_holiday=False, promo2=False, store_variant=False)
+    )
     assert only_promo.feature_names[-1] == "promo" and only_promo.design.index.shape[-1] == 2
     np.testing.assert_array_equal(only_promo.design.value[..., 1], [[0, 1, 1], [0, 0, 1]])
 
 
 def test_yearly_harmonics(tmp_path):
-    cube = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES).cube(replace(FeatureSpec.reference(), yearly_harmonics=2))
+    cube = load_folder(tmp_path, FEATURE_TABLE, FEATURE_STORES).cube(
+        replace(FeatureSpec.reference(), yearly_harmonics=2)
+    )
     names = cube.feature_names
     assert names[-4:] == ("yearly_sin1", "yearly_sin2", "yearly_cos1", "yearly_cos2")
     assert cube.design.index.shape[-1] == 6 + 4
@@ -440,10 +481,18 @@ def test_yearly_harmonics(tmp_path):
     np.testing.assert_allclose(terms[0, :, 1], np.sin(4 * np.pi * day / 365.25), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"yearly_harmonics": -1}, {"yearly_harmonics": 11}, {"yearly_harmonics": 2.0},
-    {"yearly_harmonics": True}, {"yearly_harmonics": "3"}, {"promo": "no"}, {"store_variant": 0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"yearly_harmonics": -1},
+        {"yearly_harmonics": 11},
+        {"yearly_harmonics": 2.0},
+        {"yearly_harmonics": True},
+        {"yearly_harmonics": "3"},
+        {"promo": "no"},
+        {"store_variant": 0},
+    ],
+)
 def test_invalid_feature_spec(kwargs):
     with pytest.raises(ConfigError, match=f"FeatureSpec.{next(iter(kwargs))}"):
         FeatureSpec(**kwargs)
@@ -459,6 +508,7 @@ def test_feature_spec_normalises_numpy_types():
 # Demo data
 # ---------------------------------------------------------------------------------------------
 
+
 def test_demo_is_deterministic_per_seed():
     small = DemoSource(n_stores=25, n_days=120, seed=3)
     first, again = generate_demo(small), generate_demo(small)
@@ -472,8 +522,7 @@ def test_demo_has_gaps_and_late_openers(demo_cube):
     has_row = demo_cube.status != MISSING
     first = has_row.argmax(axis=1)
     last = demo_cube.n_days - 1 - has_row[:, ::-1].argmax(axis=1)
-    inner_missing = np.array([(~has_row[s, first[s]:last[s] + 1]).sum()
-                              for s in range(demo_cube.n_stores)])
+    inner_missing = np.array([(~has_row[s, first[s] : last[s] + 1]).sum() for s in range(demo_cube.n_stores)])
     gap_stores = np.flatnonzero(inner_missing >= 90)  # months-long refurbishment
     late_stores = np.flatnonzero(first >= demo_cube.n_days // 3)
     assert len(gap_stores) >= 1 and len(late_stores) >= 1
@@ -604,6 +653,7 @@ def test_csv_source_validates_like_the_others(tmp_path):
 # Selections
 # ---------------------------------------------------------------------------------------------
 
+
 def test_select_stores(gap_cube):
     sub = gap_cube.select_stores([3, 1])
     assert sub.store_ids.tolist() == [1, 3]
@@ -636,9 +686,11 @@ def test_unknown_store_ids(gap_cube):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
+
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "bhm_core", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "bhm_core", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_info_json_on_demo(demo_cube):
@@ -647,8 +699,7 @@ def test_cli_info_json_on_demo(demo_cube):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["source"] == "demo"
     summary = demo_cube.summary()
-    for key in ("n_stores", "n_days", "first_date", "last_date", "n_rows", "n_observed", "n_closed",
-                "n_missing_rows"):
+    for key in ("n_stores", "n_days", "first_date", "last_date", "n_rows", "n_observed", "n_closed", "n_missing_rows"):
         assert result[key] == summary[key], key
     assert isinstance(result["seconds"], float) and result["seconds"] >= 0
 

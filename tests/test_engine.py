@@ -10,18 +10,27 @@ import numpy as np
 import pytest
 
 from bhm_core.artifacts import FitStore, fit_key, fit_or_load
-from bhm_core.model.config import EffectPrior, FitConfig, Priors
-from bhm_core.inference.engine import (COMPILE_COUNT, DAY_SHOCK_SD, day_shock_sd, fit, fit_new_stores,
-    initial_params, observed_cells, pack, pad_locals, priors_from_posterior)
 from bhm_core.data.features import FeatureSpec
-from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
-from bhm_core.model.lsq import normal_equations, ridge
-from bhm_core.evaluation.metrics import rmspe
-from bhm_core.model.hierarchy import SiteParams, negative_elbo, prior_arrays, sample_guide
-from bhm_core.inference.packing import Cells
-from bhm_core.forecast.predict import (MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total,
-    store_day_samples)
 from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
+from bhm_core.evaluation.metrics import rmspe
+from bhm_core.forecast.predict import MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total, store_day_samples
+from bhm_core.inference.engine import (
+    COMPILE_COUNT,
+    DAY_SHOCK_SD,
+    day_shock_sd,
+    fit,
+    fit_new_stores,
+    initial_params,
+    observed_cells,
+    pack,
+    pad_locals,
+    priors_from_posterior,
+)
+from bhm_core.inference.packing import Cells
+from bhm_core.model.config import EffectPrior, FitConfig, Priors
+from bhm_core.model.hierarchy import SiteParams, negative_elbo, prior_arrays, sample_guide
+from bhm_core.model.lsq import normal_equations, ridge
 
 FAST = FitConfig(steps=60, chunk_steps=30)
 
@@ -45,15 +54,19 @@ def fitted(cube):
 # ---------------------------------------------------------------------------------------------
 # configuration
 
-@pytest.mark.parametrize("make, words", [
-    (lambda: Priors(promo=EffectPrior(mu_scale=-1.0)), ["Priors.promo", "mu_scale", "-1.0", "(0"]),
-    (lambda: Priors(weekday=EffectPrior(sigma_scale=0.0)), ["Priors.weekday", "sigma_scale"]),
-    (lambda: Priors(r_mu_loc=float("nan")), ["r_mu_loc", "finite"]),
-    (lambda: FitConfig(learning_rate=0.0), ["learning_rate", "0.0", "(0, 10]"]),
-    (lambda: FitConfig(steps=0), ["steps", "[1"]),
-    (lambda: FitConfig(optimizer="sgd"), ["optimizer", "adam"]),
-    (lambda: FitConfig(batch_size=0), ["batch_size"]),
-])
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: Priors(promo=EffectPrior(mu_scale=-1.0)), ["Priors.promo", "mu_scale", "-1.0", "(0"]),
+        (lambda: Priors(weekday=EffectPrior(sigma_scale=0.0)), ["Priors.weekday", "sigma_scale"]),
+        (lambda: Priors(r_mu_loc=float("nan")), ["r_mu_loc", "finite"]),
+        (lambda: FitConfig(learning_rate=0.0), ["learning_rate", "0.0", "(0, 10]"]),
+        (lambda: FitConfig(steps=0), ["steps", "[1"]),
+        (lambda: FitConfig(optimizer="sgd"), ["optimizer", "adam"]),
+        (lambda: FitConfig(batch_size=0), ["batch_size"]),
+    ],
+)
 def test_invalid_settings_name_field_value_and_range(make, words):
     with pytest.raises(ConfigError) as info:
         make()
@@ -70,12 +83,14 @@ def test_priors_round_trip_through_dict():
 # ---------------------------------------------------------------------------------------------
 # the log density
 
+
 def _loss_inputs(cube):
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
     data = pack(cells, cube.n_stores)
-    params = pad_locals(initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior),
-                        data.store_mask.shape[0])
+    params = pad_locals(
+        initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior), data.store_mask.shape[0]
+    )
     return data, prior, params
 
 
@@ -85,8 +100,11 @@ def test_padding_cells_and_stores_do_not_change_the_loss(cube):
     base = float(negative_elbo(params, key, data, prior))
     # Fill every padding cell with wild values: masked cells must contribute exactly nothing.
     pad = ~data.cell_mask
-    noisy = data._replace(y=np.where(pad, 1e6, data.y), cell_value=np.where(pad[:, None], 50.0, data.cell_value),
-                          lgamma_y1=np.where(pad, -3.0, data.lgamma_y1))
+    noisy = data._replace(
+        y=np.where(pad, 1e6, data.y),
+        cell_value=np.where(pad[:, None], 50.0, data.cell_value),
+        lgamma_y1=np.where(pad, -3.0, data.lgamma_y1),
+    )
     assert pad.sum() > 0
     assert float(negative_elbo(params, key, noisy, prior)) == pytest.approx(base, rel=1e-6)
 
@@ -110,11 +128,14 @@ def test_jit_equals_no_jit(cube):
 def test_log_likelihood_matches_gamma_poisson(cube):
     """The hand-written NegBinomialMean log_prob equals NumPyro's GammaPoisson."""
     import numpyro.distributions as dist
+
     from bhm_core.model.hierarchy import NegBinomialMean
+
     y = np.array([0.0, 1.0, 7.0, 5000.0, 12000.0])
     mean = np.array([3.0, 2.0, 8.0, 6000.0, 9000.0])
     r = np.array([0.5, 4.0, 2.0, 4.0, 5.0])
     from scipy.special import gammaln
+
     ours = NegBinomialMean(np.log(mean), r).log_prob(y)
     a, b = mean * np.exp(-r), np.exp(-r)  # float64 reference of the same law
     exact = gammaln(y + a) - gammaln(a) - gammaln(y + 1) + a * np.log(b) - (a + y) * np.log1p(b)
@@ -126,7 +147,9 @@ def test_log_likelihood_matches_gamma_poisson(cube):
 def test_likelihood_gradient_matches_autodiff_of_the_formula():
     """The analytic gradient of nb_log_prob equals autodiff of GammaPoisson's log density."""
     import numpyro.distributions as dist
+
     from bhm_core.model.hierarchy import nb_log_prob
+
     y = jnp.array([0.0, 1.0, 7.0, 300.0, 5000.0, 12000.0])
     log_mean = jnp.log(jnp.array([3.0, 2.0, 8.0, 250.0, 6000.0, 9000.0]))
     r = jnp.array([0.5, 4.0, 2.0, -1.0, 4.0, 5.0])
@@ -145,23 +168,33 @@ def test_whitened_guide_density_is_the_full_covariance_gaussian():
     """z = center + chol u with u ~ N(loc, diag(scale^2)): log q of a draw is the log density of
     N(center + chol loc, chol diag(scale^2) chol^T), the correlated Gaussian the guide represents."""
     from scipy.stats import multivariate_normal
+
     from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening
+
     rng = np.random.default_rng(0)
     n_stores, n_features = 3, 4
     chol = np.tril(rng.normal(size=(n_stores, n_features, n_features)), -1) * 0.3 + np.eye(n_features) * 0.8
-    params = {"z": SiteParams(rng.normal(size=(n_stores, n_features)).astype(np.float32),
-                              rng.normal(scale=0.3, size=(n_stores, n_features)).astype(np.float32)),
-              BASIS: Whitening(rng.normal(size=(n_stores, n_features)).astype(np.float32), chol.astype(np.float32))}
+    params = {
+        "z": SiteParams(
+            rng.normal(size=(n_stores, n_features)).astype(np.float32),
+            rng.normal(scale=0.3, size=(n_stores, n_features)).astype(np.float32),
+        ),
+        BASIS: Whitening(rng.normal(size=(n_stores, n_features)).astype(np.float32), chol.astype(np.float32)),
+    }
     values, log_q = sample_guide(params, jax.random.PRNGKey(1))
     loc, scale = params["z"].loc, np.exp(params["z"].log_scale)
-    expected = sum(multivariate_normal(params[BASIS].center[s] + chol[s] @ loc[s],
-                                       chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T).logpdf(values["z"][s])
-                   for s in range(n_stores))
+    expected = sum(
+        multivariate_normal(
+            params[BASIS].center[s] + chol[s] @ loc[s], chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T
+        ).logpdf(values["z"][s])
+        for s in range(n_stores)
+    )
     assert float(log_q) == pytest.approx(expected, rel=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
 # fitting
+
 
 def test_fit_reports_progress_and_converges(cube):
     seen = []
@@ -216,6 +249,7 @@ def test_refit_after_new_days_starts_from_previous(cube):
 # ---------------------------------------------------------------------------------------------
 # recovery of the demo's true parameters
 
+
 def _guide_samples(result, n=400):
     draws = [sample_guide(result.params, k)[0] for k in jax.random.split(jax.random.PRNGKey(0), n)]
     return {k: np.stack([d[k] for d in draws]) for k in draws[0]}
@@ -248,6 +282,7 @@ def test_recovers_true_weekday_and_promo_effects(demo, cube, fitted):
 # ---------------------------------------------------------------------------------------------
 # prediction
 
+
 def test_forecast_shapes_intervals_and_closed_days(cube, fitted):
     stores = cube.store_ids[:3]
     frame = forecast(fitted, cube, stores, cube.dates[-14], cube.dates[-1], n_samples=200)
@@ -261,11 +296,10 @@ def test_forecast_shapes_intervals_and_closed_days(cube, fitted):
 
 def test_future_dates_and_promo_scenario(cube, fitted):
     from bhm_core.forecast.predict import Scenario
+
     last = cube.dates[-1]
-    on = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300,
-                  scenario=Scenario(promo=1))
-    off = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300,
-                   scenario=Scenario(promo=0))
+    on = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300, scenario=Scenario(promo=1))
+    off = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300, scenario=Scenario(promo=0))
     weekdays = on["date"].dt.day_of_week < 5
     assert on["y"].isna().all()
     ratio = on.loc[weekdays, "point"].sum() / off.loc[weekdays, "point"].sum()
@@ -297,14 +331,22 @@ def test_total_interval_comes_from_summed_samples(cube, fitted):
 def _cells_with_day_shocks(shock_sd, n_stores=200, n_days=120, noise_sd=0.1, seed=0):
     """One feature (the level, log 1000); log sales = level + the day's shock + store-day noise."""
     rng = np.random.default_rng(seed)
-    store, day = (a.ravel().astype(np.int32) for a in np.meshgrid(np.arange(n_stores), np.arange(n_days),
-                                                                indexing="ij"))
+    store, day = (
+        a.ravel().astype(np.int32) for a in np.meshgrid(np.arange(n_stores), np.arange(n_days), indexing="ij")
+    )
     log_y = np.log(1000.0) + shock_sd * rng.standard_normal(n_days)[day] + noise_sd * rng.standard_normal(day.size)
-    cells = Cells(store, day, np.zeros((day.size, 1), np.int32), np.ones((day.size, 1), np.float32),
-                  np.exp(log_y).astype(np.float32))
-    params = {"theta_mu": SiteParams(np.array([np.log(1000.0)]), np.zeros(1)),
-              "theta_sigma": SiteParams(np.array([-20.0]), np.zeros(1)),
-              "z": SiteParams(np.zeros((n_stores, 1)), np.zeros((n_stores, 1)))}
+    cells = Cells(
+        store,
+        day,
+        np.zeros((day.size, 1), np.int32),
+        np.ones((day.size, 1), np.float32),
+        np.exp(log_y).astype(np.float32),
+    )
+    params = {
+        "theta_mu": SiteParams(np.array([np.log(1000.0)]), np.zeros(1)),
+        "theta_sigma": SiteParams(np.array([-20.0]), np.zeros(1)),
+        "z": SiteParams(np.zeros((n_stores, 1)), np.zeros((n_stores, 1))),
+    }
     return cells, params
 
 
@@ -375,6 +417,7 @@ def test_store_day_density_samples(cube, fitted):
 # ---------------------------------------------------------------------------------------------
 # artifacts
 
+
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, cube, fitted):
     store = FitStore(tmp_path)
     key = fit_key(cube.fingerprint, fitted.config, fitted.priors, cube.spec)
@@ -419,6 +462,7 @@ def test_no_pickle_in_artifacts(tmp_path, cube, fitted):
 # ---------------------------------------------------------------------------------------------
 # cold start and posterior as prior
 
+
 def test_cold_start_beats_a_per_store_fit_on_seven_days():
     data = load_dataset(DemoSource(n_stores=60, n_days=300, seed=11))
     full = data.cube()
@@ -435,8 +479,9 @@ def test_cold_start_beats_a_per_store_fit_on_seven_days():
     cold = rmspe(scored["y"], scored["point"])
     # The per-store alternative: log-linear least squares on the same known days.
     cells = observed_cells(known)
-    xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), known.n_stores,
-                                   known.design.n_features)
+    xtx, xty, _ = normal_equations(
+        cells.store, cells.index, cells.value, np.log(cells.y), known.n_stores, known.design.n_features
+    )
     theta = ridge(xtx, xty, 1e-3, np.zeros(known.design.n_features))  # alone: nothing borrowed
     window = new.select_days(start + 10, start + 51)
     future = observed_cells(window)

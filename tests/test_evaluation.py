@@ -12,17 +12,26 @@ import pandas as pd
 import pytest
 from scipy.special import ndtri
 
-from bhm_core.evaluation.baselines import (BASELINES, COLDSTART_BASELINES, FRAME_COLUMNS, crps_lognormal,
-    mean, median_dow_promo, ols_log, pooled, seasonal_naive)
 from bhm_core.cli import main
-from bhm_core.model.config import FitConfig
 from bhm_core.data.cube import build_cube
-from bhm_core.errors import ConfigError, DataError
-from bhm_core.evaluation.backtest import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
-from bhm_core.evaluation.metrics import crps_from_samples, score_dict
-from bhm_core.forecast.predict import rmspe_optimal_point
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.data.validate import default_stores
+from bhm_core.errors import ConfigError, DataError
+from bhm_core.evaluation.backtest import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
+from bhm_core.evaluation.baselines import (
+    BASELINES,
+    COLDSTART_BASELINES,
+    FRAME_COLUMNS,
+    crps_lognormal,
+    mean,
+    median_dow_promo,
+    ols_log,
+    pooled,
+    seasonal_naive,
+)
+from bhm_core.evaluation.metrics import crps_from_samples, score_dict
+from bhm_core.forecast.predict import rmspe_optimal_point
+from bhm_core.model.config import FitConfig
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = FitConfig(steps=100, chunk_steps=50)
@@ -37,11 +46,19 @@ def tiny_cube(sales: dict, n_days: int, *, promo=None, closed=()):
         for s, d in closed:
             if s == store:
                 is_open[d] = 0
-        frames.append(pd.DataFrame({
-            "Store": store, "Date": MONDAY + np.arange(n_days), "Open": is_open,
-            "Sales": np.where(is_open == 1, np.asarray(values, float), 0.0),
-            "Promo": np.zeros(n_days, np.int8) if promo is None else np.asarray(promo, np.int8),
-            "StateHoliday": np.zeros(n_days, np.int8), "SchoolHoliday": np.zeros(n_days, np.int8)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "Store": store,
+                    "Date": MONDAY + np.arange(n_days),
+                    "Open": is_open,
+                    "Sales": np.where(is_open == 1, np.asarray(values, float), 0.0),
+                    "Promo": np.zeros(n_days, np.int8) if promo is None else np.asarray(promo, np.int8),
+                    "StateHoliday": np.zeros(n_days, np.int8),
+                    "SchoolHoliday": np.zeros(n_days, np.int8),
+                }
+            )
+        )
     train = pd.concat(frames, ignore_index=True)
     return build_cube(train, default_stores(np.array(sorted(sales))))
 
@@ -59,6 +76,7 @@ def points(frame, store=None):
 # ---------------------------------------------------------------------------------------------
 # baselines on hand-made cubes
 
+
 def test_seasonal_naive_copies_last_week_and_skips_a_closed_day():
     cube = tiny_cube({1: 100.0 + np.arange(21)}, 21, closed=[(1, 13), (1, 20)])  # day 13: a Sunday
     train, horizon = split(cube, 14)
@@ -71,10 +89,10 @@ def test_seasonal_naive_copies_last_week_and_skips_a_closed_day():
 
 
 def test_median_by_weekday_and_promo_with_fallbacks():
-    promo = np.repeat([1, 0, 1, 0, 1], 7)        # alternating promo weeks
+    promo = np.repeat([1, 0, 1, 0, 1], 7)  # alternating promo weeks
     values = np.tile(np.arange(1.0, 8.0), 5) * 100 + np.repeat([10, 0, 30, 0, 0], 7)
     cube = tiny_cube({1: values}, 35, promo=promo)
-    train, horizon = split(cube, 28)             # horizon: week 5, promo on
+    train, horizon = split(cube, 28)  # horizon: week 5, promo on
     frame = median_dow_promo(train, horizon)
     # promo weeks in training: weeks 1 and 3 -> median of +10 and +30 = +20 on each weekday.
     np.testing.assert_allclose(points(frame), np.arange(1.0, 8.0) * 100 + 20)
@@ -86,7 +104,7 @@ def test_median_by_weekday_and_promo_with_fallbacks():
 def test_median_falls_back_to_store_median_when_a_weekday_was_never_seen():
     values = np.full(14, 50.0)
     train = tiny_cube({1: values}, 14, closed=[(1, 6), (1, 13)])  # never open on Sundays
-    horizon = tiny_cube({1: np.full(7, 1.0)}, 7)                  # open on the Sunday
+    horizon = tiny_cube({1: np.full(7, 1.0)}, 7)  # open on the Sunday
     frame = median_dow_promo(train, horizon)
     np.testing.assert_allclose(points(frame), 50.0)
 
@@ -152,8 +170,9 @@ def test_lognormal_baseline_is_scored_on_its_rmspe_optimal_point():
     frame = ols_log(train, horizon)
     sigma = np.log(frame["hi_50"] / frame["point"]) / ndtri(0.75)
     # The same decision the model's sampled point takes, E[1/y] / E[1/y^2], here in closed form.
-    draws = np.exp(np.log(frame["point"].to_numpy()[:2, None]) + sigma.to_numpy()[:2, None]
-                   * rng.standard_normal((2, 400_000)))
+    draws = np.exp(
+        np.log(frame["point"].to_numpy()[:2, None]) + sigma.to_numpy()[:2, None] * rng.standard_normal((2, 400_000))
+    )
     np.testing.assert_allclose(frame["point_rmspe"][:2], rmspe_optimal_point(draws, axis=1), rtol=5e-3)
     assert (frame["point_rmspe"] < frame["point"]).all()
     # Scoring uses it: RMSPE from the metrics equals the hand computation on point_rmspe.
@@ -184,6 +203,7 @@ def test_store_subset_is_seeded():
 # ---------------------------------------------------------------------------------------------
 # backtest and cold start on the demo
 
+
 @pytest.fixture(scope="module")
 def demo_cube():
     # The command-line tests below use the same demo (--demo-stores 30 --demo-days 400, seed 0) and
@@ -197,16 +217,26 @@ def evaluation(demo_cube):
 
 
 def _check_metrics(metrics, with_intervals):
-    expected = set(METRIC_KEYS) if with_intervals else set(METRIC_KEYS) - {"coverage_50", "coverage_90",
-                                                                               "crps"}
+    expected = set(METRIC_KEYS) if with_intervals else set(METRIC_KEYS) - {"coverage_50", "coverage_90", "crps"}
     assert set(metrics) == expected
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
 
 
 def test_backtest_summary_has_every_field_with_its_type(evaluation, demo_cube):
     s = json.loads(json.dumps(evaluation.summary, allow_nan=False))
-    assert list(s)[:11] == ["cutoff", "horizon", "n_stores", "n_scored_cells", "model", "baselines",
-                            "per_store", "fit_seconds", "compile_seconds", "steps", "final_loss"]
+    assert list(s)[:11] == [
+        "cutoff",
+        "horizon",
+        "n_stores",
+        "n_scored_cells",
+        "model",
+        "baselines",
+        "per_store",
+        "fit_seconds",
+        "compile_seconds",
+        "steps",
+        "final_loss",
+    ]
     assert s["cutoff"] == str(demo_cube.dates[330]) and s["horizon"] == 42 and s["n_stores"] == 30
     assert isinstance(s["n_scored_cells"], int) and s["n_scored_cells"] > 0
     _check_metrics(s["model"], True)
@@ -220,7 +250,7 @@ def test_backtest_summary_has_every_field_with_its_type(evaluation, demo_cube):
     total = s["total"]  # the daily total over the 30 stores, on the 42 horizon days with sales
     assert set(total) == {"n_days", "coverage_50", "coverage_90", "rmspe"}
     assert 0 < total["n_days"] <= 42 and 0 <= total["coverage_50"] <= total["coverage_90"] <= 1
-    assert 0 < total["rmspe"] and math.isfinite(total["rmspe"])
+    assert total["rmspe"] > 0 and math.isfinite(total["rmspe"])
     best = min(s["baselines"], key=lambda k: s["baselines"][k]["rmspe"])
     assert len(s["per_store"]) == 30
     for entry in s["per_store"]:
@@ -249,13 +279,16 @@ def test_model_beats_seasonal_naive_on_the_demo(evaluation):
     assert 0.3 < s["model"]["coverage_50"] < 0.8 and 0.75 < s["model"]["coverage_90"] <= 1.0
 
 
-@pytest.mark.parametrize("cutoff, horizon, words", [
-    ("2012-12-31", 7, ["outside the data", "2013-01-01"]),
-    ("2014-02-05", 7, ["outside the data"]),
-    ("2014-01-20", 30, ["after the last day", "2014-01-05"]),
-    ("2013-06-01", 0, ["horizon", ">= 1"]),
-    ("June", 7, ["cutoff", "2015-06-19"]),
-])
+@pytest.mark.parametrize(
+    "cutoff, horizon, words",
+    [
+        ("2012-12-31", 7, ["outside the data", "2013-01-01"]),
+        ("2014-02-05", 7, ["outside the data"]),
+        ("2014-01-20", 30, ["after the last day", "2014-01-05"]),
+        ("2013-06-01", 0, ["horizon", ">= 1"]),
+        ("June", 7, ["cutoff", "2015-06-19"]),
+    ],
+)
 def test_backtest_rejects_bad_windows_before_fitting(demo_cube, cutoff, horizon, words):
     with pytest.raises(ConfigError) as info:
         backtest(demo_cube, cutoff, horizon, config=FAST)
@@ -294,11 +327,14 @@ def test_coldstart_forecasts_start_after_each_stores_kth_known_day(cold, demo_cu
     assert cold.local_fit.meta["n_cells"] == 5 * 7
 
 
-@pytest.mark.parametrize("n_new, k, words", [
-    (30, 7, ["below the number of stores"]),
-    (3, 5000, ["known days K = 5000", "choose K <="]),
-    (3, 0, ["known days K", ">= 1"]),
-])
+@pytest.mark.parametrize(
+    "n_new, k, words",
+    [
+        (30, 7, ["below the number of stores"]),
+        (3, 5000, ["known days K = 5000", "choose K <="]),
+        (3, 0, ["known days K", ">= 1"]),
+    ],
+)
 def test_coldstart_rejects_impossible_trials(demo_cube, n_new, k, words):
     with pytest.raises(ConfigError) as info:
         coldstart_trial(demo_cube, n_new, k, config=FAST)
@@ -309,15 +345,32 @@ def test_coldstart_rejects_impossible_trials(demo_cube, n_new, k, words):
 # ---------------------------------------------------------------------------------------------
 # command line
 
+
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "bhm_core", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bhm_core", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_backtest_json_on_a_small_demo():
-    done = run_cli("backtest", "--cutoff", "2013-04-01", "--horizon", "14", "--stores", "6",
-                   "--demo-stores", "10", "--demo-days", "120", "--steps", "30", "--samples", "50",
-                   "--json")
+    done = run_cli(
+        "backtest",
+        "--cutoff",
+        "2013-04-01",
+        "--horizon",
+        "14",
+        "--stores",
+        "6",
+        "--demo-stores",
+        "10",
+        "--demo-days",
+        "120",
+        "--steps",
+        "30",
+        "--samples",
+        "50",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["cutoff"] == "2013-04-01" and result["horizon"] == 14 and result["n_stores"] == 6
@@ -329,8 +382,27 @@ def test_cli_coldstart_human_table(capsys, monkeypatch, cold):
     # In-process with the cold fixture's data and settings: no new compilation; the JAX cache
     # setting of this process stays as it is.
     monkeypatch.setattr("bhm_core.inference.engine.enable_compilation_cache", lambda *a, **k: None)
-    code = main(["coldstart", "--new-stores", "5", "--known-days", "7", "--horizon", "21", "--seed", "2",
-                 "--demo-stores", "30", "--demo-days", "400", "--steps", "100", "--samples", "200"])
+    code = main(
+        [
+            "coldstart",
+            "--new-stores",
+            "5",
+            "--known-days",
+            "7",
+            "--horizon",
+            "21",
+            "--seed",
+            "2",
+            "--demo-stores",
+            "30",
+            "--demo-days",
+            "400",
+            "--steps",
+            "100",
+            "--samples",
+            "200",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "cold start: 5 new stores, 7 known days" in out
@@ -340,8 +412,9 @@ def test_cli_coldstart_human_table(capsys, monkeypatch, cold):
 
 
 def test_cli_error_exits_2_with_one_line_and_no_traceback():
-    done = run_cli("backtest", "--cutoff", "2030-01-01", "--horizon", "42", "--demo-stores", "10",
-                   "--demo-days", "200", "--json")
+    done = run_cli(
+        "backtest", "--cutoff", "2030-01-01", "--horizon", "42", "--demo-stores", "10", "--demo-days", "200", "--json"
+    )
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()
@@ -349,12 +422,15 @@ def test_cli_error_exits_2_with_one_line_and_no_traceback():
     assert "outside the data" in lines[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["backtest", "--cutoff", "2013-06-01", "--horizon", "0"], ["horizon"]),
-    (["backtest", "--cutoff", "2013-06-01", "--horizon", "7", "--stores", "11"], ["1..10"]),
-    (["backtest", "--cutoff", "1-6-2013", "--horizon", "7"], ["cutoff must be a date"]),
-    (["coldstart", "--new-stores", "3", "--known-days", "100000"], ["known days K = 100000"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["backtest", "--cutoff", "2013-06-01", "--horizon", "0"], ["horizon"]),
+        (["backtest", "--cutoff", "2013-06-01", "--horizon", "7", "--stores", "11"], ["1..10"]),
+        (["backtest", "--cutoff", "1-6-2013", "--horizon", "7"], ["cutoff must be a date"]),
+        (["coldstart", "--new-stores", "3", "--known-days", "100000"], ["known days K = 100000"]),
+    ],
+)
 def test_cli_errors_exit_2_before_fitting(capsys, args, words):
     assert main([*args, "--demo-stores", "10", "--demo-days", "200", "--json"]) == 2
     captured = capsys.readouterr()
@@ -371,8 +447,7 @@ def _panel_with_known_errors(level, shock, method="hierarchical"):
     point = np.full(stores.size, 1000.0)
     y = point * np.exp(np.asarray(level)[stores.ravel()] + np.asarray(shock)[days.ravel()])
     dates = pd.Timestamp("2015-01-01") + pd.to_timedelta(days.ravel(), "D")
-    return pd.DataFrame({"store": stores.ravel() + 1, "date": dates, "method": method, "y": y,
-                         "point": point})
+    return pd.DataFrame({"store": stores.ravel() + 1, "date": dates, "method": method, "y": y, "point": point})
 
 
 def test_error_sources_split_store_levels_from_day_shocks():
@@ -380,7 +455,10 @@ def test_error_sources_split_store_levels_from_day_shocks():
     frame = _panel_with_known_errors(level, shock)
     sources = error_sources(frame)
     cells_level, cells_shock = np.repeat(level, 2), np.tile(shock, 2)
-    hand = lambda log_error: math.sqrt(np.mean((1 - np.exp(-log_error)) ** 2))
+
+    def hand(log_error):
+        return math.sqrt(np.mean((1 - np.exp(-log_error)) ** 2))
+
     assert sources["rmspe"] == pytest.approx(hand(cells_level + cells_shock))
     # Corrections are centred: the overall mean error (-0.05, from the levels) stays.
     assert sources["without_store_level"] == pytest.approx(hand(cells_shock + level.mean()))
@@ -393,8 +471,8 @@ def test_error_sources_split_store_levels_from_day_shocks():
 
 def test_error_sources_score_the_rmspe_point_and_only_positive_sales():
     frame = _panel_with_known_errors([0.1, 0.1], [0.0, 0.0, 0.0])
-    frame["point_rmspe"] = frame["y"]                       # a perfect RMSPE point
-    frame.loc[0, "y"] = 0.0                                 # a closed day is not scored
+    frame["point_rmspe"] = frame["y"]  # a perfect RMSPE point
+    frame.loc[0, "y"] = 0.0  # a closed day is not scored
     baseline = _panel_with_known_errors([0.0], [0.0], method="ols_log")
     sources = error_sources(pd.concat([frame, baseline.assign(point_rmspe=np.nan)], ignore_index=True))
     assert sources["rmspe"] == pytest.approx(0.0) and sources["n_cells"] == 5

@@ -15,15 +15,34 @@ def _cube(spec, days=40, holiday_day=None, promo_days=(), stores=None):
     rows = []
     for store in (1, 2):
         for i, d in enumerate(dates):
-            rows.append({"Store": store, "Date": d, "Sales": 100.0 + i, "Open": 1,
-                         "Promo": int(i in promo_days), "StateHoliday": 1 if i == holiday_day else 0,
-                         "SchoolHoliday": 0})
+            rows.append(
+                {
+                    "Store": store,
+                    "Date": d,
+                    "Sales": 100.0 + i,
+                    "Open": 1,
+                    "Promo": int(i in promo_days),
+                    "StateHoliday": 1 if i == holiday_day else 0,
+                    "SchoolHoliday": 0,
+                }
+            )
     train = pd.DataFrame(rows)
     train["Date"] = train["Date"].to_numpy().astype("datetime64[D]")
-    stores = stores if stores is not None else pd.DataFrame(
-        {"Store": [1, 2], "StoreType": ["a", "b"], "Assortment": ["a", "a"], "Promo2": [0, 1],
-         "PromoInterval": ["", "Jan,Apr,Jul,Oct"], "Promo2SinceWeek": [np.nan, 1.0],
-         "Promo2SinceYear": [np.nan, 2015.0]})
+    stores = (
+        stores
+        if stores is not None
+        else pd.DataFrame(
+            {
+                "Store": [1, 2],
+                "StoreType": ["a", "b"],
+                "Assortment": ["a", "a"],
+                "Promo2": [0, 1],
+                "PromoInterval": ["", "Jan,Apr,Jul,Oct"],
+                "Promo2SinceWeek": [np.nan, 1.0],
+                "Promo2SinceYear": [np.nan, 2015.0],
+            }
+        )
+    )
     return build_cube(train, stores, spec)
 
 
@@ -33,8 +52,9 @@ def dense(cube, group_prefix):
     s, t, k = design.index.shape
     out = np.zeros((s, t, design.n_features))
     for slot in range(k):
-        np.add.at(out, (np.arange(s)[:, None], np.arange(t)[None, :], design.index[:, :, slot]),
-                  design.value[:, :, slot])
+        np.add.at(
+            out, (np.arange(s)[:, None], np.arange(t)[None, :], design.index[:, :, slot]), design.value[:, :, slot]
+        )
     cols = [i for i, n in enumerate(design.names) if n.startswith(group_prefix)]
     return out[:, :, cols], [design.names[i] for i in cols]
 

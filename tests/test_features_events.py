@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import dense
 
 from bhm_core.data.cube import build_cube
-from bhm_core.errors import DataError
 from bhm_core.data.features import CLOSURE_WINDOW_DAYS, TREND_KNOTS_DAYS, FeatureSpec, encode
-
-from test_features import dense
+from bhm_core.errors import DataError
 
 
 def _cube(spec, days=60, closed=None, school=(), stores=None, last_sales_day=None):
@@ -20,12 +19,24 @@ def _cube(spec, days=60, closed=None, school=(), stores=None, last_sales_day=Non
         for i, d in enumerate(dates):
             is_open = i not in closed.get(store, ())
             blank = last_sales_day is not None and i > last_sales_day
-            rows.append({"Store": store, "Date": d, "Sales": np.nan if blank else (100.0 + i) * is_open,
-                         "Open": int(is_open), "Promo": 0, "StateHoliday": 0, "SchoolHoliday": int(i in school)})
+            rows.append(
+                {
+                    "Store": store,
+                    "Date": d,
+                    "Sales": np.nan if blank else (100.0 + i) * is_open,
+                    "Open": int(is_open),
+                    "Promo": 0,
+                    "StateHoliday": 0,
+                    "SchoolHoliday": int(i in school),
+                }
+            )
     train = pd.DataFrame(rows)
     train["Date"] = train["Date"].to_numpy().astype("datetime64[D]")
-    stores = stores if stores is not None else pd.DataFrame(
-        {"Store": [1, 2], "StoreType": ["a", "a"], "Assortment": ["a", "a"], "Promo2": [0, 0]})
+    stores = (
+        stores
+        if stores is not None
+        else pd.DataFrame({"Store": [1, 2], "StoreType": ["a", "a"], "Assortment": ["a", "a"], "Promo2": [0, 0]})
+    )
     return build_cube(train, stores, spec)
 
 
@@ -50,9 +61,16 @@ def test_a_training_window_still_sees_a_closure_after_its_last_day():
 
 
 def test_competition_open_only_when_the_opening_falls_inside_the_data():
-    stores = pd.DataFrame({"Store": [1, 2], "StoreType": ["a", "a"], "Assortment": ["a", "a"],
-                           "Promo2": [0, 0], "CompetitionOpenSinceMonth": [2, 6],
-                           "CompetitionOpenSinceYear": [2015, 2010]})
+    stores = pd.DataFrame(
+        {
+            "Store": [1, 2],
+            "StoreType": ["a", "a"],
+            "Assortment": ["a", "a"],
+            "Promo2": [0, 0],
+            "CompetitionOpenSinceMonth": [2, 6],
+            "CompetitionOpenSinceYear": [2015, 2010],
+        }
+    )
     cube = _cube(FeatureSpec(competition=True), stores=stores)
     x, names = dense(cube, "competition")
     assert names == ["competition_open"]
@@ -100,17 +118,25 @@ def test_origin_is_the_last_day_with_sales_and_can_move_per_store():
 
 def test_new_flags_are_validated():
     from bhm_core.errors import ConfigError
+
     with pytest.raises(ConfigError, match="closure_window"):
         FeatureSpec(closure_window="no")
 
 
 def test_easter_and_carnival_days():
     from bhm_core.data.features import easter_sunday
+
     assert [str(easter_sunday(y)) for y in (2013, 2014, 2015, 2016)] == [
-        "2013-03-31", "2014-04-20", "2015-04-05", "2016-03-27"]
+        "2013-03-31",
+        "2014-04-20",
+        "2015-04-05",
+        "2016-03-27",
+    ]
     dates = pd.date_range("2015-02-10", periods=10)
-    rows = [{"Store": 1, "Date": d, "Sales": 100.0, "Open": 1, "Promo": 0, "StateHoliday": 0,
-             "SchoolHoliday": 0} for d in dates]
+    rows = [
+        {"Store": 1, "Date": d, "Sales": 100.0, "Open": 1, "Promo": 0, "StateHoliday": 0, "SchoolHoliday": 0}
+        for d in dates
+    ]
     train = pd.DataFrame(rows)
     train["Date"] = train["Date"].to_numpy().astype("datetime64[D]")
     stores = pd.DataFrame({"Store": [1], "StoreType": ["a"], "Assortment": ["a"], "Promo2": [0]})
@@ -126,8 +152,17 @@ def test_easter_and_carnival_days():
 
 def _day_cube(first, days, spec):
     dates = pd.date_range(first, periods=days)
-    train = pd.DataFrame({"Store": 1, "Date": dates.to_numpy().astype("datetime64[D]"), "Sales": 100.0,
-                          "Open": 1, "Promo": 0, "StateHoliday": 0, "SchoolHoliday": 0})
+    train = pd.DataFrame(
+        {
+            "Store": 1,
+            "Date": dates.to_numpy().astype("datetime64[D]"),
+            "Sales": 100.0,
+            "Open": 1,
+            "Promo": 0,
+            "StateHoliday": 0,
+            "SchoolHoliday": 0,
+        }
+    )
     stores = pd.DataFrame({"Store": [1], "StoreType": ["a"], "Assortment": ["a"], "Promo2": [0]})
     cube = build_cube(train, stores, spec)
     return cube, {str(d): i for i, d in enumerate(cube.dates)}
@@ -146,8 +181,8 @@ def test_christmas_run_up_counts_shopping_days_not_calendar_dates():
     # effect a forecast for 2014 uses must be the one learnt on the matching shopping day of 2013.
     cube, day = _day_cube("2013-12-01", 410, FeatureSpec(christmas=True))
     at = lambda d: _active(cube, day[d], "christmas")  # noqa: E731
-    assert at("2013-12-23") == at("2014-12-23") == "christmas_run_up_1"   # Mon / Tue
-    assert at("2013-12-21") == at("2014-12-22") == "christmas_run_up_2"   # Sat / Mon
+    assert at("2013-12-23") == at("2014-12-23") == "christmas_run_up_1"  # Mon / Tue
+    assert at("2013-12-21") == at("2014-12-22") == "christmas_run_up_2"  # Sat / Mon
     assert at("2013-12-22") == at("2014-12-21") == "advent_sunday"
     assert at("2013-12-10") == "christmas_run_up_12" and at("2013-12-09") is None
     assert at("2013-12-24") == "christmas_eve" and at("2013-12-26") == "christmas_holidays"
@@ -167,7 +202,8 @@ def test_easter_week_days_follow_the_easter_date():
 
 def test_recent_level_marks_the_last_weeks_before_the_origin_and_the_forecast():
     from bhm_core.data.features import RECENT_LEVEL_DAYS
-    cube, day = _day_cube("2015-01-01", 200, FeatureSpec(recent_level=True))
+
+    cube, _day = _day_cube("2015-01-01", 200, FeatureSpec(recent_level=True))
     origin = cube.dates[149]
     x, _ = dense(cube.with_origin(origin), "recent_level")
     first = 149 - RECENT_LEVEL_DAYS + 1

@@ -128,7 +128,8 @@ def good_copy(dest) -> dict[str, bytes]:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under the folder but the marker a download leaves (tested on its own)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != ks.MANAGED_MARKER
     }
 
@@ -181,7 +182,9 @@ def test_downloads_plain_csv_files(dest):
 def test_unpacks_per_file_zips_and_subfolders(dest):
     inner = {f"{name}.zip": zip_bytes({name: data}) for name, data in good_files().items()}
     outer = zip_bytes({f"rossmann/{name}": data for name, data in inner.items()})
-    ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi({"rossmann-store-sales.zip": outer})))
+    ks.download_dataset(
+        "rossmann", dest.parent, api_factory=factory(FakeKaggleApi({"rossmann-store-sales.zip": outer}))
+    )
 
     assert snapshot(dest) == good_files()
     assert_no_leftovers(dest)
@@ -210,14 +213,18 @@ def test_nothing_outside_the_managed_folder_is_touched(tmp_path):
     """A download writes, renames and removes only inside <raw root>/rossmann (and its own
     scratch folder there): the project, the fits and a sibling data set stay byte for byte."""
     project = tmp_path / "project"
-    files = {"app.py": b"print()", "data/fits/abc/record.json": b"{}", "data/raw/other/train.csv": b"x",
-             "data/uploads/u.csv": b"y", "data/raw/notes.txt": b"z"}
+    files = {
+        "app.py": b"print()",
+        "data/fits/abc/record.json": b"{}",
+        "data/raw/other/train.csv": b"x",
+        "data/uploads/u.csv": b"y",
+        "data/raw/notes.txt": b"z",
+    }
     for name, data in files.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(data)
     for _ in range(2):  # the second replaces the first
-        ks.download_dataset("rossmann", project / "data" / "raw",
-                            api_factory=factory(FakeKaggleApi(good_files())))
+        ks.download_dataset("rossmann", project / "data" / "raw", api_factory=factory(FakeKaggleApi(good_files())))
     after = {k: v for k, v in snapshot(project).items() if not k.startswith("data/raw/rossmann/")}
     assert after == files
     assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == ["notes.txt", "other", "rossmann"]
@@ -271,8 +278,9 @@ def test_no_credentials_without_previous_copy_writes_nothing(dest):
     assert_no_leftovers(dest)
 
 
-@pytest.mark.parametrize("error", [http_error(401), ApiException(401, "Unauthorized")],
-                         ids=["requests", "apiexception"])
+@pytest.mark.parametrize(
+    "error", [http_error(401), ApiException(401, "Unauthorized")], ids=["requests", "apiexception"]
+)
 def test_rejected_credentials(dest, good_copy, error, monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "alice")
     monkeypatch.setenv("KAGGLE_KEY", SECRET)
@@ -291,8 +299,7 @@ def test_rejected_token_during_authenticate(dest, good_copy):
     assert snapshot(dest) == good_copy
 
 
-@pytest.mark.parametrize("error", [http_error(403), ApiException(403, "Forbidden")],
-                         ids=["requests", "apiexception"])
+@pytest.mark.parametrize("error", [http_error(403), ApiException(403, "Forbidden")], ids=["requests", "apiexception"])
 def test_forbidden(dest, good_copy, error):
     message = expect_failure(dest, FakeKaggleApi(download_error=error), "403")
 
@@ -302,8 +309,7 @@ def test_forbidden(dest, good_copy, error):
     assert_no_leftovers(dest)
 
 
-@pytest.mark.parametrize("error", [http_error(404), ApiException(404, "Not Found")],
-                         ids=["requests", "apiexception"])
+@pytest.mark.parametrize("error", [http_error(404), ApiException(404, "Not Found")], ids=["requests", "apiexception"])
 def test_not_found(dest, good_copy, error):
     message = expect_failure(dest, FakeKaggleApi(download_error=error), "404")
 
@@ -355,8 +361,9 @@ def test_size_mismatch_reported_by_client_is_corrupt(dest, good_copy):
 def test_missing_store_csv(dest, good_copy):
     files = good_files()
     del files["store.csv"]
-    message = expect_failure(dest, FakeKaggleApi({"rossmann-store-sales.zip": zip_bytes(files)}),
-                             "incomplete or corrupt")
+    message = expect_failure(
+        dest, FakeKaggleApi({"rossmann-store-sales.zip": zip_bytes(files)}), "incomplete or corrupt"
+    )
 
     assert "store.csv is missing" in message
     assert "train.csv" in message  # lists what did arrive
@@ -382,8 +389,7 @@ def test_corrupt_member_in_zip(dest, good_copy):
     data = bytearray(zip_bytes(good_files()))
     offset = data.index(b"train.csv") + len(b"train.csv") + 5  # inside the compressed body
     data[offset] ^= 0xFF
-    expect_failure(dest, FakeKaggleApi({"rossmann-store-sales.zip": bytes(data)}),
-                   "incomplete or corrupt")
+    expect_failure(dest, FakeKaggleApi({"rossmann-store-sales.zip": bytes(data)}), "incomplete or corrupt")
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
 
@@ -437,8 +443,9 @@ def test_failing_progress_callback_still_cleans_up(dest, good_copy):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ks.download_dataset("rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())),
-                             on_progress=explode)
+        ks.download_dataset(
+            "rossmann", dest.parent, api_factory=factory(FakeKaggleApi(good_files())), on_progress=explode
+        )
     assert snapshot(dest) == good_copy
     assert_no_leftovers(dest)
 
@@ -597,8 +604,9 @@ def test_default_factory_imports_without_signing_in(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"), PYTHONPATH=str(REPO_ROOT))
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
 
     assert done.returncode == 0, done.stderr
     assert "Authentication required" not in done.stdout

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.evaluation import metrics as M
 from bhm_core.errors import ConfigError, DataError
+from bhm_core.evaluation import metrics as M
 
 # An empty or all-NaN selection must give NaN quietly: a warning here is a bug.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -253,7 +253,16 @@ def test_score_columns_follow_the_frame():
     frame = _two_method_frame().drop(columns=["lo_80", "hi_80", "crps"])
     table = M.score(frame)
     assert list(table.columns) == [
-        "method", "rmspe", "mape", "mae", "rmse", "bias", "n_cells", "coverage_50", "width_50", "pinball",
+        "method",
+        "rmspe",
+        "mape",
+        "mae",
+        "rmse",
+        "bias",
+        "n_cells",
+        "coverage_50",
+        "width_50",
+        "pinball",
     ]
     bare = M.score(frame.drop(columns=["lo_50", "hi_50"]))
     assert list(bare.columns) == ["method", "rmspe", "mape", "mae", "rmse", "bias", "n_cells"]
@@ -342,9 +351,16 @@ def test_forecast_schema_constants():
 
 
 def test_rmspe_uses_the_forecasters_rmspe_point_where_given():
-    frame = pd.DataFrame({"store": [1, 1, 2], "date": pd.to_datetime(["2015-01-01"] * 3),
-                          "method": ["m", "m", "b"], "y": [100.0, 200.0, 100.0],
-                          "point": [110.0, 220.0, 120.0], "point_rmspe": [100.0, 180.0, np.nan]})
+    frame = pd.DataFrame(
+        {
+            "store": [1, 1, 2],
+            "date": pd.to_datetime(["2015-01-01"] * 3),
+            "method": ["m", "m", "b"],
+            "y": [100.0, 200.0, 100.0],
+            "point": [110.0, 220.0, 120.0],
+            "point_rmspe": [100.0, 180.0, np.nan],
+        }
+    )
     scores = M.score_dict(frame)
     assert scores["m"]["rmspe"] == pytest.approx(np.sqrt((0.0 + 0.1**2) / 2))
     assert scores["m"]["mae"] == pytest.approx(15.0)  # other metrics keep the plain point

@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bhm_core.model.config import FitConfig, Priors
-from bhm_core.inference.engine import _batch_params, fit, initial_params, pad_locals
-from bhm_core.model.hierarchy import PER_STORE, SiteParams, negative_elbo, prior_arrays
-from bhm_core.inference.packing import batch_of, observed_cells, pack, pack_by_store
-from bhm_core.forecast.predict import forecast
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.evaluation.metrics import rmspe
+from bhm_core.forecast.predict import forecast
+from bhm_core.inference.engine import _batch_params, fit, initial_params, pad_locals
+from bhm_core.inference.packing import batch_of, observed_cells, pack, pack_by_store
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.model.hierarchy import PER_STORE, SiteParams, negative_elbo, prior_arrays
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,10 @@ def _deterministic_params(cube, s_pad):
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
     params = initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior)
-    params = {k: SiteParams(v.loc, np.full_like(v.log_scale, -30.0)) if isinstance(v, SiteParams) else v
-              for k, v in params.items()}
+    params = {
+        k: SiteParams(v.loc, np.full_like(v.log_scale, -30.0)) if isinstance(v, SiteParams) else v
+        for k, v in params.items()
+    }
     return cells, prior, pad_locals(params, s_pad)
 
 
@@ -39,7 +41,9 @@ def test_minibatch_gradient_is_unbiased(cube):
     full = jax.grad(negative_elbo)(full_params, key, full_data, prior)
 
     def batch_grad(rows):
-        loss = lambda p: negative_elbo(_batch_params(p, rows), key, batch_of(packed, rows), prior)
+        def loss(p):
+            return negative_elbo(_batch_params(p, rows), key, batch_of(packed, rows), prior)
+
         return jax.grad(loss)(params)
 
     # With one store per batch drawn uniformly, the expectation is the mean over every store.

@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bhm_core.model.config import FitConfig, Priors
-from bhm_core.inference.engine import (FitResult, Hyper, _batch_params, _program, fit_cells, initial_params,
-    pad_locals)
-from bhm_core.model.hierarchy import negative_elbo, prior_arrays
+from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.forecast.predict import forecast
+from bhm_core.forecast.stream import forecast_to_parquet, posterior_to_parquet, read_stores, row_groups_for
+from bhm_core.inference.engine import FitResult, Hyper, _batch_params, _program, fit_cells, initial_params, pad_locals
 from bhm_core.inference.optim import adam_init, adam_update
 from bhm_core.inference.packing import FitData, batch_of, observed_cells, pack_by_store
-from bhm_core.forecast.predict import forecast
-from bhm_core.data.sources import DemoSource, load_dataset
-from bhm_core.forecast.stream import forecast_to_parquet, posterior_to_parquet, read_stores, row_groups_for
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.model.hierarchy import negative_elbo, prior_arrays
 from bhm_core.scale.virtual import synthetic_series, virtual_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +32,7 @@ def cube():
 
 # ---------------------------------------------------------------------------------------------
 # virtual and synthetic series
+
 
 def _cell_keys(store_ids, cells):
     return pd.DataFrame({"store": store_ids, "day": cells.day.astype(np.int64), "y": cells.y})
@@ -100,8 +100,9 @@ def synth():
 def _runner_args(data: FitData, lr: float = 0.01):
     packed = pack_by_store(data.cells, data.n_stores)
     prior = prior_arrays(Priors(), data.feature_groups)
-    params = pad_locals(initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior),
-                        packed.y.shape[0])
+    params = pad_locals(
+        initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior), packed.y.shape[0]
+    )
     # final_lr_fraction 1: the cosine schedule is a constant learning rate
     hyper = Hyper(np.float32(lr), np.float32(1.0), np.float32(10.0), np.int32(0), np.int32(1), np.int32(0), np.int32(1))
     state = jax.tree.map(np.asarray, adam_init(params))  # host copies: the program donates its inputs
@@ -131,7 +132,10 @@ def test_sparse_minibatch_step_equals_the_dense_update(synth):
     batch_key, elbo_key = jax.random.split(jax.random.fold_in(key, 0))
     rows = jax.random.randint(batch_key, (STATIC["batch"],), 0, synth.data.n_stores)
     assert len(np.unique(rows)) < len(rows)  # rows drawn twice are part of the check
-    loss = lambda p: negative_elbo(_batch_params(p, rows), elbo_key, batch_of(packed, rows), prior)
+
+    def loss(p):
+        return negative_elbo(_batch_params(p, rows), elbo_key, batch_of(packed, rows), prior)
+
     dense, _ = adam_update(params, jax.jit(jax.grad(loss))(params), state, np.float32(0.05))
     touched = np.zeros(packed.y.shape[0], bool)
     touched[np.asarray(rows)] = True
@@ -160,6 +164,7 @@ def test_fit_cells_fits_series_without_a_cube(synth, synth_fit):
 
 def test_scale_command_prints_its_figures(capsys, synth):
     from bhm_core.cli import main
+
     # 500 synthetic series, batch 64, 20 steps in chunks of 5: the program compiled above
     assert main(["scale", "--series", "500", "--batch", "64", "--steps", "20", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -193,8 +198,9 @@ print(json.dumps(out))
 
 def test_four_device_fit_equals_one_device_fit():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     for name in ("minibatch", "full"):
@@ -206,13 +212,23 @@ def test_four_device_fit_equals_one_device_fit():
 # ---------------------------------------------------------------------------------------------
 # prediction in chunks and streamed to parquet (no fit needed: the least-squares start will do)
 
+
 @pytest.fixture(scope="module")
 def start_fit(cube):
     data = FitData.from_cube(cube)
     prior = prior_arrays(Priors(), data.feature_groups)
     params = initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior)
-    return FitResult(params, adam_init(params), np.zeros(1), cube.store_ids, data.feature_names,
-                     data.feature_groups, Priors(), FitConfig(), data.fingerprint)
+    return FitResult(
+        params,
+        adam_init(params),
+        np.zeros(1),
+        cube.store_ids,
+        data.feature_names,
+        data.feature_groups,
+        Priors(),
+        FitConfig(),
+        data.fingerprint,
+    )
 
 
 def _window(cube):
@@ -226,8 +242,9 @@ def test_chunked_prediction_equals_unchunked_exactly(cube, start_fit):
     # a store's draws do not depend on which other stores are forecast with it
     c = forecast(start_fit, cube, cube.store_ids[[3, 0]], chunk_stores=2, **_window(cube))
     for store in cube.store_ids[[3, 0]]:
-        pd.testing.assert_frame_equal(c[c["store"] == store].reset_index(drop=True),
-                                      a[a["store"] == store].reset_index(drop=True))
+        pd.testing.assert_frame_equal(
+            c[c["store"] == store].reset_index(drop=True), a[a["store"] == store].reset_index(drop=True)
+        )
 
 
 def test_streamed_forecast_reads_back_only_the_stores_shown(tmp_path, cube, start_fit):
@@ -240,6 +257,7 @@ def test_streamed_forecast_reads_back_only_the_stores_shown(tmp_path, cube, star
     want = want[want["store"].isin(shown)].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     import pyarrow.parquet as pq
+
     assert row_groups_for(pq.ParquetFile(path), np.sort(shown)) == [0, 2]
     assert read_stores(path, [10**6]).empty
     assert not list(tmp_path.glob(".tmp-*"))

@@ -24,13 +24,24 @@ def controls(cube) -> dict | None:
     first, last = cube.dates[0], cube.dates[-1]
     default = max(first, last - np.timedelta64(DEFAULT_HORIZON, "D"))
     left, right, _ = st.columns([1.2, 1, 2.2], vertical_alignment="bottom")
-    cutoff = left.date_input("Cutoff (last day the fit sees)", value=_date(default),
-                             min_value=_date(first), max_value=_date(last),
-                             key=f"w.bt.cutoff.{cube.fingerprint[:10]}", persist_state="session",
-                             help="The model and the baselines learn from the days up to the cutoff "
-                                  "and forecast the days after it")
-    horizon = right.number_input("Horizon (days)", min_value=1, max_value=366, value=DEFAULT_HORIZON,
-                                 step=7, key="w.bt.horizon", persist_state="session")
+    cutoff = left.date_input(
+        "Cutoff (last day the fit sees)",
+        value=_date(default),
+        min_value=_date(first),
+        max_value=_date(last),
+        key=f"w.bt.cutoff.{cube.fingerprint[:10]}",
+        persist_state="session",
+        help="The model and the baselines learn from the days up to the cutoff and forecast the days after it",
+    )
+    horizon = right.number_input(
+        "Horizon (days)",
+        min_value=1,
+        max_value=366,
+        value=DEFAULT_HORIZON,
+        step=7,
+        key="w.bt.horizon",
+        persist_state="session",
+    )
     try:
         cutoff, horizon, end = check_window(cube, str(cutoff), int(horizon))
     except BhmError as exc:
@@ -52,14 +63,23 @@ def results(evaluation, cube, kind: str, ekey: str) -> None:
     store = st.selectbox("Store", stores, key="w.bt.store", format_func=lambda s: _store_text(s, lifts))
     cutoff = np.datetime64(evaluation.summary["cutoff"], "D")
     first = cutoff - np.timedelta64(HISTORY_DAYS - 1, "D")
-    eval_view.drill_down(evaluation, [store], eval_view.y_label(kind), "bt", ekey,
-                         lambda: eval_view.history(cube, [store], first, cutoff),
-                         "Sales before the cutoff", marker=cutoff)
+    eval_view.drill_down(
+        evaluation,
+        [store],
+        eval_view.y_label(kind),
+        "bt",
+        ekey,
+        lambda: eval_view.history(cube, [store], first, cutoff),
+        "Sales before the cutoff",
+        marker=cutoff,
+    )
 
 
 def _store_text(store: int, lifts: dict) -> str:
     entry = lifts.get(store)
     if not entry or entry.get("baseline_rmspe") in (None, 0):
         return f"Store {store}"
-    return (f"Store {store}: model RMSPE {100 * entry['rmspe']:.1f} %, "
-            f"{charts_eval.label(entry['baseline'])} {100 * entry['baseline_rmspe']:.1f} %")
+    return (
+        f"Store {store}: model RMSPE {100 * entry['rmspe']:.1f} %, "
+        f"{charts_eval.label(entry['baseline'])} {100 * entry['baseline_rmspe']:.1f} %"
+    )

@@ -26,7 +26,7 @@ CURRENCY_KINDS = {"demo": "€", "kaggle-dir": "€"}  # Rossmann-like sources; 
 
 def rgba(hex_colour: str, alpha: float) -> str:
     """'#1f6feb', 0.2 -> 'rgba(31,111,235,0.2)': translucent fills that work on light and dark."""
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -41,14 +41,16 @@ def band_shape(row: int, x0, x1, fill: str) -> dict:
     """A full-height shaded band in one panel, below the traces. Shapes are collected and set
     with one update_layout: add_vrect per band copies the whole layout each time (slow)."""
     xref, yref = axis_refs(row)
-    return dict(type="rect", xref=xref, yref=yref, x0=x0, x1=x1, y0=0, y1=1, fillcolor=fill,
-                line_width=0, layer="below")
+    return dict(
+        type="rect", xref=xref, yref=yref, x0=x0, x1=x1, y0=0, y1=1, fillcolor=fill, line_width=0, layer="below"
+    )
 
 
 def vline_shape(row: int, x, colour: str, dash: str = "dash", width: float = 1) -> dict:
     xref, yref = axis_refs(row)
-    return dict(type="line", xref=xref, yref=yref, x0=x, x1=x, y0=0, y1=1,
-                line=dict(color=colour, width=width, dash=dash))
+    return dict(
+        type="line", xref=xref, yref=yref, x0=x, x1=x, y0=0, y1=1, line=dict(color=colour, width=width, dash=dash)
+    )
 
 
 def sales_axis_label(kind: str, weekly: bool = False) -> str:
@@ -89,8 +91,7 @@ def status_grid(cube: SalesCube, max_days: int = 200, max_stores: int = 1200) ->
     starts = ids[::stores]
     ends = ids[np.minimum(np.arange(len(starts)) * stores + stores - 1, len(ids) - 1)]
     labels = [str(a) if a == b else f"{a}–{b}" for a, b in zip(starts, ends)]
-    return {"z": grid, "x": cube.dates[::days], "y": labels, "days_per_cell": days,
-            "stores_per_cell": stores}
+    return {"z": grid, "x": cube.dates[::days], "y": labels, "days_per_cell": days, "stores_per_cell": stores}
 
 
 def missingness_figure(grid: dict) -> go.Figure:
@@ -99,22 +100,44 @@ def missingness_figure(grid: dict) -> go.Figure:
     for k, colour in enumerate(STATUS_COLOURS):
         scale += [[k / n, colour], [(k + 1) / n, colour]]
     period = "day" if grid["days_per_cell"] == 1 else f"{grid['days_per_cell']} days from"
-    fig = go.Figure(go.Heatmap(
-        z=grid["z"], x=grid["x"], y=grid["y"], zmin=-0.5, zmax=n - 0.5, colorscale=scale,
-        showscale=False, xgap=0, ygap=0,
-        hovertemplate=f"Store %{{y}}<br>{period} %{{x|%d %b %Y}}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid["z"],
+            x=grid["x"],
+            y=grid["y"],
+            zmin=-0.5,
+            zmax=n - 0.5,
+            colorscale=scale,
+            showscale=False,
+            xgap=0,
+            ygap=0,
+            hovertemplate=f"Store %{{y}}<br>{period} %{{x|%d %b %Y}}<extra></extra>",
+        )
+    )
     for label, colour in zip(STATUS_LABELS, STATUS_COLOURS):  # legend entries only
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
-                                 marker=dict(size=12, symbol="square", color=colour)))
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=label, marker=dict(size=12, symbol="square", color=colour)
+            )
+        )
     n_rows = len(grid["y"])
     height = int(min(720, max(320, 90 + 4 * n_rows)))
     every = math.ceil(n_rows / max(2, (height - 90) // 22))  # about one label per 22 px
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),
-                      plot_bgcolor="rgba(0,0,0,0)")
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
     fig.update_xaxes(title_text="Date", showgrid=False)
-    fig.update_yaxes(title_text="Store", autorange="reversed", type="category", showgrid=False,
-                     tickmode="array", tickvals=grid["y"][::every])
+    fig.update_yaxes(
+        title_text="Store",
+        autorange="reversed",
+        type="category",
+        showgrid=False,
+        tickmode="array",
+        tickvals=grid["y"][::every],
+    )
     return fig
 
 
@@ -127,14 +150,18 @@ def history_frame(cube: SalesCube, store_ids: list, weekly: bool) -> pd.DataFram
     rows = cube.store_rows(store_ids)
     observed = cube.observed[rows]
     r, c = np.nonzero(observed)
-    frame = pd.DataFrame({"Store": cube.store_ids[rows][r], "Date": cube.dates[c].astype("datetime64[ns]"),
-                          "Sales": cube.sales[rows][r, c].astype(np.float64)})
+    frame = pd.DataFrame(
+        {
+            "Store": cube.store_ids[rows][r],
+            "Date": cube.dates[c].astype("datetime64[ns]"),
+            "Sales": cube.sales[rows][r, c].astype(np.float64),
+        }
+    )
     if weekly and not frame.empty:
         frame["Date"] = frame["Date"].dt.to_period("W-SUN").dt.start_time
         frame = frame.groupby(["Store", "Date"], as_index=False, sort=True)["Sales"].mean()
     gap = frame.groupby("Store")["Date"].diff() > pd.Timedelta(days=GAP_DAYS)
-    breaks = frame.loc[gap, ["Store", "Date"]].assign(Date=lambda f: f["Date"] - pd.Timedelta(days=1),
-                                                      Sales=np.nan)
+    breaks = frame.loc[gap, ["Store", "Date"]].assign(Date=lambda f: f["Date"] - pd.Timedelta(days=1), Sales=np.nan)
     frame = pd.concat([frame, breaks]).sort_values(["Store", "Date"], kind="stable")
     return frame.reset_index(drop=True)
 
@@ -144,20 +171,29 @@ def history_figure(frame: pd.DataFrame, y_label: str, columns: int = 3) -> go.Fi
     n_stores = frame["Store"].nunique()
     columns = max(1, min(columns, n_stores))
     n_rows = math.ceil(n_stores / columns)
-    fig = px.line(frame, x="Date", y="Sales", facet_col="Store", facet_col_wrap=columns,
-                  facet_row_spacing=min(0.12, 0.5 / max(n_rows, 1)), facet_col_spacing=0.06,
-                  color_discrete_sequence=[SERIES_COLOUR], labels={"Sales": y_label, "Date": "Date"},
-                  category_orders={"Store": sorted(frame["Store"].unique())})
-    fig.update_traces(line=dict(width=1.2), connectgaps=False,
-                      hovertemplate="%{x|%a %d %b %Y}<br>%{y:,.0f}<extra></extra>")
+    fig = px.line(
+        frame,
+        x="Date",
+        y="Sales",
+        facet_col="Store",
+        facet_col_wrap=columns,
+        facet_row_spacing=min(0.12, 0.5 / max(n_rows, 1)),
+        facet_col_spacing=0.06,
+        color_discrete_sequence=[SERIES_COLOUR],
+        labels={"Sales": y_label, "Date": "Date"},
+        category_orders={"Store": sorted(frame["Store"].unique())},
+    )
+    fig.update_traces(
+        line=dict(width=1.2), connectgaps=False, hovertemplate="%{x|%a %d %b %Y}<br>%{y:,.0f}<extra></extra>"
+    )
     fig.update_yaxes(matches=None, showticklabels=True, rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("Store=", "Store ")))
     # One y title for the whole grid instead of one per row.
     fig.for_each_yaxis(lambda axis: axis.update(title_text=None))
     fig.for_each_xaxis(lambda axis: axis.update(title_text=None))
-    fig.add_annotation(text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5,
-                       showarrow=False, font=dict(size=13))
-    fig.update_layout(height=60 + 190 * n_rows, margin=dict(l=70, r=10, t=30, b=10),
-                      showlegend=False)
+    fig.add_annotation(
+        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5, showarrow=False, font=dict(size=13)
+    )
+    fig.update_layout(height=60 + 190 * n_rows, margin=dict(l=70, r=10, t=30, b=10), showlegend=False)
     return fig

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba
 from .charts_fit import COMPARE_COLOURS
 
-ROW = 1.0        # vertical room per effect
+ROW = 1.0  # vertical room per effect
 GROUP_GAP = 0.5  # extra room between groups
 GLOBAL_COLOUR = "#f08c00"
 
@@ -32,7 +32,7 @@ def positions(effects: list[str], groups: list[str]) -> dict:
 
 def _kde(log_values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     n = len(log_values)
-    bandwidth = max(1.06 * float(np.std(log_values)) * n ** -0.2, 1e-4)
+    bandwidth = max(1.06 * float(np.std(log_values)) * n**-0.2, 1e-4)
     u = (grid[:, None] - log_values[None, :]) / bandwidth
     return np.exp(-0.5 * u**2).sum(1) / (n * bandwidth * np.sqrt(2 * np.pi))
 
@@ -40,12 +40,20 @@ def _kde(log_values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def _effect_axes(fig: go.Figure, pos: dict, title: str) -> None:
     fig.add_vline(x=1.0, line=dict(color=NEUTRAL_GREY, width=1, dash="dash"))
     fig.update_xaxes(type="log", title_text=title, tickformat="~g", showgrid=True)
-    fig.update_yaxes(tickmode="array", tickvals=list(pos.values()), ticktext=list(pos.keys()),
-                     range=[min(pos.values()) - 0.4, max(pos.values()) + 1.0], showgrid=False,
-                     zeroline=False)
-    fig.update_layout(height=int(80 + 34 * (max(pos.values()) - min(pos.values()) + 2)),
-                      margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), hovermode="closest")
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=list(pos.values()),
+        ticktext=list(pos.keys()),
+        range=[min(pos.values()) - 0.4, max(pos.values()) + 1.0],
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_layout(
+        height=int(80 + 34 * (max(pos.values()) - min(pos.values()) + 2)),
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+        hovermode="closest",
+    )
 
 
 def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go.Figure:
@@ -54,8 +62,10 @@ def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go
     pos = positions(effects, groups)
     fig = go.Figure()
     for effect, y0 in pos.items():
-        logs = {label: np.log(frame.loc[frame["effect"] == effect, "multiplier"].to_numpy())
-                for label, frame in samples.items()}
+        logs = {
+            label: np.log(frame.loc[frame["effect"] == effect, "multiplier"].to_numpy())
+            for label, frame in samples.items()
+        }
         logs = {k: v[np.isfinite(v)] for k, v in logs.items() if np.isfinite(v).sum() > 1}
         if not logs:
             continue
@@ -68,40 +78,69 @@ def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go
         for (label, d), colour in zip(dens.items(), COMPARE_COLOURS):
             height = 0.9 * ROW * d / top
             x = np.exp(grid)
-            fig.add_trace(go.Scatter(
-                x=np.concatenate([x, x[::-1]]), y=np.concatenate([y0 + height, np.full(len(x), y0)]),
-                mode="lines", fill="toself", fillcolor=rgba(colour, 0.45), line=dict(color=colour, width=1.4),
-                name=label, legendgroup=label, showlegend=False, hoveron="fills",
-                hovertemplate=f"{effect}<br>{label}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([x, x[::-1]]),
+                    y=np.concatenate([y0 + height, np.full(len(x), y0)]),
+                    mode="lines",
+                    fill="toself",
+                    fillcolor=rgba(colour, 0.45),
+                    line=dict(color=colour, width=1.4),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=False,
+                    hoveron="fills",
+                    hovertemplate=f"{effect}<br>{label}<extra></extra>",
+                )
+            )
     for label, colour in zip(samples, COMPARE_COLOURS):
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, legendgroup=label,
-                                 marker=dict(symbol="square", size=12, color=rgba(colour, 0.6))))
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=label,
+                legendgroup=label,
+                marker=dict(symbol="square", size=12, color=rgba(colour, 0.6)),
+            )
+        )
     _effect_axes(fig, pos, "Multiplicative effect on expected sales (×, log scale)")
     return fig
 
 
-def store_strip_figure(stores: pd.DataFrame, global_median: pd.Series, effects: list[str],
-                       groups: list[str]) -> go.Figure:
+def store_strip_figure(
+    stores: pd.DataFrame, global_median: pd.Series, effects: list[str], groups: list[str]
+) -> go.Figure:
     """Per-store posterior means (dots, jittered within the row) around the global median (diamond)."""
     pos = positions(effects, groups)
     shown = stores[stores["effect"].isin(pos)]
     rng = np.random.default_rng(0)
     y = shown["effect"].map(pos).to_numpy() + 0.45 + rng.uniform(-0.28, 0.28, len(shown))
-    fig = go.Figure(go.Scatter(
-        x=shown["multiplier"], y=y, mode="markers", name="store (posterior mean)",
-        marker=dict(color=rgba(SERIES_COLOUR, 0.8), size=7, line=dict(width=0)),
-        customdata=np.stack([shown["store"], shown["effect"], shown["lo_90"], shown["hi_90"]], axis=-1),
-        hovertemplate="Store %{customdata[0]}<br>%{customdata[1]}: ×%{x:.3f}<br>"
-                      "90%: ×%{customdata[2]:.3f}–×%{customdata[3]:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=shown["multiplier"],
+            y=y,
+            mode="markers",
+            name="store (posterior mean)",
+            marker=dict(color=rgba(SERIES_COLOUR, 0.8), size=7, line=dict(width=0)),
+            customdata=np.stack([shown["store"], shown["effect"], shown["lo_90"], shown["hi_90"]], axis=-1),
+            hovertemplate="Store %{customdata[0]}<br>%{customdata[1]}: ×%{x:.3f}<br>"
+            "90%: ×%{customdata[2]:.3f}–×%{customdata[3]:.3f}<extra></extra>",
+        )
+    )
     medians = global_median.reindex(list(pos)).dropna()
-    fig.add_trace(go.Scatter(x=medians.to_numpy(), y=[pos[e] + 0.45 for e in medians.index],
-                             mode="markers", name="chain (global mean effect)",
-                             marker=dict(symbol="diamond", size=12, color=GLOBAL_COLOUR,
-                                         line=dict(width=1, color="white")),
-                             hovertemplate="%{text}: ×%{x:.3f} (chain)<extra></extra>",
-                             text=list(medians.index)))
-    _effect_axes(fig, {k: v + 0.45 for k, v in pos.items()},
-                 "Per-store effect (posterior mean, ×, log scale)")
+    fig.add_trace(
+        go.Scatter(
+            x=medians.to_numpy(),
+            y=[pos[e] + 0.45 for e in medians.index],
+            mode="markers",
+            name="chain (global mean effect)",
+            marker=dict(symbol="diamond", size=12, color=GLOBAL_COLOUR, line=dict(width=1, color="white")),
+            hovertemplate="%{text}: ×%{x:.3f} (chain)<extra></extra>",
+            text=list(medians.index),
+        )
+    )
+    _effect_axes(fig, {k: v + 0.45 for k, v in pos.items()}, "Per-store effect (posterior mean, ×, log scale)")
     return fig
 
 
@@ -113,20 +152,42 @@ def shrinkage_figure(frame: pd.DataFrame, effect: str, global_median: float) -> 
     lo = float(min(lsq.min(), frame["hierarchical"].min(), global_median)) / 1.05
     hi = float(max(lsq.max(), frame["hierarchical"].max(), global_median)) * 1.05
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="no shrinkage (y = x)",
-                             line=dict(color=NEUTRAL_GREY, dash="dash", width=1), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[global_median] * 2, mode="lines",
-                             name="chain (global mean effect)",
-                             line=dict(color=GLOBAL_COLOUR, dash="dot", width=1.5), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(
-        x=lsq, y=frame["hierarchical"], mode="markers", name="store (size = observed days)",
-        marker=dict(size=size, color=rgba(SERIES_COLOUR, 0.6), line=dict(width=1, color=SERIES_COLOUR)),
-        customdata=np.stack([frame["store"], days], axis=-1),
-        hovertemplate="Store %{customdata[0]} (%{customdata[1]:,.0f} observed days)<br>least squares "
-                      "×%{x:.3f}<br>hierarchical ×%{y:.3f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=[lo, hi],
+            y=[lo, hi],
+            mode="lines",
+            name="no shrinkage (y = x)",
+            line=dict(color=NEUTRAL_GREY, dash="dash", width=1),
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[lo, hi],
+            y=[global_median] * 2,
+            mode="lines",
+            name="chain (global mean effect)",
+            line=dict(color=GLOBAL_COLOUR, dash="dot", width=1.5),
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=lsq,
+            y=frame["hierarchical"],
+            mode="markers",
+            name="store (size = observed days)",
+            marker=dict(size=size, color=rgba(SERIES_COLOUR, 0.6), line=dict(width=1, color=SERIES_COLOUR)),
+            customdata=np.stack([frame["store"], days], axis=-1),
+            hovertemplate="Store %{customdata[0]} (%{customdata[1]:,.0f} observed days)<br>least squares "
+            "×%{x:.3f}<br>hierarchical ×%{y:.3f}<extra></extra>",
+        )
+    )
     axis = dict(type="log", tickformat="~g", range=[np.log10(lo), np.log10(hi)])
     fig.update_xaxes(title_text=f"{effect}: the store's own least squares (×)", **axis)
     fig.update_yaxes(title_text=f"{effect}: hierarchical model (×)", **axis)
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(
+        height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0)
+    )
     return fig

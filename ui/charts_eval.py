@@ -19,11 +19,11 @@ from .charts_forecast import ACTUAL_COLOUR, _band_polygons
 
 METHOD_COLOURS = {
     METHOD: SERIES_COLOUR,
-    "ols_log": "#8957e5",            # violet
-    "pooled": "#1b9e77",             # teal
-    "median_dow_promo": "#d6336c",   # magenta
-    "seasonal_naive": "#8c6d1f",     # brown
-    "mean": "#57606a",               # slate
+    "ols_log": "#8957e5",  # violet
+    "pooled": "#1b9e77",  # teal
+    "median_dow_promo": "#d6336c",  # magenta
+    "seasonal_naive": "#8c6d1f",  # brown
+    "mean": "#57606a",  # slate
 }
 METHOD_LABELS = {
     METHOD: "Hierarchical model",
@@ -52,27 +52,60 @@ def _model_traces(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     x = part["date"]
     for level, alpha in ((90, 0.18), (50, 0.35)):
         xs, ys = _band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0), fill="toself",
-                                 fillcolor=rgba(SERIES_COLOUR, alpha), hoverinfo="skip",
-                                 name=f"Model {level}% interval", legendgroup=f"band{level}",
-                                 showlegend=legend), row, 1)
-    fig.add_trace(go.Scatter(x=x, y=part["point"], mode="lines", name=label(METHOD),
-                             line=dict(color=SERIES_COLOUR, width=2.2), legendgroup=METHOD,
-                             showlegend=legend,
-                             hovertemplate="%{x|%a %d %b}<br>model %{y:,.0f}<extra></extra>"), row, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line=dict(width=0),
+                fill="toself",
+                fillcolor=rgba(SERIES_COLOUR, alpha),
+                hoverinfo="skip",
+                name=f"Model {level}% interval",
+                legendgroup=f"band{level}",
+                showlegend=legend,
+            ),
+            row,
+            1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=part["point"],
+            mode="lines",
+            name=label(METHOD),
+            line=dict(color=SERIES_COLOUR, width=2.2),
+            legendgroup=METHOD,
+            showlegend=legend,
+            hovertemplate="%{x|%a %d %b}<br>model %{y:,.0f}<extra></extra>",
+        ),
+        row,
+        1,
+    )
 
 
-def methods_figure(frame: pd.DataFrame, stores: list, y_label: str, history: pd.DataFrame | None = None,
-                   history_name: str = "Sales before", shared_x: bool = True,
-                   marker=None) -> go.Figure:
+def methods_figure(
+    frame: pd.DataFrame,
+    stores: list,
+    y_label: str,
+    history: pd.DataFrame | None = None,
+    history_name: str = "Sales before",
+    shared_x: bool = True,
+    marker=None,
+) -> go.Figure:
     """One panel per store: the model's bands and mean, each baseline's point forecast, the
     actual sales, and (history: store, date, y) the sales the methods learned from.
 
     Closed days break the lines instead of dropping them to 0. marker: a date to mark with a
     dashed line (the backtest's cutoff)."""
     n = max(len(stores), 1)
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=shared_x,
-                        vertical_spacing=min(0.1, 0.4 / n), subplot_titles=[f"Store {s}" for s in stores])
+    fig = make_subplots(
+        rows=n,
+        cols=1,
+        shared_xaxes=shared_x,
+        vertical_spacing=min(0.1, 0.4 / n),
+        subplot_titles=[f"Store {s}" for s in stores],
+    )
     methods = [METHOD] + [m for m in dict.fromkeys(frame["method"]) if m != METHOD]
     shapes = []
     for row, store in enumerate(stores, start=1):
@@ -82,11 +115,21 @@ def methods_figure(frame: pd.DataFrame, stores: list, y_label: str, history: pd.
         mine.loc[~mine["open"].astype(bool), values] = np.nan
         if history is not None:
             past = history[history["store"] == store]
-            fig.add_trace(go.Scatter(x=past["date"], y=past["y"], mode="lines+markers", name=history_name,
-                                     line=dict(color=HISTORY_COLOUR, width=1),
-                                     marker=dict(color=HISTORY_COLOUR, size=4), legendgroup="history",
-                                     showlegend=legend,
-                                     hovertemplate="%{x|%a %d %b}<br>%{y:,.0f}<extra></extra>"), row, 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=past["date"],
+                    y=past["y"],
+                    mode="lines+markers",
+                    name=history_name,
+                    line=dict(color=HISTORY_COLOUR, width=1),
+                    marker=dict(color=HISTORY_COLOUR, size=4),
+                    legendgroup="history",
+                    showlegend=legend,
+                    hovertemplate="%{x|%a %d %b}<br>%{y:,.0f}<extra></extra>",
+                ),
+                row,
+                1,
+            )
         for method in methods:
             part = mine[mine["method"] == method].sort_values("date")
             if part.empty:
@@ -94,16 +137,35 @@ def methods_figure(frame: pd.DataFrame, stores: list, y_label: str, history: pd.
             if method == METHOD:
                 _model_traces(fig, part, row, legend)
                 continue
-            fig.add_trace(go.Scatter(
-                x=part["date"], y=part["point"], mode="lines", name=label(method),
-                line=dict(color=colour(method), width=1.4, dash="dash"), legendgroup=method,
-                showlegend=legend,
-                hovertemplate="%{x|%a %d %b}<br>" + label(method) + " %{y:,.0f}<extra></extra>"), row, 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=part["date"],
+                    y=part["point"],
+                    mode="lines",
+                    name=label(method),
+                    line=dict(color=colour(method), width=1.4, dash="dash"),
+                    legendgroup=method,
+                    showlegend=legend,
+                    hovertemplate="%{x|%a %d %b}<br>" + label(method) + " %{y:,.0f}<extra></extra>",
+                ),
+                row,
+                1,
+            )
         actual = mine[mine["method"] == METHOD].sort_values("date")
-        fig.add_trace(go.Scatter(x=actual["date"], y=actual["y"], mode="markers", name="Actual sales",
-                                 marker=dict(color=ACTUAL_COLOUR, size=6), legendgroup="actual",
-                                 showlegend=legend,
-                                 hovertemplate="%{x|%a %d %b}<br>actual %{y:,.0f}<extra></extra>"), row, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=actual["date"],
+                y=actual["y"],
+                mode="markers",
+                name="Actual sales",
+                marker=dict(color=ACTUAL_COLOUR, size=6),
+                legendgroup="actual",
+                showlegend=legend,
+                hovertemplate="%{x|%a %d %b}<br>actual %{y:,.0f}<extra></extra>",
+            ),
+            row,
+            1,
+        )
         if marker is not None:
             shapes.append(vline_shape(row, pd.Timestamp(marker), NEUTRAL_GREY))
     fig.update_layout(shapes=shapes)
@@ -111,10 +173,15 @@ def methods_figure(frame: pd.DataFrame, stores: list, y_label: str, history: pd.
     fig.update_xaxes(showticklabels=True)
     fig.update_annotations(font_size=13)
     height = 110 + PANEL_HEIGHT * n
-    fig.add_annotation(text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5,
-                       showarrow=False, font=dict(size=13))
-    fig.update_layout(height=height, margin=dict(l=80, r=10, t=80, b=10), hovermode="closest",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0 + 45 / height, x=0))
+    fig.add_annotation(
+        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5, showarrow=False, font=dict(size=13)
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=80, r=10, t=80, b=10),
+        hovermode="closest",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0 + 45 / height, x=0),
+    )
     return fig
 
 
@@ -127,16 +194,28 @@ def signed_percent(value: float) -> str:
 def lift_histogram(lifts: pd.DataFrame) -> go.Figure:
     """Per-store lift (%) of the model over the run's best baseline; > 0: the model is better."""
     values = lifts["lift_pct"].dropna().to_numpy(float)
-    fig = go.Figure(go.Histogram(x=values, nbinsx=min(40, max(8, len(values) // 2)),
-                                 marker=dict(color=rgba(SERIES_COLOUR, 0.75),
-                                             line=dict(color=SERIES_COLOUR, width=1)),
-                                 name="stores", hovertemplate="lift %{x}<br>%{y} stores<extra></extra>"))
+    fig = go.Figure(
+        go.Histogram(
+            x=values,
+            nbinsx=min(40, max(8, len(values) // 2)),
+            marker=dict(color=rgba(SERIES_COLOUR, 0.75), line=dict(color=SERIES_COLOUR, width=1)),
+            name="stores",
+            hovertemplate="lift %{x}<br>%{y} stores<extra></extra>",
+        )
+    )
     fig.add_vline(x=0, line=dict(color=NEUTRAL_GREY, width=1.5))
     if values.size:
         median = float(np.median(values))
         fig.add_vline(x=median, line=dict(color=ACTUAL_COLOUR, width=2, dash="dash"))
-        fig.add_annotation(x=median, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"median {signed_percent(median)}", font=dict(color=ACTUAL_COLOUR))
+        fig.add_annotation(
+            x=median,
+            y=1.0,
+            yref="paper",
+            yanchor="bottom",
+            showarrow=False,
+            text=f"median {signed_percent(median)}",
+            font=dict(color=ACTUAL_COLOUR),
+        )
     fig.update_xaxes(title_text="lift in % (> 0: the model's error is lower)", ticksuffix=" %")
     fig.update_yaxes(title_text="stores")
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0.05)
@@ -145,22 +224,43 @@ def lift_histogram(lifts: pd.DataFrame) -> go.Figure:
 
 def calibration_figure(table: pd.DataFrame) -> go.Figure:
     """Empirical vs nominal coverage per method with intervals; the diagonal is perfect."""
-    fig = go.Figure(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="perfectly calibrated",
-                               line=dict(color=NEUTRAL_GREY, dash="dash", width=1.2), hoverinfo="skip"))
+    fig = go.Figure(
+        go.Scatter(
+            x=[0, 100],
+            y=[0, 100],
+            mode="lines",
+            name="perfectly calibrated",
+            line=dict(color=NEUTRAL_GREY, dash="dash", width=1.2),
+            hoverinfo="skip",
+        )
+    )
     for method in [METHOD] + [m for m in dict.fromkeys(table["method"]) if m != METHOD]:
         part = table[table["method"] == method].sort_values("level")
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["level"], y=100 * part["coverage"], mode="lines+markers", name=label(method),
-            line=dict(color=colour(method), width=2.4 if method == METHOD else 1.6),
-            marker=dict(size=8 if method == METHOD else 6),
-            hovertemplate=label(method) + "<br>nominal %{x} %<br>observed %{y:.1f} %<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=part["level"],
+                y=100 * part["coverage"],
+                mode="lines+markers",
+                name=label(method),
+                line=dict(color=colour(method), width=2.4 if method == METHOD else 1.6),
+                marker=dict(size=8 if method == METHOD else 6),
+                hovertemplate=label(method) + "<br>nominal %{x} %<br>observed %{y:.1f} %<extra></extra>",
+            )
+        )
     lowest = float(min(40.0, 100 * table["coverage"].min() - 5)) if len(table) else 40.0
-    fig.update_xaxes(title_text="nominal coverage of the interval", ticksuffix=" %",
-                     range=[lowest, 100], tickvals=[50, 80, 90, 95])
-    fig.update_yaxes(title_text="share of actual sales inside it", ticksuffix=" %",
-                     range=[max(lowest, 0), 100], scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_xaxes(
+        title_text="nominal coverage of the interval", ticksuffix=" %", range=[lowest, 100], tickvals=[50, 80, 90, 95]
+    )
+    fig.update_yaxes(
+        title_text="share of actual sales inside it",
+        ticksuffix=" %",
+        range=[max(lowest, 0), 100],
+        scaleanchor="x",
+        scaleratio=1,
+    )
+    fig.update_layout(
+        height=420, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0)
+    )
     return fig

@@ -21,8 +21,16 @@ MARGIN = dict(l=10, r=10, t=36, b=10)
 
 
 def _fill(x, y, name, colour, hover):
-    return go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=colour, width=2),
-                      fill="tozeroy", fillcolor=rgba(colour, 0.2), hovertemplate=hover)
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        name=name,
+        line=dict(color=colour, width=2),
+        fill="tozeroy",
+        fillcolor=rgba(colour, 0.2),
+        hovertemplate=hover,
+    )
 
 
 def _log_ticks(fig, low: float, high: float, **where) -> None:
@@ -35,10 +43,12 @@ def _log_ticks(fig, low: float, high: float, **where) -> None:
 def prior_figure(mean, spread, mean_title: str, spread_title: str) -> go.Figure:
     """Two panels: the group mean as exp(theta) on a log axis, and the per-store spread sigma."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
-    fig.add_trace(_fill(mean["multiplier"], mean["density"], "group mean", PRIOR_COLOUR,
-                        "×%{x:.3~g}<extra></extra>"), 1, 1)
-    fig.add_trace(_fill(spread["sigma"], spread["density"], "spread", PRIOR_COLOUR,
-                        "σ = %{x:.2f}<extra></extra>"), 1, 2)
+    fig.add_trace(
+        _fill(mean["multiplier"], mean["density"], "group mean", PRIOR_COLOUR, "×%{x:.3~g}<extra></extra>"), 1, 1
+    )
+    fig.add_trace(
+        _fill(spread["sigma"], spread["density"], "spread", PRIOR_COLOUR, "σ = %{x:.2f}<extra></extra>"), 1, 2
+    )
     _log_ticks(fig, mean["multiplier"].iloc[0], mean["multiplier"].iloc[-1], row=1, col=1)
     fig.update_xaxes(title_text=mean_title, title_font_size=12, row=1, col=1)
     fig.update_xaxes(rangemode="tozero", title_text=spread_title, title_font_size=12, row=1, col=2)
@@ -58,12 +68,13 @@ def _log10_ticks(lo: float, hi: float):
         if v in names:
             return names[v]
         if 0 < v < 3:
-            return f"{10 ** v:,}"
+            return f"{10**v:,}"
         if 3 < v < 6:
             return f"{10 ** (v - 3)}k"
         if 6 < v < 9:
             return f"{10 ** (v - 6)}M"
         return f"1e{v}"
+
     return values, [label(v) for v in values]
 
 
@@ -71,8 +82,16 @@ def _step_area(values, edges, name, colour):
     counts, _ = np.histogram(values, bins=edges)
     height = counts / max(counts.max(), 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    return go.Scatter(x=centres, y=height, mode="lines", line=dict(color=colour, width=1.5, shape="hvh"),
-                      fill="tozeroy", fillcolor=rgba(colour, 0.3), name=name, hoverinfo="skip")
+    return go.Scatter(
+        x=centres,
+        y=height,
+        mode="lines",
+        line=dict(color=colour, width=1.5, shape="hvh"),
+        fill="tozeroy",
+        fillcolor=rgba(colour, 0.3),
+        name=name,
+        hoverinfo="skip",
+    )
 
 
 def prior_predictive_figure(prior_log10: np.ndarray, observed_log10: np.ndarray, unit: str) -> go.Figure:
@@ -87,11 +106,15 @@ def prior_predictive_figure(prior_log10: np.ndarray, observed_log10: np.ndarray,
     fig.add_trace(_step_area(np.clip(prior_log10, lo, hi), edges, "implied by the priors", PRIOR_COLOUR))
     fig.add_trace(_step_area(observed_log10, edges, "observed", SERIES_COLOUR))
     values, labels = _log10_ticks(lo, hi)
-    fig.update_xaxes(tickmode="array", tickvals=values, ticktext=labels, range=[lo, hi],
-                     title_text=f"Expected daily sales ({unit}, log scale)")
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=values,
+        ticktext=labels,
+        range=[lo, hi],
+        title_text=f"Expected daily sales ({unit}, log scale)",
+    )
     fig.update_yaxes(showticklabels=False, title_text="share (peak = 1)", range=[0, 1.08])
-    fig.update_layout(height=300, margin=MARGIN,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(height=300, margin=MARGIN, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return fig
 
 
@@ -102,23 +125,46 @@ def loss_figure(steps, losses, title: str = "") -> go.Figure:
     if len(losses) >= 60:
         window = max(5, len(losses) // 40)
         smooth = pd.Series(losses).rolling(window, min_periods=1, center=True).mean()
-        fig.add_trace(go.Scatter(x=steps, y=losses, mode="lines", name="per step",
-                                 line=dict(color=rgba(SERIES_COLOUR, 0.3), width=1), hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=steps, y=smooth, mode="lines", name=f"mean of {window} steps",
-                                 line=dict(color=SERIES_COLOUR, width=2),
-                                 hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=losses,
+                mode="lines",
+                name="per step",
+                line=dict(color=rgba(SERIES_COLOUR, 0.3), width=1),
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=smooth,
+                mode="lines",
+                name=f"mean of {window} steps",
+                line=dict(color=SERIES_COLOUR, width=2),
+                hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra></extra>",
+            )
+        )
         _tail_range(fig, losses)
     else:
-        fig.add_trace(go.Scatter(x=steps, y=losses, mode="lines+markers", name="loss",
-                                 line=dict(color=SERIES_COLOUR, width=1.6), marker=dict(size=5),
-                                 hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=losses,
+                mode="lines+markers",
+                name="loss",
+                line=dict(color=SERIES_COLOUR, width=1.6),
+                marker=dict(size=5),
+                hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra></extra>",
+            )
+        )
     _loss_axes(fig, title)
     return fig
 
 
 def _tail_range(fig: go.Figure, losses: np.ndarray) -> None:
     """y range from the last 90 % of steps: the first steps' large losses would flatten the rest."""
-    tail = losses[len(losses) // 10:]
+    tail = losses[len(losses) // 10 :]
     tail = tail[np.isfinite(tail)]
     if tail.size:
         lo, hi = np.percentile(tail, [0, 99.5])
@@ -129,9 +175,12 @@ def _tail_range(fig: go.Figure, losses: np.ndarray) -> None:
 def _loss_axes(fig: go.Figure, title: str) -> None:
     fig.update_xaxes(title_text="SVI step", rangemode="tozero")
     fig.update_yaxes(title_text="loss (negative ELBO)", tickformat="~s")
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=36 if title else 10, b=10),
-                      title=dict(text=title, font_size=14) if title else None,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(
+        height=280,
+        margin=dict(l=10, r=10, t=36 if title else 10, b=10),
+        title=dict(text=title, font_size=14) if title else None,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+    )
 
 
 def losses_compare_figure(curves: dict) -> go.Figure:
@@ -141,10 +190,17 @@ def losses_compare_figure(curves: dict) -> go.Figure:
     tail = []
     for (label, losses), colour in zip(curves.items(), COMPARE_COLOURS):
         losses = np.asarray(losses, np.float64)
-        fig.add_trace(go.Scatter(x=np.arange(1, len(losses) + 1), y=losses, mode="lines", name=label,
-                                 line=dict(color=colour, width=1.4),
-                                 hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra>" + label + "</extra>"))
-        finite = losses[len(losses) // 10:]
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(losses) + 1),
+                y=losses,
+                mode="lines",
+                name=label,
+                line=dict(color=colour, width=1.4),
+                hovertemplate="step %{x:,}<br>loss %{y:,.1f}<extra>" + label + "</extra>",
+            )
+        )
+        finite = losses[len(losses) // 10 :]
         tail.extend(finite[np.isfinite(finite)].tolist())
     if tail:
         lo, hi = np.percentile(tail, [0, 99])

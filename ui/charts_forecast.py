@@ -59,28 +59,75 @@ def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "F
     x = part["date"]
     for level, alpha in ((90, 0.2), (50, 0.4)):
         xs, ys = _band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0), fill="toself",
-                                 fillcolor=rgba(SERIES_COLOUR, alpha), name=f"{level}% interval",
-                                 legendgroup=f"b{level}", showlegend=legend, hoverinfo="skip"), row, 1)
-    fig.add_trace(go.Scatter(
-        x=x, y=part["point"], mode="lines", name=mean_label, line=dict(color=SERIES_COLOUR, width=1.6),
-        legendgroup="mean", showlegend=legend,
-        customdata=np.stack([part["median"], part["lo_90"], part["hi_90"]], axis=-1),
-        hovertemplate="%{x|%a %d %b %Y}<br>mean %{y:,.0f}<br>median %{customdata[0]:,.0f}<br>"
-                      "90%: %{customdata[1]:,.0f}–%{customdata[2]:,.0f}<extra></extra>"), row, 1)
-    fig.add_trace(go.Scatter(x=x, y=part["median"], mode="lines", name="Median",
-                             line=dict(color=SERIES_COLOUR, width=1, dash="dot"), legendgroup="median",
-                             showlegend=legend, hoverinfo="skip"), row, 1)
-    fig.add_trace(go.Scatter(x=x, y=part["y"], mode="markers", name="Actual sales",
-                             marker=dict(color=ACTUAL_COLOUR, size=4), legendgroup="actual",
-                             showlegend=legend,
-                             hovertemplate="%{x|%a %d %b %Y}<br>actual %{y:,.0f}<extra></extra>"), row, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line=dict(width=0),
+                fill="toself",
+                fillcolor=rgba(SERIES_COLOUR, alpha),
+                name=f"{level}% interval",
+                legendgroup=f"b{level}",
+                showlegend=legend,
+                hoverinfo="skip",
+            ),
+            row,
+            1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=part["point"],
+            mode="lines",
+            name=mean_label,
+            line=dict(color=SERIES_COLOUR, width=1.6),
+            legendgroup="mean",
+            showlegend=legend,
+            customdata=np.stack([part["median"], part["lo_90"], part["hi_90"]], axis=-1),
+            hovertemplate="%{x|%a %d %b %Y}<br>mean %{y:,.0f}<br>median %{customdata[0]:,.0f}<br>"
+            "90%: %{customdata[1]:,.0f}–%{customdata[2]:,.0f}<extra></extra>",
+        ),
+        row,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=part["median"],
+            mode="lines",
+            name="Median",
+            line=dict(color=SERIES_COLOUR, width=1, dash="dot"),
+            legendgroup="median",
+            showlegend=legend,
+            hoverinfo="skip",
+        ),
+        row,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=part["y"],
+            mode="markers",
+            name="Actual sales",
+            marker=dict(color=ACTUAL_COLOUR, size=4),
+            legendgroup="actual",
+            showlegend=legend,
+            hovertemplate="%{x|%a %d %b %Y}<br>actual %{y:,.0f}<extra></extra>",
+        ),
+        row,
+        1,
+    )
 
 
 def _legend_swatches(fig):
     for name, colour in (("Promo day", PROMO_FILL), ("State holiday", HOLIDAY_FILL)):
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
-                                 marker=dict(size=12, symbol="square", color=colour)))
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=name, marker=dict(size=12, symbol="square", color=colour)
+            )
+        )
 
 
 def _data_end(data_end, rows: int) -> list[dict]:
@@ -89,12 +136,16 @@ def _data_end(data_end, rows: int) -> list[dict]:
     return [vline_shape(row, pd.Timestamp(data_end), NEUTRAL_GREY) for row in range(1, rows + 1)]
 
 
-def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=None,
-                    x_range=None) -> go.Figure:
+def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=None, x_range=None) -> go.Figure:
     """One panel per store (shared date axis), each with its own sales scale."""
     n = len(stores)
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.08, 0.35 / max(n, 1)),
-                        subplot_titles=[f"Store {s}" for s in stores])
+    fig = make_subplots(
+        rows=n,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=min(0.08, 0.35 / max(n, 1)),
+        subplot_titles=[f"Store {s}" for s in stores],
+    )
     shapes = []
     for row, store in enumerate(stores, start=1):
         part = frame[frame["store"] == store]
@@ -102,23 +153,38 @@ def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=No
         shapes += _shade(part["date"], part["state_holiday"], HOLIDAY_FILL, row)
         _bands(fig, _hide(part, ~part["open"]), row, legend=row == 1)
         expected = part["expected_closed"].astype(bool)
-        for name, days, symbol in (("Closed", part[~part["open"] & ~expected], "x-thin"),
-                                   ("Expected closed", part[expected], "circle-open")):
-            fig.add_trace(go.Scatter(
-                x=days["date"], y=np.zeros(len(days)), mode="markers", name=name,
-                marker=dict(symbol=symbol, size=7, color=NEUTRAL_GREY, line=dict(width=1.5, color=NEUTRAL_GREY)),
-                showlegend=row == 1, legendgroup=name,
-                hovertemplate="%{x|%a %d %b %Y}: " + name.lower() + "<extra></extra>"), row, 1)
+        for name, days, symbol in (
+            ("Closed", part[~part["open"] & ~expected], "x-thin"),
+            ("Expected closed", part[expected], "circle-open"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=days["date"],
+                    y=np.zeros(len(days)),
+                    mode="markers",
+                    name=name,
+                    marker=dict(symbol=symbol, size=7, color=NEUTRAL_GREY, line=dict(width=1.5, color=NEUTRAL_GREY)),
+                    showlegend=row == 1,
+                    legendgroup=name,
+                    hovertemplate="%{x|%a %d %b %Y}: " + name.lower() + "<extra></extra>",
+                ),
+                row,
+                1,
+            )
     _legend_swatches(fig)
     fig.update_layout(shapes=shapes + _data_end(data_end, n))
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True, range=x_range)
     fig.update_annotations(font_size=13)
-    fig.add_annotation(text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.065, y=0.5,
-                       showarrow=False, font=dict(size=13))
-    fig.update_layout(height=90 + PANEL_HEIGHT * n, margin=dict(l=80, r=10, t=60, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0 + 40 / (90 + PANEL_HEIGHT * n),
-                                  x=0), hovermode="closest")
+    fig.add_annotation(
+        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.065, y=0.5, showarrow=False, font=dict(size=13)
+    )
+    fig.update_layout(
+        height=90 + PANEL_HEIGHT * n,
+        margin=dict(l=80, r=10, t=60, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0 + 40 / (90 + PANEL_HEIGHT * n), x=0),
+        hovermode="closest",
+    )
     return fig
 
 
@@ -129,27 +195,46 @@ def total_figure(total: pd.DataFrame, n_stores: int, y_label: str, data_end=None
     fig.update_layout(shapes=_data_end(data_end, 1))
     fig.update_yaxes(rangemode="tozero", tickformat="~s", title_text=y_label)
     fig.update_xaxes(range=x_range)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text=f"Sum over {n_stores} stores", font_size=14),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.3))
+    fig.update_layout(
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=f"Sum over {n_stores} stores", font_size=14),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.3),
+    )
     return fig
 
 
 def day_density_figure(samples: np.ndarray, actual: float | None, title: str, x_label: str) -> go.Figure:
     lo, hi = np.percentile(samples, [0.5, 99.5])
     shown = samples[(samples >= lo) & (samples <= hi)]
-    fig = go.Figure(go.Histogram(x=shown, nbinsx=60, histnorm="probability density",
-                                 marker_color=rgba(SERIES_COLOUR, 0.7), name="posterior predictive",
-                                 hovertemplate="%{x}<extra></extra>"))
+    fig = go.Figure(
+        go.Histogram(
+            x=shown,
+            nbinsx=60,
+            histnorm="probability density",
+            marker_color=rgba(SERIES_COLOUR, 0.7),
+            name="posterior predictive",
+            hovertemplate="%{x}<extra></extra>",
+        )
+    )
     p5, p50, p95 = np.percentile(samples, [5, 50, 95])
     for value, text, dash in ((p5, "5%", "dot"), (p50, "median", "dash"), (p95, "95%", "dot")):
-        fig.add_vline(x=value, line=dict(color=SERIES_COLOUR, dash=dash, width=1.2),
-                      annotation_text=text, annotation_position="top")
+        fig.add_vline(
+            x=value,
+            line=dict(color=SERIES_COLOUR, dash=dash, width=1.2),
+            annotation_text=text,
+            annotation_position="top",
+        )
     if actual is not None and np.isfinite(actual):
-        fig.add_vline(x=actual, line=dict(color=ACTUAL_COLOUR, width=2.5),
-                      annotation_text="actual", annotation_position="bottom right")
+        fig.add_vline(
+            x=actual,
+            line=dict(color=ACTUAL_COLOUR, width=2.5),
+            annotation_text="actual",
+            annotation_position="bottom right",
+        )
     fig.update_xaxes(title_text=x_label, tickformat="~s")
     fig.update_yaxes(showticklabels=False, title_text="density")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
-                      title=dict(text=title, font_size=14))
+    fig.update_layout(
+        height=320, margin=dict(l=10, r=10, t=50, b=10), showlegend=False, title=dict(text=title, font_size=14)
+    )
     return fig

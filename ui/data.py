@@ -25,12 +25,12 @@ import pandas as pd
 import streamlit as st
 
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
-from bhm_core.errors import BhmError
 from bhm_core.data.sources import CsvSource, KaggleDirSource, load_dataset
+from bhm_core.errors import BhmError
 
 from . import state
-from .jobs import ResultCache
 from .charts import history_frame, status_grid
+from .jobs import ResultCache
 
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "bhm_uploads"
 
@@ -140,8 +140,14 @@ def save_upload(uploaded) -> Path:
 # versions), so results cached under it are shared by all sessions; partial fits carry their own
 # suffixed keys.
 
-HEAVY_MODULES = ("bhm_core.inference.engine", "bhm_core.forecast.predict", "bhm_core.artifacts", "bhm_core.forecast.effects",
-                 "bhm_core.forecast.prior_check", "bhm_core.evaluation.backtest")
+HEAVY_MODULES = (
+    "bhm_core.inference.engine",
+    "bhm_core.forecast.predict",
+    "bhm_core.artifacts",
+    "bhm_core.forecast.effects",
+    "bhm_core.forecast.prior_check",
+    "bhm_core.evaluation.backtest",
+)
 
 
 WARM_UP_DELAY = 2.0  # seconds: let the first page's messages reach the browser before importing
@@ -155,6 +161,7 @@ def _import_heavy(delay: float) -> None:
     for name in HEAVY_MODULES:  # in dependency order: the engine first
         importlib.import_module(name)
     from bhm_core.inference.engine import enable_compilation_cache
+
     enable_compilation_cache()
 
 
@@ -162,8 +169,7 @@ def _import_heavy(delay: float) -> None:
 def warm_up() -> threading.Thread:
     """Import the numerical stack and turn on JAX's persistent compilation cache in a background
     thread, once per process (app.py calls it after the page has run)."""
-    thread = threading.Thread(target=_import_heavy, args=(WARM_UP_DELAY,), daemon=True,
-                              name="bhm-warm-up")
+    thread = threading.Thread(target=_import_heavy, args=(WARM_UP_DELAY,), daemon=True, name="bhm-warm-up")
     thread.start()
     return thread
 
@@ -172,22 +178,26 @@ def warm_up() -> threading.Thread:
 def compilation_cache() -> str:
     """Turn on JAX's persistent compilation cache, once per process (before anything compiles)."""
     from bhm_core.inference.engine import enable_compilation_cache
+
     return str(enable_compilation_cache())
 
 
 # The library's forecast functions, imported on first use (tests count calls through these names).
 def forecast(*args, **kwargs):
     from bhm_core.forecast.predict import forecast as run
+
     return run(*args, **kwargs)
 
 
 def forecast_total(*args, **kwargs):
     from bhm_core.forecast.predict import forecast_total as run
+
     return run(*args, **kwargs)
 
 
 def store_day_samples(*args, **kwargs):
     from bhm_core.forecast.predict import store_day_samples as run
+
     return run(*args, **kwargs)
 
 
@@ -212,18 +222,19 @@ def fit_cube(cube: SalesCube, store_ids) -> SalesCube:
 def saved_fit(root: str, key: str):
     """A saved fit, loaded once per process. Raises ArtifactError (not cached) when unusable."""
     from bhm_core.artifacts import FitStore
+
     return FitStore(root).load(key)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def fit_usability(fingerprint: str, root: str, key: str, stamp: str, data_fingerprint: str,
-                  _cube: SalesCube) -> str:
-    """"yes" when the saved fit was made on these data (on its stores of this cube), else "other
+def fit_usability(fingerprint: str, root: str, key: str, stamp: str, data_fingerprint: str, _cube: SalesCube) -> str:
+    """ "yes" when the saved fit was made on these data (on its stores of this cube), else "other
     data" or "unreadable". Reads only the fit's store ids (not its arrays) and hashes that subset
     of the cube outside the fit-cube cache, so a long history never evicts the cubes in use.
     Cached per cube and artifact (stamp: the record's checksum): the history table asks for
     every saved fit on every rerun."""
     from bhm_core.artifacts import FitStore
+
     try:
         ids = FitStore(root).store_ids(key)
     except BhmError:
@@ -236,15 +247,16 @@ def fit_usability(fingerprint: str, root: str, key: str, stamp: str, data_finger
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def prior_figure(mu_loc: float, mu_scale: float, sigma_scale: float, mean_title: str,
-                 spread_title: str):
+def prior_figure(mu_loc: float, mu_scale: float, sigma_scale: float, mean_title: str, spread_title: str):
     """The density panels of one prior. Model & fit draws seven on every rerun and a Plotly figure
     takes tens of ms to build, so each is built once per process and values (never mutated)."""
     from bhm_core.forecast import prior_check
 
     from .charts_fit import prior_figure as build
-    return build(prior_check.mean_curve(mu_loc, mu_scale), prior_check.spread_curve(sigma_scale),
-                 mean_title, spread_title)
+
+    return build(
+        prior_check.mean_curve(mu_loc, mu_scale), prior_check.spread_curve(sigma_scale), mean_title, spread_title
+    )
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -258,6 +270,7 @@ def figure(key: str, _build):
 @st.cache_data(max_entries=32, show_spinner=False)
 def prior_predictive(fingerprint: str, priors_key: str, _cube: SalesCube, _priors):
     from bhm_core.forecast import prior_check
+
     return prior_check.prior_predictive(_cube, _priors), prior_check.observed_log10(_cube)
 
 
@@ -266,6 +279,7 @@ def _split(first, last, end, promo_future: bool):
     the scenario, each part its own draw, so the history part stays the same whatever the horizon
     or the what-if (Scenario(1) over the whole window would also rewrite recorded days)."""
     from bhm_core.forecast.predict import Scenario
+
     future = Scenario(1) if promo_future else Scenario()
     if last <= end:
         return [(first, last, Scenario(), 0)]
@@ -275,36 +289,56 @@ def _split(first, last, end, promo_future: bool):
 
 
 @st.cache_data(max_entries=64, show_spinner="Sampling the forecast…")
-def store_forecast(fit_key: str, stores: tuple, first, last, promo_future: bool, n_samples: int,
-                   _result, _cube: SalesCube, chunk_stores: int = 8) -> pd.DataFrame:
+def store_forecast(
+    fit_key: str,
+    stores: tuple,
+    first,
+    last,
+    promo_future: bool,
+    n_samples: int,
+    _result,
+    _cube: SalesCube,
+    chunk_stores: int = 8,
+) -> pd.DataFrame:
     """Per-store forecast over [first, last] with promo/holiday flags and expected closures (days
     after the data on a store's usual closing weekday: open False, forecast 0). Days after the
     data have no promo unless promo_future (then Mon-Fri). chunk_stores fixed: one compiled
     program whatever the number of stores shown."""
     first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
-    parts = [forecast(_result, _cube, list(stores), a, b, n_samples=n_samples, seed=seed,
-                      scenario=scenario, chunk_stores=chunk_stores)
-             for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)]
+    parts = [
+        forecast(
+            _result,
+            _cube,
+            list(stores),
+            a,
+            b,
+            n_samples=n_samples,
+            seed=seed,
+            scenario=scenario,
+            chunk_stores=chunk_stores,
+        )
+        for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)
+    ]
     return pd.concat(parts, ignore_index=True).sort_values(["store", "date"], ignore_index=True)
 
 
 @st.cache_data(max_entries=32, show_spinner="Summing the forecast over the stores…")
-def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int, _result,
-                   _cube) -> pd.DataFrame:
+def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int, _result, _cube) -> pd.DataFrame:
     """Daily sum over the fit's stores; the actual total only inside the data (NaN after)."""
     first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
-    parts = [forecast_total(_result, _cube, _result.store_ids, a, b, n_samples=n_samples, seed=seed,
-                            scenario=scenario)
-             for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)]
+    parts = [
+        forecast_total(_result, _cube, _result.store_ids, a, b, n_samples=n_samples, seed=seed, scenario=scenario)
+        for a, b, scenario, seed in _split(first, last, _cube.dates[-1], promo_future)
+    ]
     total = pd.concat(parts, ignore_index=True)
     total.loc[total["date"] > pd.Timestamp(_cube.dates[-1]), "y"] = np.nan
     return total
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result,
-                _cube) -> np.ndarray:
+def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result, _cube) -> np.ndarray:
     from bhm_core.forecast.predict import Scenario
+
     day = np.datetime64(date, "D")
     scenario = Scenario(1) if promo_future and day > _cube.dates[-1] else Scenario()
     return store_day_samples(_result, _cube, store, day, n_samples=n_samples, scenario=scenario)
@@ -316,10 +350,13 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
     and observed days per effect. seen: per feature, whether the data have it (see
     effects.contrasts), so that two fits compared use the same references."""
     from bhm_core.forecast import effects
+
     items = effects.contrasts(_result.feature_names, _result.feature_groups, seen)
     latents = effects.latent_samples(_result)
-    out = {"global": effects.global_effects(_result, items, latents),
-           "stores": effects.store_effects(_result, items, latents)}
+    out = {
+        "global": effects.global_effects(_result, items, latents),
+        "stores": effects.store_effects(_result, items, latents),
+    }
     if _cube is not None:
         out["shrinkage"] = effects.shrinkage(_result, _cube, items, latents)
         days = effects.feature_days(_cube)
@@ -330,4 +367,5 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
 @st.cache_data(max_entries=8, show_spinner=False)
 def seen_features(fingerprint: str, _cube: SalesCube) -> tuple:
     from bhm_core.forecast import effects
+
     return tuple(bool(d > 0) for d in effects.feature_days(_cube))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bhm_core.forecast.effects import group_title, summary_table
 from bhm_core.errors import BhmError
+from bhm_core.forecast.effects import group_title, summary_table
 
 from . import charts_effects, data, fitting
 
@@ -17,13 +17,22 @@ def choose_effects(tables: dict) -> tuple[list[str], list[str]]:
     frame = tables["global"][["effect", "group"]].drop_duplicates()
     groups = list(dict.fromkeys(frame["group"]))
     left, right = st.columns([3, 1.3], vertical_alignment="bottom")
-    chosen = left.multiselect("Feature groups", groups, default=groups, format_func=group_title,
-                              key=f"w.fx.groups.{'-'.join(groups)}",
-                              persist_state="session")
-    hide = right.toggle("Hide effects the data never show", value=True, key="w.fx.hide_unseen",
-                        persist_state="session",
-                        help="An effect whose feature has no observed day (e.g. Sundays in a chain "
-                             "closed on Sundays) is only its prior")
+    chosen = left.multiselect(
+        "Feature groups",
+        groups,
+        default=groups,
+        format_func=group_title,
+        key=f"w.fx.groups.{'-'.join(groups)}",
+        persist_state="session",
+    )
+    hide = right.toggle(
+        "Hide effects the data never show",
+        value=True,
+        key="w.fx.hide_unseen",
+        persist_state="session",
+        help="An effect whose feature has no observed day (e.g. Sundays in a chain "
+        "closed on Sundays) is only its prior",
+    )
     days = tables.get("days", pd.Series(dtype=int))
     unseen = [e for e in frame["effect"] if days.get(e, 1) == 0]
     keep = frame[frame["group"].isin(chosen) & ~(hide & frame["effect"].isin(unseen))]
@@ -35,10 +44,16 @@ def choose_effects(tables: dict) -> tuple[list[str], list[str]]:
 def overlay_choice(fit, saved_keys: list[str], seen: tuple):
     """Another saved fit (same features) to overlay: (label, its global effect samples) or None."""
     others = [k for k in saved_keys if k != fit.key]
-    key = st.selectbox("Overlay another saved fit (e.g. to see what a prior change did)", others,
-                       index=None, format_func=lambda k: k[:12], placeholder="None",
-                       key="w.fx.overlay", disabled=not others,
-                       help=None if others else "No other saved fits yet")
+    key = st.selectbox(
+        "Overlay another saved fit (e.g. to see what a prior change did)",
+        others,
+        index=None,
+        format_func=lambda k: k[:12],
+        placeholder="None",
+        key="w.fx.overlay",
+        disabled=not others,
+        help=None if others else "No other saved fits yet",
+    )
     if key is None:
         return None
     try:
@@ -47,8 +62,7 @@ def overlay_choice(fit, saved_keys: list[str], seen: tuple):
         st.error(str(exc))
         return None
     if tuple(other.feature_names) != tuple(fit.result.feature_names):
-        st.error(f"Fit {key[:12]} has other features ({len(other.feature_names)}); it cannot be "
-                 "overlaid.")
+        st.error(f"Fit {key[:12]} has other features ({len(other.feature_names)}); it cannot be overlaid.")
         return None
     return f"other fit {key[:8]}", data.effect_tables(key, seen, other)["global"]
 
@@ -57,12 +71,13 @@ def densities(tables: dict, fit, overlay, effects: list[str], groups: list[str])
     samples = {f"current fit {fit.key[:8]}": tables["global"]}
     if overlay is not None:
         samples[overlay[0]] = overlay[1]
-    figure = data.figure(f"fx.ridge|{fit.key}|{list(samples)}|{effects}|{groups}",
-                         lambda: charts_effects.ridgeline_figure(samples, effects, groups))
+    figure = data.figure(
+        f"fx.ridge|{fit.key}|{list(samples)}|{effects}|{groups}",
+        lambda: charts_effects.ridgeline_figure(samples, effects, groups),
+    )
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fx.ridgeline")
     with st.expander("Medians and 90 % intervals"):
-        tables_by_fit = [summary_table(s).set_index("effect").add_prefix(f"{label}: ")
-                         for label, s in samples.items()]
+        tables_by_fit = [summary_table(s).set_index("effect").add_prefix(f"{label}: ") for label, s in samples.items()]
         table = pd.concat(tables_by_fit, axis=1).reindex(effects).round(3)
         st.dataframe(table, height=min(600, 38 + 35 * len(table)))
 
@@ -72,8 +87,12 @@ def per_store(tables: dict, effects: list[str], groups: list[str], fit_key: str)
         medians = summary_table(tables["global"]).set_index("effect")["median"]
         return charts_effects.store_strip_figure(tables["stores"], medians, effects, groups)
 
-    st.plotly_chart(data.figure(f"fx.strip|{fit_key}|{effects}|{groups}", build),
-                    width="stretch", config={"displaylogo": False}, key="fx.strip")
+    st.plotly_chart(
+        data.figure(f"fx.strip|{fit_key}|{effects}|{groups}", build),
+        width="stretch",
+        config={"displaylogo": False},
+        key="fx.strip",
+    )
 
 
 def shrinkage(tables: dict, effects: list[str], fit_key: str) -> None:
@@ -83,14 +102,20 @@ def shrinkage(tables: dict, effects: list[str], fit_key: str) -> None:
         return
     default = effects.index("Promo day") if "Promo day" in effects else 0
     effect = st.selectbox("Effect", effects, index=default, key="w.fx.shrink_effect")
+
     def build():
         medians = summary_table(tables["global"]).set_index("effect")["median"]
-        return charts_effects.shrinkage_figure(frame[frame["effect"] == effect], effect,
-                                               float(medians[effect]))
+        return charts_effects.shrinkage_figure(frame[frame["effect"] == effect], effect, float(medians[effect]))
 
-    st.plotly_chart(data.figure(f"fx.shrink|{fit_key}|{effect}", build), width="stretch",
-                    config={"displaylogo": False}, key="fx.shrinkage")
-    st.caption("Each dot is a store: its own least-squares estimate (log sales on the features, that "
-               "store alone) against the hierarchical model's. Dots on the dashed diagonal are not "
-               "shrunk; stores with few observed days (small dots) are pulled toward the chain's "
-               "effect (dotted line).")
+    st.plotly_chart(
+        data.figure(f"fx.shrink|{fit_key}|{effect}", build),
+        width="stretch",
+        config={"displaylogo": False},
+        key="fx.shrinkage",
+    )
+    st.caption(
+        "Each dot is a store: its own least-squares estimate (log sales on the features, that "
+        "store alone) against the hierarchical model's. Dots on the dashed diagonal are not "
+        "shrunk; stores with few observed days (small dots) are pulled toward the chain's "
+        "effect (dotted line)."
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bhm_core.model.config import Priors
-from bhm_core.forecast.effects import summary_table
 from bhm_core.errors import BhmError
+from bhm_core.forecast.effects import summary_table
+from bhm_core.model.config import Priors
 
 from . import charts_fit, data, fitting, prior_editor, state, svi_settings
 
@@ -24,17 +24,34 @@ def history_frame(cube, current_key: str | None) -> pd.DataFrame:
     root = str(store.root)
     rows = []
     for item in store.list().itertuples():
-        usable = "other versions" if item.stale else data.fit_usability(
-            cube.fingerprint, root, item.key, item.arrays_sha256, str(item.data_fingerprint), cube)
+        usable = (
+            "other versions"
+            if item.stale
+            else data.fit_usability(
+                cube.fingerprint, root, item.key, item.arrays_sha256, str(item.data_fingerprint), cube
+            )
+        )
         batch = item.batch_size
-        rows.append({
-            "Current": item.key == current_key, "Created": item.created, "Data in use": usable,
-            "Stores": item.n_stores, "Steps": item.steps, "Final loss": item.final_loss,
-            "Priors": _priors_text(item.priors), "Seconds": item.seconds,
-            "Optimizer": item.optimizer, "Learning rate": item.learning_rate,
-            "Schedule": item.schedule, "Batch": None if pd.isna(batch) else int(batch),
-            "Seed": item.seed, "Data": item.label,
-            "Data fingerprint": str(item.data_fingerprint or "")[:12], "Key": item.key})
+        rows.append(
+            {
+                "Current": item.key == current_key,
+                "Created": item.created,
+                "Data in use": usable,
+                "Stores": item.n_stores,
+                "Steps": item.steps,
+                "Final loss": item.final_loss,
+                "Priors": _priors_text(item.priors),
+                "Seconds": item.seconds,
+                "Optimizer": item.optimizer,
+                "Learning rate": item.learning_rate,
+                "Schedule": item.schedule,
+                "Batch": None if pd.isna(batch) else int(batch),
+                "Seed": item.seed,
+                "Data": item.label,
+                "Data fingerprint": str(item.data_fingerprint or "")[:12],
+                "Key": item.key,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -54,14 +71,20 @@ def table(cube, current) -> list[str]:
         st.caption(f"No saved fits yet in {fitting.fit_store().root}.")
         return []
     event = st.dataframe(
-        frame, hide_index=True, on_select="rerun", selection_mode="single-row",
+        frame,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
         height=min(400, 38 + 35 * len(frame)),
         key=f"w.fit_history.{hash(tuple(frame['Key']))}",
-        column_config={"Current": st.column_config.CheckboxColumn("Current", width="small"),
-                       "Final loss": st.column_config.NumberColumn(format="%.1f"),
-                       "Seconds": st.column_config.NumberColumn(format="%.1f"),
-                       "Learning rate": st.column_config.NumberColumn(format="%.4g"),
-                       "Key": st.column_config.TextColumn(width="small")})
+        column_config={
+            "Current": st.column_config.CheckboxColumn("Current", width="small"),
+            "Final loss": st.column_config.NumberColumn(format="%.1f"),
+            "Seconds": st.column_config.NumberColumn(format="%.1f"),
+            "Learning rate": st.column_config.NumberColumn(format="%.4g"),
+            "Key": st.column_config.TextColumn(width="small"),
+        },
+    )
     rows = event.selection.rows
     if rows:
         chosen = frame.iloc[rows[0]]
@@ -73,16 +96,27 @@ def table(cube, current) -> list[str]:
 
 def actions(key: str, usable: bool) -> None:
     row = st.container(horizontal=True)
-    row.button("Reopen (make current)", icon=":material/open_in_new:", on_click=_reopen, args=(key,),
-               disabled=not usable, key="fit.reopen",
-               help=None if usable else "Made on other data, or unreadable: load its data first")
-    row.download_button("Download (zip)", data=lambda: fitting.zip_bytes(key), file_name=f"fit-{key}.zip",
-                        mime="application/zip", on_click="ignore", icon=":material/download:",
-                        key="fit.download")
+    row.button(
+        "Reopen (make current)",
+        icon=":material/open_in_new:",
+        on_click=_reopen,
+        args=(key,),
+        disabled=not usable,
+        key="fit.reopen",
+        help=None if usable else "Made on other data, or unreadable: load its data first",
+    )
+    row.download_button(
+        "Download (zip)",
+        data=lambda: fitting.zip_bytes(key),
+        file_name=f"fit-{key}.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/download:",
+        key="fit.download",
+    )
     with row.popover("Delete", icon=":material/delete:"):
         st.markdown(f"Delete saved fit `{key}`? This cannot be undone.")
-        st.button("Delete for good", type="primary", on_click=fitting.delete, args=(key,),
-                  key="fit.delete")
+        st.button("Delete for good", type="primary", on_click=fitting.delete, args=(key,), key="fit.delete")
 
 
 def compare(cube, current, keys: list[str]) -> None:
@@ -91,8 +125,14 @@ def compare(cube, current, keys: list[str]) -> None:
     if current is None or not others:
         st.caption("Compare needs a current fit and another saved fit.")
         return
-    other_key = st.selectbox("Compare the current fit with", others, index=None, key="fit.compare",
-                             format_func=lambda k: k[:12], placeholder="Choose a saved fit")
+    other_key = st.selectbox(
+        "Compare the current fit with",
+        others,
+        index=None,
+        key="fit.compare",
+        format_func=lambda k: k[:12],
+        placeholder="Choose a saved fit",
+    )
     if other_key is None:
         return
     try:
@@ -102,13 +142,15 @@ def compare(cube, current, keys: list[str]) -> None:
         return
     labels = (f"current ({current.key[:8]})", f"other ({other_key[:8]})")
     left, right = st.columns([1.2, 1])
-    left.plotly_chart(charts_fit.losses_compare_figure(
-        {labels[0]: current.result.losses, labels[1]: other.losses}), width="stretch",
-        config={"displayModeBar": False}, key="fit.compare_losses")
+    left.plotly_chart(
+        charts_fit.losses_compare_figure({labels[0]: current.result.losses, labels[1]: other.losses}),
+        width="stretch",
+        config={"displayModeBar": False},
+        key="fit.compare_losses",
+    )
     sub = data.fit_cube(cube, current.result.store_ids)
     seen = data.seen_features(sub.fingerprint, sub)
-    right.dataframe(effects_side_by_side(current, other, other_key, labels, seen), hide_index=True,
-                    height=300)
+    right.dataframe(effects_side_by_side(current, other, other_key, labels, seen), hide_index=True, height=300)
 
 
 def effects_side_by_side(current, other, other_key: str, labels, seen: tuple) -> pd.DataFrame:
@@ -117,8 +159,9 @@ def effects_side_by_side(current, other, other_key: str, labels, seen: tuple) ->
         return pd.DataFrame({"Effect (×)": ["(the fits have different features)"]})
     a = summary_table(data.effect_tables(current.key, seen, current.result)["global"])
     b = summary_table(data.effect_tables(other_key, seen, other)["global"])
-    merged = a[["effect", "median"]].merge(b[["effect", "median"]], on="effect", how="outer",
-                                           sort=False, suffixes=(" a", " b"))
+    merged = a[["effect", "median"]].merge(
+        b[["effect", "median"]], on="effect", how="outer", sort=False, suffixes=(" a", " b")
+    )
     merged.columns = ["Effect (×)", labels[0], labels[1]]
     return merged.round(3)
 

@@ -19,12 +19,20 @@ NOTICE = {"success": st.success, "info": st.info, "warning": st.warning, "error"
 def fit_button(cube, store_ids, config, priors) -> None:
     running = fitting.job() is not None
     label = f"Fit {len(store_ids)} store{'s' if len(store_ids) != 1 else ''}"
-    help_text = ("A fit is running" if running else
-                 "Fix the settings marked above first" if config is None or priors is None else
-                 "Loads the saved fit instantly when the same data, priors and settings were fitted "
-                 "before")
-    if st.button(label, type="primary", icon=":material/play_arrow:", help=help_text,
-                 disabled=running or config is None or priors is None):
+    help_text = (
+        "A fit is running"
+        if running
+        else "Fix the settings marked above first"
+        if config is None or priors is None
+        else "Loads the saved fit instantly when the same data, priors and settings were fitted before"
+    )
+    if st.button(
+        label,
+        type="primary",
+        icon=":material/play_arrow:",
+        help=help_text,
+        disabled=running or config is None or priors is None,
+    ):
         fitting.start(cube, store_ids, config, priors)
         if fitting.job() is not None:
             st.rerun()  # redraw with the button disabled and the progress showing
@@ -52,10 +60,13 @@ def _poll() -> None:
         st.progress(min(job.step / total, 1.0), text=text)
         if job.trace:
             steps, losses = zip(*job.trace)
-            st.plotly_chart(charts_fit.loss_figure(steps, losses, title="Loss so far"), width="stretch",
-                            config={"displayModeBar": False}, key="fit.live_loss")
-        st.button("Cancel", icon=":material/stop:", on_click=job.cancel, disabled=job.cancelling,
-                  key="fit.cancel")
+            st.plotly_chart(
+                charts_fit.loss_figure(steps, losses, title="Loss so far"),
+                width="stretch",
+                config={"displayModeBar": False},
+                key="fit.live_loss",
+            )
+        st.button("Cancel", icon=":material/stop:", on_click=job.cancel, disabled=job.cancelling, key="fit.cancel")
 
 
 def notice() -> None:
@@ -65,26 +76,31 @@ def notice() -> None:
         NOTICE[note.kind](note.text)
     partial = st.session_state.get(state.FIT_PARTIAL)
     if partial is not None:
-        st.button(f"Use the partial fit anyway ({len(partial.result.losses):,} steps, not saved)",
-                  on_click=fitting.use_partial, icon=":material/call_missed_outgoing:")
+        st.button(
+            f"Use the partial fit anyway ({len(partial.result.losses):,} steps, not saved)",
+            on_click=fitting.use_partial,
+            icon=":material/call_missed_outgoing:",
+        )
 
 
 def current_fit(fit) -> None:
     if fit is None:
-        st.info("No current fit yet: set the priors and settings, then press Fit.",
-                icon=":material/info:")
+        st.info("No current fit yet: set the priors and settings, then press Fit.", icon=":material/info:")
         return
     row = st.container(horizontal=True, vertical_alignment="center")
     row.markdown(f"**Current fit:** {fit.summary()}")
     if fit.from_cache:
-        row.badge("From cache: instant" if fit.seconds is not None else "Reopened from history",
-                  icon=":material/bolt:", color="green")
+        row.badge(
+            "From cache: instant" if fit.seconds is not None else "Reopened from history",
+            icon=":material/bolt:",
+            color="green",
+        )
     elif not fit.saved:
         row.badge("Not saved", icon=":material/warning:", color="orange")
     else:
         row.badge(f"New fit: {fit.seconds:.1f} s", icon=":material/model_training:", color="blue")
     losses = np.asarray(fit.result.losses)
-    figure = data.figure(f"fit.loss|{fit.key}|{len(losses)}",
-                         lambda: charts_fit.loss_figure(np.arange(1, len(losses) + 1), losses))
-    st.plotly_chart(figure, width="stretch",
-                    config={"displayModeBar": False}, key="fit.loss")
+    figure = data.figure(
+        f"fit.loss|{fit.key}|{len(losses)}", lambda: charts_fit.loss_figure(np.arange(1, len(losses) + 1), losses)
+    )
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="fit.loss")

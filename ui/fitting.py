@@ -17,9 +17,9 @@ import streamlit as st
 
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore
-from bhm_core.model.config import FitConfig, Priors
-from bhm_core.inference.engine import FitResult
 from bhm_core.errors import BhmError, FitDivergedError
+from bhm_core.inference.engine import FitResult
+from bhm_core.model.config import FitConfig, Priors
 
 from . import data, state
 from .jobs import FitJob
@@ -30,21 +30,22 @@ DEFAULT_STORES = 20  # stores fitted when none are picked
 @dataclass(frozen=True, eq=False)
 class CurrentFit:
     result: FitResult
-    key: str                 # artifact key; a partial fit's key has a suffix and is not saved
+    key: str  # artifact key; a partial fit's key has a suffix and is not saved
     saved: bool
     from_cache: bool
-    seconds: float | None    # wall time of the attempt that produced it; None when reopened
+    seconds: float | None  # wall time of the attempt that produced it; None when reopened
     note: str | None = None  # why a saved copy could not be used, if there was one
 
     def summary(self) -> str:
         r = self.result
-        return (f"{len(r.store_ids)} stores, {len(r.losses):,} steps, final loss "
-                f"{r.final_loss:,.1f}, key `{self.key[:12]}`")
+        return (
+            f"{len(r.store_ids)} stores, {len(r.losses):,} steps, final loss {r.final_loss:,.1f}, key `{self.key[:12]}`"
+        )
 
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str   # success, info, warning, error
+    kind: str  # success, info, warning, error
     text: str
 
 
@@ -95,8 +96,11 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
     if saved is not None:
         seconds = time.perf_counter() - began
         make_current(CurrentFit(saved, key, True, True, seconds))
-        _notify("success", f"Loaded from the cache in {seconds * 1000:.0f} ms: a fit with the same "
-                           "data, priors and settings was saved before.")
+        _notify(
+            "success",
+            f"Loaded from the cache in {seconds * 1000:.0f} ms: a fit with the same "
+            "data, priors and settings was saved before.",
+        )
         return
     label = f"{state.current_source().label}: {_ids_text(sub.store_ids)}"
     new = FitJob(store, sub, config, priors, key=key, label=label, source=state.current_source())
@@ -124,13 +128,16 @@ def collect() -> None:
     elif isinstance(error, FitDivergedError):
         if error.last_good is not None:
             st.session_state[state.FIT_PARTIAL] = CurrentFit(
-                error.last_good, f"{done.key}-diverged{error.step}", False, False, done.seconds)
+                error.last_good, f"{done.key}-diverged{error.step}", False, False, done.seconds
+            )
         _notify("error", f"{error} The previous fit stays current.")
     elif isinstance(error, (BhmError, NotImplementedError)):
         _notify("error", str(error) or type(error).__name__)
     else:
-        _notify("error", f"The fit failed unexpectedly ({type(error).__name__}: {error}). The "
-                         "details are in the server log.")
+        _notify(
+            "error",
+            f"The fit failed unexpectedly ({type(error).__name__}: {error}). The details are in the server log.",
+        )
 
 
 def _collect_result(done: FitJob) -> None:
@@ -138,18 +145,22 @@ def _collect_result(done: FitJob) -> None:
     result = out.result
     if result.meta.get("cancelled"):
         n = len(result.losses)
-        st.session_state[state.FIT_PARTIAL] = CurrentFit(result, f"{out.key}-partial{n}", False,
-                                                         False, done.seconds)
-        _notify("warning", f"Fit cancelled after {n:,} of {done.config.steps:,} steps; it was not "
-                           "saved. The previous fit stays current.")
+        st.session_state[state.FIT_PARTIAL] = CurrentFit(result, f"{out.key}-partial{n}", False, False, done.seconds)
+        _notify(
+            "warning",
+            f"Fit cancelled after {n:,} of {done.config.steps:,} steps; it was not "
+            "saved. The previous fit stays current.",
+        )
         return
     make_current(CurrentFit(result, out.key, True, out.from_cache, done.seconds, out.note))
     if out.from_cache:
         _notify("success", "Loaded from the cache: another session saved the same fit meanwhile.")
         return
     meta = result.meta
-    text = (f"Fitted {len(result.store_ids)} stores in {done.seconds:.1f} s ({meta.get('steps', 0):,} "
-            f"steps; compiling took {meta.get('compile_seconds', 0):.1f} s) and saved it.")
+    text = (
+        f"Fitted {len(result.store_ids)} stores in {done.seconds:.1f} s ({meta.get('steps', 0):,} "
+        f"steps; compiling took {meta.get('compile_seconds', 0):.1f} s) and saved it."
+    )
     if out.note:
         text += f" A saved copy could not be used: {out.note}"
     _notify("success", text)
@@ -168,14 +179,18 @@ def reopen(key: str) -> None:
         result = data.saved_fit(str(fit_store().root), key)
         sub = data.fit_cube(data.load_cube(state.current_source()), result.store_ids)
         if sub.fingerprint != result.data_fingerprint:
-            raise BhmError(f"fit {key[:12]} was made on other data (its stores differ from those "
-                           "stores in the data in use); load that data on the Data page first")
+            raise BhmError(
+                f"fit {key[:12]} was made on other data (its stores differ from those "
+                "stores in the data in use); load that data on the Data page first"
+            )
     except BhmError as exc:
         _notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
         return
     make_current(CurrentFit(result, key, True, True, None))
-    _notify("success", f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and "
-                       "settings are now in the editors.")
+    _notify(
+        "success",
+        f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now in the editors.",
+    )
 
 
 def delete(key: str) -> None:

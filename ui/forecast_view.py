@@ -22,24 +22,44 @@ def controls(fit, sub) -> dict:
     """Stores, window, scenario and samples; returns the forecast request."""
     ids = [int(i) for i in fit.result.store_ids]
     top = st.columns([2.2, 1.4, 1.2, 1.2], vertical_alignment="bottom")
-    stores = top[0].multiselect(f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)", ids,
-                                default=ids[:min(3, len(ids))], max_selections=MAX_PANELS,
-                                key=f"w.fc.stores.{fit.key}", persist_state="session")
-    horizon = top[1].select_slider("Horizon (days after the data)", HORIZONS, value=42,
-                                   key="w.fc.horizon", persist_state="session")
-    history = top[2].selectbox("History shown", list(HISTORY), key="w.fc.history",
-                               persist_state="session")
-    n_samples = top[3].selectbox("Samples", SAMPLES, index=1, key="w.fc.samples",
-                                 persist_state="session", help="Posterior predictive draws per day")
-    promo = st.toggle("What if: promo on every future weekday (Mon–Fri)", key="w.fc.promo",
-                      persist_state="session", disabled=horizon == 0,
-                      help="Days after the data otherwise have no promo; recorded days never change")
+    stores = top[0].multiselect(
+        f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)",
+        ids,
+        default=ids[: min(3, len(ids))],
+        max_selections=MAX_PANELS,
+        key=f"w.fc.stores.{fit.key}",
+        persist_state="session",
+    )
+    horizon = top[1].select_slider(
+        "Horizon (days after the data)", HORIZONS, value=42, key="w.fc.horizon", persist_state="session"
+    )
+    history = top[2].selectbox("History shown", list(HISTORY), key="w.fc.history", persist_state="session")
+    n_samples = top[3].selectbox(
+        "Samples",
+        SAMPLES,
+        index=1,
+        key="w.fc.samples",
+        persist_state="session",
+        help="Posterior predictive draws per day",
+    )
+    promo = st.toggle(
+        "What if: promo on every future weekday (Mon–Fri)",
+        key="w.fc.promo",
+        persist_state="session",
+        disabled=horizon == 0,
+        help="Days after the data otherwise have no promo; recorded days never change",
+    )
     end = sub.dates[-1]
     days = HISTORY[history]
     first = sub.dates[0] if days is None else max(sub.dates[0], end - np.timedelta64(days - 1, "D"))
-    return {"stores": tuple(sorted(stores)), "first": str(first),
-            "last": str(end + np.timedelta64(horizon, "D")), "promo": bool(promo and horizon),
-            "n_samples": int(n_samples), "end": end}
+    return {
+        "stores": tuple(sorted(stores)),
+        "first": str(first),
+        "last": str(end + np.timedelta64(horizon, "D")),
+        "promo": bool(promo and horizon),
+        "n_samples": int(n_samples),
+        "end": end,
+    }
 
 
 def zoom(request: dict) -> tuple:
@@ -47,8 +67,7 @@ def zoom(request: dict) -> tuple:
     last = dt.date.fromisoformat(request["last"])
     if first >= last:
         return first, last
-    chosen = st.slider("Zoom (dates)", first, last, (first, last), format="D MMM YYYY",
-                       key=f"w.fc.zoom.{first}.{last}")
+    chosen = st.slider("Zoom (dates)", first, last, (first, last), format="D MMM YYYY", key=f"w.fc.zoom.{first}.{last}")
     return tuple(chosen)
 
 
@@ -64,8 +83,16 @@ def shown_frame(fit, sub, request, window) -> pd.DataFrame | None:
     """The per-store forecast of the chosen stores inside the zoom window (None: no stores)."""
     if not request["stores"]:
         return None
-    frame = data.store_forecast(fit.key, request["stores"], request["first"], request["last"],
-                                request["promo"], request["n_samples"], fit.result, sub)
+    frame = data.store_forecast(
+        fit.key,
+        request["stores"],
+        request["first"],
+        request["last"],
+        request["promo"],
+        request["n_samples"],
+        fit.result,
+        sub,
+    )
     return _in(frame, window)
 
 
@@ -76,30 +103,51 @@ def stores_tab(fit, sub, request, window, kind) -> None:
         return
     figure = data.figure(
         f"fc.stores|{fit.key}|{sorted(request.items())}|{window}|{kind}",
-        lambda: charts_forecast.forecast_figure(shown, list(request["stores"]),
-                                                charts.sales_axis_label(kind), request["end"],
-                                                _x_range(window)))
+        lambda: charts_forecast.forecast_figure(
+            shown, list(request["stores"]), charts.sales_axis_label(kind), request["end"], _x_range(window)
+        ),
+    )
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fc.stores")
-    st.caption("Bands: 50 % (dark) and 90 % (light) posterior predictive intervals; line: mean, "
-               "dotted: median. The dashed line marks the end of the data.")
+    st.caption(
+        "Bands: 50 % (dark) and 90 % (light) posterior predictive intervals; line: mean, "
+        "dotted: median. The dashed line marks the end of the data."
+    )
 
 
 def total_tab(fit, sub, request, window, kind) -> None:
-    total = data.total_forecast(fit.key, request["first"], request["last"], request["promo"],
-                                request["n_samples"], fit.result, sub)
+    total = data.total_forecast(
+        fit.key, request["first"], request["last"], request["promo"], request["n_samples"], fit.result, sub
+    )
     shown = _in(total, window)
-    st.plotly_chart(charts_forecast.total_figure(shown, len(fit.result.store_ids),
-                                                 charts.sales_axis_label(kind), request["end"],
-                                                 _x_range(window)),
-                    width="stretch", config={"displaylogo": False}, key="fc.total")
+    st.plotly_chart(
+        charts_forecast.total_figure(
+            shown, len(fit.result.store_ids), charts.sales_axis_label(kind), request["end"], _x_range(window)
+        ),
+        width="stretch",
+        config={"displaylogo": False},
+        key="fc.total",
+    )
     shock = fit.result.day_shock_sd
-    st.caption("The interval comes from summing sampled store paths, not from adding the stores' "
-               "intervals (which would be too wide). "
-               + (f"Those paths share each day's chain-wide swing (weather, events: sd {100 * shock:.1f} % "
-                  "a day, measured on the fit's residuals), which the stores' own noise does not "
-                  "average away." if shock > 0 else "The fit found no chain-wide day-to-day swings."))
-    st.download_button("Download the total as CSV", shown.to_csv(index=False), "forecast_total.csv",
-                       "text/csv", on_click="ignore", icon=":material/download:", key="fc.total_csv")
+    st.caption(
+        "The interval comes from summing sampled store paths, not from adding the stores' "
+        "intervals (which would be too wide). "
+        + (
+            f"Those paths share each day's chain-wide swing (weather, events: sd {100 * shock:.1f} % "
+            "a day, measured on the fit's residuals), which the stores' own noise does not "
+            "average away."
+            if shock > 0
+            else "The fit found no chain-wide day-to-day swings."
+        )
+    )
+    st.download_button(
+        "Download the total as CSV",
+        shown.to_csv(index=False),
+        "forecast_total.csv",
+        "text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="fc.total_csv",
+    )
 
 
 def day_tab(fit, sub, request, window, kind) -> None:
@@ -107,8 +155,9 @@ def day_tab(fit, sub, request, window, kind) -> None:
     left, right = st.columns([1, 3])
     store = left.selectbox("Store", ids, key="w.fc.day_store")
     default = min(window[1], dt.date.fromisoformat(str(request["end"] + np.timedelta64(1, "D"))))
-    day = left.date_input("Day", value=default, min_value=window[0], max_value=window[1],
-                          key=f"w.fc.day.{window[0]}.{window[1]}")
+    day = left.date_input(
+        "Day", value=default, min_value=window[0], max_value=window[1], key=f"w.fc.day.{window[0]}.{window[1]}"
+    )
     samples = data.day_samples(fit.key, int(store), str(day), request["promo"], 4000, fit.result, sub)
     actual = _actual(sub, store, day)
     p5, p95 = np.percentile(samples, [5, 95])
@@ -117,9 +166,12 @@ def day_tab(fit, sub, request, window, kind) -> None:
     if actual is not None:
         left.metric("Actual", f"{actual:,.0f}", border=True)
     title = f"Store {store}, {day:%A %d %B %Y}: {len(samples):,} posterior predictive draws"
-    right.plotly_chart(charts_forecast.day_density_figure(samples, actual, title,
-                                                          charts.sales_axis_label(kind)),
-                       width="stretch", config={"displaylogo": False}, key="fc.day")
+    right.plotly_chart(
+        charts_forecast.day_density_figure(samples, actual, title, charts.sales_axis_label(kind)),
+        width="stretch",
+        config={"displaylogo": False},
+        key="fc.day",
+    )
 
 
 def _actual(sub, store, day) -> float | None:
@@ -134,10 +186,34 @@ def table_tab(shown: pd.DataFrame | None) -> None:
     if shown is None or shown.empty:
         st.caption("Nothing to list: choose stores above.")
         return
-    columns = ["store", "date", "y", "point", "median", "lo_50", "hi_50", "lo_90", "hi_90", "open",
-               "promo", "state_holiday", "expected_closed"]
+    columns = [
+        "store",
+        "date",
+        "y",
+        "point",
+        "median",
+        "lo_50",
+        "hi_50",
+        "lo_90",
+        "hi_90",
+        "open",
+        "promo",
+        "state_holiday",
+        "expected_closed",
+    ]
     table = shown[columns].rename(columns={"y": "actual", "point": "mean", "state_holiday": "holiday"})
-    st.download_button("Download what is shown as CSV", table.to_csv(index=False), "forecast.csv",
-                       "text/csv", on_click="ignore", icon=":material/download:", key="fc.csv")
-    st.dataframe(table, hide_index=True, height=420,
-                 column_config={"date": st.column_config.DateColumn("date", format="YYYY-MM-DD")})
+    st.download_button(
+        "Download what is shown as CSV",
+        table.to_csv(index=False),
+        "forecast.csv",
+        "text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="fc.csv",
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        height=420,
+        column_config={"date": st.column_config.DateColumn("date", format="YYYY-MM-DD")},
+    )

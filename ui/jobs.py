@@ -15,10 +15,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from bhm_core.model.config import FitConfig, Priors
 from bhm_core.data.cube import SalesCube
+from bhm_core.model.config import FitConfig, Priors
 
 if TYPE_CHECKING:  # the artifacts module brings JAX: imported when a fit runs (ui.data.warm_up)
     from bhm_core.artifacts import CachedFit, FitStore
@@ -34,15 +35,14 @@ class BackgroundJob:
     def __init__(self, *, key: str = "", label: str = "", source=None, total_steps: int = 1):
         self.key, self.label, self.source = key, label, source
         self.total_steps = max(int(total_steps), 1)
-        self.phase = ""                             # what the work is doing now, for the page
-        self.trace: list[tuple[int, float]] = []   # (step, loss) after every chunk of steps
+        self.phase = ""  # what the work is doing now, for the page
+        self.trace: list[tuple[int, float]] = []  # (step, loss) after every chunk of steps
         self.outcome = None
         self.error: BaseException | None = None
         self.started = time.monotonic()
         self.seconds: float | None = None
         self._stop, self._done = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"bhm-{type(self).__name__}-{id(self):x}")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"bhm-{type(self).__name__}-{id(self):x}")
 
     def start(self):
         self._thread.start()
@@ -95,19 +95,35 @@ class BackgroundJob:
 class FitJob(BackgroundJob):
     """One fit_or_load call: a new fit is saved, an existing one loaded."""
 
-    def __init__(self, store: "FitStore", cube: SalesCube, config: FitConfig, priors: Priors, *,
-                 key: str = "", label: str = "", source=None):
+    def __init__(
+        self,
+        store: FitStore,
+        cube: SalesCube,
+        config: FitConfig,
+        priors: Priors,
+        *,
+        key: str = "",
+        label: str = "",
+        source=None,
+    ):
         super().__init__(key=key, label=label, source=source, total_steps=config.steps)
         self.config, self.priors = config, priors
         self.n_stores = cube.n_stores
         self._store, self._cube = store, cube
 
-    def _work(self) -> "CachedFit":
+    def _work(self) -> CachedFit:
         from bhm_core import artifacts
+
         try:
-            return artifacts.fit_or_load(self._store, self._cube, self.config, self.priors,
-                                         label=self.label, on_progress=self.progress,
-                                         should_stop=self._stop.is_set)
+            return artifacts.fit_or_load(
+                self._store,
+                self._cube,
+                self.config,
+                self.priors,
+                label=self.label,
+                on_progress=self.progress,
+                should_stop=self._stop.is_set,
+            )
         finally:
             self._cube = None  # the thread's reference: the cube is the cache's, not the job's
 
@@ -116,8 +132,16 @@ class TaskJob(BackgroundJob):
     """work(job) in a thread; work reports through job.progress / job.phase and stops when
     job.should_stop() is True. On success the value is put into `cache` under the job's key."""
 
-    def __init__(self, work: Callable[["TaskJob"], object], cache: "ResultCache", *, key: str,
-                 label: str = "", source=None, total_steps: int = 1):
+    def __init__(
+        self,
+        work: Callable[[TaskJob], object],
+        cache: ResultCache,
+        *,
+        key: str,
+        label: str = "",
+        source=None,
+        total_steps: int = 1,
+    ):
         super().__init__(key=key, label=label, source=source, total_steps=total_steps)
         self._work_fn, self._cache = work, cache
 

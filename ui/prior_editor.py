@@ -11,48 +11,69 @@ import math
 
 import streamlit as st
 
+from bhm_core.data.features import FEATURE_GROUPS
+from bhm_core.errors import BhmError, ConfigError
 from bhm_core.forecast import prior_check
 from bhm_core.model.config import EffectPrior, Priors
-from bhm_core.errors import BhmError, ConfigError
-from bhm_core.data.features import FEATURE_GROUPS
 
 from . import charts, charts_fit, data, state
 
 EFFECT_FIELDS = ("mu_loc", "mu_scale", "sigma_scale")
 DISPERSION_FIELDS = ("r_mu_loc", "r_mu_scale", "r_sigma_scale", "w_scale")
 GROUPS = {  # group: (title, what exp(theta) means, plain-language help)
-    "weekday": ("Weekday level", "sales level exp(θ)",
-                "The seven weekday coefficients are the model's intercept: exp(θ) is a store's "
-                "typical daily sales on that weekday when nothing else applies. The reference prior "
-                "N(0, 1) centres that on 1 €/day; the data then have to carry the level. Use *Centre "
-                "on the data* for a prior that starts near the observed sales."),
-    "promo": ("Promo", "multiplier on promo days",
-              "How much a promo day changes sales: exp(θ) = 1.3 means +30 %."),
-    "state_holiday": ("State holidays", "multiplier per holiday level",
-                      "One coefficient per level (none, public, Easter, Christmas); with the "
-                      "weekday level, the difference between levels is the holiday effect."),
-    "school_holiday": ("School holidays", "multiplier on school holidays",
-                       "How much a school holiday changes sales."),
-    "promo2": ("Promo2 (continuing promotion)", "multiplier for Promo2 stores",
-               "Stores taking part in the continuing Promo2 campaign."),
-    "store_variant": ("Store type × assortment", "multiplier per variant",
-                      "One coefficient per combination of store type and assortment; shares the "
-                      "level with the weekday coefficients."),
-    "yearly": ("Yearly seasonality", "multiplier at a harmonic's peak",
-               "Sine and cosine terms of the day of the year; exp(θ) is the swing at the peak."),
+    "weekday": (
+        "Weekday level",
+        "sales level exp(θ)",
+        "The seven weekday coefficients are the model's intercept: exp(θ) is a store's "
+        "typical daily sales on that weekday when nothing else applies. The reference prior "
+        "N(0, 1) centres that on 1 €/day; the data then have to carry the level. Use *Centre "
+        "on the data* for a prior that starts near the observed sales.",
+    ),
+    "promo": ("Promo", "multiplier on promo days", "How much a promo day changes sales: exp(θ) = 1.3 means +30 %."),
+    "state_holiday": (
+        "State holidays",
+        "multiplier per holiday level",
+        "One coefficient per level (none, public, Easter, Christmas); with the "
+        "weekday level, the difference between levels is the holiday effect.",
+    ),
+    "school_holiday": ("School holidays", "multiplier on school holidays", "How much a school holiday changes sales."),
+    "promo2": (
+        "Promo2 (continuing promotion)",
+        "multiplier for Promo2 stores",
+        "Stores taking part in the continuing Promo2 campaign.",
+    ),
+    "store_variant": (
+        "Store type × assortment",
+        "multiplier per variant",
+        "One coefficient per combination of store type and assortment; shares the level with the weekday coefficients.",
+    ),
+    "yearly": (
+        "Yearly seasonality",
+        "multiplier at a harmonic's peak",
+        "Sine and cosine terms of the day of the year; exp(θ) is the swing at the peak.",
+    ),
 }
-LABELS = {"mu_loc": ("Centre of the group mean", "μ₀: where the chain-wide effect θ_μ is expected "
-                     "(log scale; 0 = no effect)"),
-          "mu_scale": ("Uncertainty of the group mean", "s in θ_μ ~ Normal(μ₀, s): how far from μ₀ "
-                       "the chain-wide effect may plausibly be"),
-          "sigma_scale": ("Store-to-store spread", "scale of θ_σ ~ HalfNormal(·): how much stores "
-                          "may differ from the chain (log scale; 0.1 ≈ ±10 %, 1 ≈ ×2.7)")}
+LABELS = {
+    "mu_loc": (
+        "Centre of the group mean",
+        "μ₀: where the chain-wide effect θ_μ is expected (log scale; 0 = no effect)",
+    ),
+    "mu_scale": (
+        "Uncertainty of the group mean",
+        "s in θ_μ ~ Normal(μ₀, s): how far from μ₀ the chain-wide effect may plausibly be",
+    ),
+    "sigma_scale": (
+        "Store-to-store spread",
+        "scale of θ_σ ~ HalfNormal(·): how much stores may differ from the chain (log scale; 0.1 ≈ ±10 %, 1 ≈ ×2.7)",
+    ),
+}
 
 
 def _describe(group: str) -> tuple[str, str, str]:
     """Title, what exp(theta) means, help; groups added to the library later get a plain default."""
-    return GROUPS.get(group, (group.replace("_", " ").capitalize(), "multiplier",
-                              "Multiplier on sales per unit of this feature."))
+    return GROUPS.get(
+        group, (group.replace("_", " ").capitalize(), "multiplier", "Multiplier on sales per unit of this feature.")
+    )
 
 
 def _key(group: str, name: str) -> str:
@@ -77,8 +98,10 @@ def current_priors() -> Priors:
         remembered = st.session_state.get(_key(group, name))
         return float(default if remembered is None else remembered)
 
-    changes = {group: EffectPrior(**{n: value(group, n, getattr(getattr(reference, group), n))
-                                     for n in EFFECT_FIELDS}) for group in FEATURE_GROUPS}
+    changes = {
+        group: EffectPrior(**{n: value(group, n, getattr(getattr(reference, group), n)) for n in EFFECT_FIELDS})
+        for group in FEATURE_GROUPS
+    }
     dispersion = {n: value("dispersion", n, getattr(reference, n)) for n in DISPERSION_FIELDS}
     return Priors(**changes, **dispersion)
 
@@ -96,11 +119,20 @@ def editors(cube) -> Priors | None:
     for name in DISPERSION_FIELDS:
         state.seed_widget(_key("dispersion", name), float(getattr(reference, name)))
     row = st.container(horizontal=True)
-    row.button("Reference priors", on_click=load, args=(reference,), icon=":material/restart_alt:",
-               help="Reset every prior to the reference values of the design notes")
-    row.button("Centre weekday level on the data", on_click=_centre_weekday,
-               args=(prior_check.data_centred_weekday(cube),), icon=":material/center_focus_strong:",
-               help="Sets the weekday prior's centre to log(median observed daily sales)")
+    row.button(
+        "Reference priors",
+        on_click=load,
+        args=(reference,),
+        icon=":material/restart_alt:",
+        help="Reset every prior to the reference values of the design notes",
+    )
+    row.button(
+        "Centre weekday level on the data",
+        on_click=_centre_weekday,
+        args=(prior_check.data_centred_weekday(cube),),
+        icon=":material/center_focus_strong:",
+        help="Sets the weekday prior's centre to log(median observed daily sales)",
+    )
     changes, problems = {}, []
     for group in dict.fromkeys(cube.design.groups):
         prior, problem = _group_editor(group)
@@ -119,8 +151,9 @@ def editors(cube) -> Priors | None:
 
 
 def _number(column, group, name, label, help_text, step=0.1):
-    return column.number_input(label, step=step, format="%.3f", key=_key(group, name), help=help_text,
-                               persist_state="session")
+    return column.number_input(
+        label, step=step, format="%.3f", key=_key(group, name), help=help_text, persist_state="session"
+    )
 
 
 def _group_editor(group: str):
@@ -132,8 +165,7 @@ def _group_editor(group: str):
         problem = None
     except ConfigError as exc:
         prior, problem = None, str(exc)
-    with st.expander(f"**{title}**" + ("" if problem is None else "  :red[(invalid)]"),
-                     expanded=problem is not None):
+    with st.expander(f"**{title}**" + ("" if problem is None else "  :red[(invalid)]"), expanded=problem is not None):
         st.caption(help_text)
         cols = st.columns(3)
         for column, name in zip(cols, EFFECT_FIELDS):
@@ -143,11 +175,18 @@ def _group_editor(group: str):
             return None, problem
         lo, hi = prior_check.interval(prior)
         spread = prior_check.typical_spread(prior)
-        st.caption(f"Prior 90 % range of the chain-wide {meaning}: ×{lo:.3g} to ×{hi:.3g}. Typical "
-                   f"store spread σ ≈ {spread:.2g}: most stores within ×{math.exp(-spread):.2g} to "
-                   f"×{math.exp(spread):.2g} of the chain.")
-        figure = data.prior_figure(prior.mu_loc, prior.mu_scale, prior.sigma_scale,
-                                   f"chain-wide {meaning} (log axis)", "store-to-store spread σ")
+        st.caption(
+            f"Prior 90 % range of the chain-wide {meaning}: ×{lo:.3g} to ×{hi:.3g}. Typical "
+            f"store spread σ ≈ {spread:.2g}: most stores within ×{math.exp(-spread):.2g} to "
+            f"×{math.exp(spread):.2g} of the chain."
+        )
+        figure = data.prior_figure(
+            prior.mu_loc,
+            prior.mu_scale,
+            prior.sigma_scale,
+            f"chain-wide {meaning} (log axis)",
+            "store-to-store spread σ",
+        )
         st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key=f"prior.{group}")
     return prior, None
 
@@ -159,23 +198,33 @@ def _dispersion_editor():
         problem = None
     except ConfigError as exc:
         problem = str(exc)
-    with st.expander("**Noise (dispersion)**" + ("" if problem is None else "  :red[(invalid)]"),
-                     expanded=problem is not None):
-        st.caption("Day-to-day noise around the expected sales: Var = mean × (1 + eʳ) per store, with "
-                   "r = r_μ + r_σ w. e⁴ ≈ 55: at 5,000 €/day a standard deviation of about 520 €.")
+    with st.expander(
+        "**Noise (dispersion)**" + ("" if problem is None else "  :red[(invalid)]"), expanded=problem is not None
+    ):
+        st.caption(
+            "Day-to-day noise around the expected sales: Var = mean × (1 + eʳ) per store, with "
+            "r = r_μ + r_σ w. e⁴ ≈ 55: at 5,000 €/day a standard deviation of about 520 €."
+        )
         cols = st.columns(4)
-        help_texts = ("Centre of r_μ, the chain's log extra-variance", "Uncertainty of r_μ",
-                      "Scale of r_σ ~ HalfNormal: spread of the noise level between stores",
-                      "Scale of the per-store offsets w ~ Normal(0, ·)")
+        help_texts = (
+            "Centre of r_μ, the chain's log extra-variance",
+            "Uncertainty of r_μ",
+            "Scale of r_σ ~ HalfNormal: spread of the noise level between stores",
+            "Scale of the per-store offsets w ~ Normal(0, ·)",
+        )
         labels = ("Centre of r_μ", "Uncertainty of r_μ", "Store spread of r", "Offset scale w")
         for column, name, label, help_text in zip(cols, DISPERSION_FIELDS, labels, help_texts):
             _number(column, "dispersion", name, label, help_text, step=0.05)
         if problem:
             st.error(problem)
             return values, problem
-        figure = data.prior_figure(float(values["r_mu_loc"]), float(values["r_mu_scale"]),
-                                   float(values["r_sigma_scale"]), "extra variance factor eʳ (log axis)",
-                                   "store spread of r")
+        figure = data.prior_figure(
+            float(values["r_mu_loc"]),
+            float(values["r_mu_scale"]),
+            float(values["r_sigma_scale"]),
+            "extra variance factor eʳ (log axis)",
+            "store spread of r",
+        )
         st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="prior.dispersion")
     return values, None
 
@@ -189,17 +238,24 @@ def predictive_check(cube, priors: Priors, kind: str) -> None:
         return
     unit = charts.CURRENCY_KINDS.get(kind, "sales") + "/day"
     cover = prior_check.coverage(prior_log10, observed)
-    figure = data.figure(f"prior.predictive|{cube.fingerprint}|{priors!r}|{unit}",
-                         lambda: charts_fit.prior_predictive_figure(prior_log10, observed, unit))
+    figure = data.figure(
+        f"prior.predictive|{cube.fingerprint}|{priors!r}|{unit}",
+        lambda: charts_fit.prior_predictive_figure(prior_log10, observed, unit),
+    )
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="prior.predictive")
-    verdict = ("The priors put most of their weight on sales levels the data never show: they are "
-               "vague, and the data will have to carry the fit." if cover["inside"] < 0.2 else
-               "The priors cover the range of the data.")
-    st.caption(f"{cover['inside']:.0%} of the prior's draws fall inside the data's range "
-               f"({cover['data_lo']:,.0f}–{cover['data_hi']:,.0f} {unit}, 1st–99th percentile); "
-               f"{cover['below']:.0%} below, {cover['above']:.0%} above. Prior median "
-               f"{_human(cover['prior_median'])}, 90 % of draws within {_human(cover['prior_p5'])} to "
-               f"{_human(cover['prior_p95'])}. {verdict}")
+    verdict = (
+        "The priors put most of their weight on sales levels the data never show: they are "
+        "vague, and the data will have to carry the fit."
+        if cover["inside"] < 0.2
+        else "The priors cover the range of the data."
+    )
+    st.caption(
+        f"{cover['inside']:.0%} of the prior's draws fall inside the data's range "
+        f"({cover['data_lo']:,.0f}–{cover['data_hi']:,.0f} {unit}, 1st–99th percentile); "
+        f"{cover['below']:.0%} below, {cover['above']:.0%} above. Prior median "
+        f"{_human(cover['prior_median'])}, 90 % of draws within {_human(cover['prior_p5'])} to "
+        f"{_human(cover['prior_p95'])}. {verdict}"
+    )
 
 
 def _human(x: float) -> str:

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from bhm_core.data import kaggle as kaggle_source
 from bhm_core import paths
-from bhm_core.errors import DataError
+from bhm_core.data import kaggle as kaggle_source
 from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
 from bhm_core.data.validate import TRAIN_REQUIRED
+from bhm_core.errors import DataError
 
 from . import data, state
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder",
-         "csv": "CSV upload"}
+KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder", "csv": "CSV upload"}
 KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
 NOT_MAPPED = "(not in the file)"
 RAW_HINT = "data/raw/rossmann"  # the managed Rossmann download, relative to the project
@@ -30,17 +29,21 @@ RAW_HINT = "data/raw/rossmann"  # the managed Rossmann download, relative to the
 def choose_source() -> None:
     current = state.current_source()
     state.seed_widget(state.W_SOURCE_KIND, KIND_OF_SOURCE.get(current.kind, "demo"))
-    kind = st.segmented_control("Data source", list(KINDS), format_func=KINDS.get, required=True,
-                                key=state.W_SOURCE_KIND)
+    kind = st.segmented_control(
+        "Data source", list(KINDS), format_func=KINDS.get, required=True, key=state.W_SOURCE_KIND
+    )
     candidate = {"demo": _demo, "kaggle": _kaggle, "folder": _folder, "csv": _csv}[kind](current)
     if candidate is not None and data.try_source(candidate):
         st.success(f"Now using {candidate.label}.")
 
 
 def _demo(current):
-    st.info("**Synthetic demo data.** A seeded retail chain drawn from the model itself, in the "
-            "Rossmann layout: not real sales. Its true parameters are known, so fits can be "
-            "checked against them.", icon=":material/science:")
+    st.info(
+        "**Synthetic demo data.** A seeded retail chain drawn from the model itself, in the "
+        "Rossmann layout: not real sales. Its true parameters are known, so fits can be "
+        "checked against them.",
+        icon=":material/science:",
+    )
     base = current if isinstance(current, DemoSource) else state.default_demo_source()
     left, middle, right = st.columns(3)
     n_stores = left.number_input("Stores", 1, 5000, base.n_stores, step=10, key="w.demo_stores")
@@ -55,20 +58,29 @@ def _kaggle(current):
     status = kaggle_source.credential_status()
     (st.success if status.found else st.warning)(status.summary)
     names = list(kaggle_source.MANAGED_DATASETS)
-    name = st.selectbox("Data set", names, key="w.kaggle_dataset",
-                        format_func=lambda n: f"{kaggle_source.MANAGED_DATASETS[n].title} "
-                                              f"(into data/raw/{n})",
-                        help="Each data set has its own folder under data/raw/; a new download "
-                             "replaces only that folder, and only once the new copy checks out")
+    name = st.selectbox(
+        "Data set",
+        names,
+        key="w.kaggle_dataset",
+        format_func=lambda n: f"{kaggle_source.MANAGED_DATASETS[n].title} (into data/raw/{n})",
+        help="Each data set has its own folder under data/raw/; a new download "
+        "replaces only that folder, and only once the new copy checks out",
+    )
     dataset = kaggle_source.managed_dataset(name)
     dest = kaggle_source.managed_dir(name, paths.raw_root())
     have_copy = (dest / "train.csv").is_file() and (dest / "store.csv").is_file()
     row = st.container(horizontal=True)
-    download = row.button("Download from Kaggle", type="primary", disabled=not status.found,
-                          help=f"Data set {dataset.slug}, about 40 MB" if status.found else
-                          "No Kaggle credentials on the server (see above)")
-    use_copy = row.button("Use the downloaded copy", disabled=not have_copy,
-                          help=None if have_copy else "Not downloaded yet")
+    download = row.button(
+        "Download from Kaggle",
+        type="primary",
+        disabled=not status.found,
+        help=f"Data set {dataset.slug}, about 40 MB"
+        if status.found
+        else "No Kaggle credentials on the server (see above)",
+    )
+    use_copy = row.button(
+        "Use the downloaded copy", disabled=not have_copy, help=None if have_copy else "Not downloaded yet"
+    )
     if download:
         with st.status(f"Downloading {dataset.title}…", expanded=True) as box:
             try:
@@ -83,9 +95,12 @@ def _kaggle(current):
 
 def _folder(current):
     default = current.path if isinstance(current, KaggleDirSource) else str(RAW_HINT)
-    text = st.text_input("Folder with train.csv (or train.csv.gz) and store.csv", default,
-                         key="w.folder_path", help="Kaggle Rossmann layout; relative paths start "
-                         "at the project folder")
+    text = st.text_input(
+        "Folder with train.csv (or train.csv.gz) and store.csv",
+        default,
+        key="w.folder_path",
+        help="Kaggle Rossmann layout; relative paths start at the project folder",
+    )
     if st.button("Load folder", type="primary"):
         if not text.strip():
             st.error("Enter the path of a folder that holds train.csv and store.csv.")
@@ -96,11 +111,13 @@ def _folder(current):
 
 def _csv(current):
     uploaded = st.file_uploader(
-        "Long-format CSV: one row per store and day (.csv or .csv.gz)", type=["csv", "gz"],
-        key="w.csv_upload")
+        "Long-format CSV: one row per store and day (.csv or .csv.gz)", type=["csv", "gz"], key="w.csv_upload"
+    )
     if uploaded is None:
-        st.caption(f"Required: {', '.join(TRAIN_REQUIRED)}. Optional: "
-                   f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}.")
+        st.caption(
+            f"Required: {', '.join(TRAIN_REQUIRED)}. Optional: "
+            f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}."
+        )
         return None
     path = data.save_upload(uploaded)
     try:
@@ -111,8 +128,10 @@ def _csv(current):
     mapping = _column_mapping(header, key=path.parent.name)
     missing = [f for f in TRAIN_REQUIRED if f not in mapping]
     if missing:
-        st.error(f"{uploaded.name}: choose the file's column for the required field(s) "
-                 f"{', '.join(missing)}; the file has the columns {header}.")
+        st.error(
+            f"{uploaded.name}: choose the file's column for the required field(s) "
+            f"{', '.join(missing)}; the file has the columns {header}."
+        )
     if st.button("Load CSV", type="primary", disabled=bool(missing)):
         return CsvSource(str(path), columns=tuple(sorted(mapping.items())))
     return None
@@ -128,8 +147,7 @@ def _column_mapping(header: list[str], key: str) -> dict[str, str]:
         options = [NOT_MAPPED, *header]
         guess = by_norm.get(_norm(field), NOT_MAPPED)
         label = f"{field} *" if field in TRAIN_REQUIRED else field
-        chosen = cells[i % 5].selectbox(label, options, index=options.index(guess),
-                                        key=f"w.map.{key}.{field}")
+        chosen = cells[i % 5].selectbox(label, options, index=options.index(guess), key=f"w.map.{key}.{field}")
         if chosen != NOT_MAPPED:
             mapping[field] = chosen
     return mapping
@@ -142,4 +160,3 @@ def _norm(name: str) -> str:
 def _absolute(text: str) -> Path:
     path = Path(text.strip()).expanduser()
     return path if path.is_absolute() else ROOT / path
-

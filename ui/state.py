@@ -15,25 +15,25 @@ import streamlit as st
 from bhm_core.data.sources import DemoSource
 
 # Plain data, kept for the whole session.
-SOURCE = "bhm.source"                # frozen source dataclass in use: the last one that loaded
+SOURCE = "bhm.source"  # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
-FIT = "bhm.fit"                      # ui.fitting.CurrentFit: the fit the engine pages show
-FIT_JOB = "bhm.fit_job"              # ui.jobs.FitJob: a fit running in the background (or just done)
-FIT_NOTICE = "bhm.fit_notice"        # ui.fitting.Notice about the last fit attempt (Model & fit page)
-FIT_PARTIAL = "bhm.fit_partial"      # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
-UPLOAD = "bhm.upload"                # (uploader file_id, saved path) of the last CSV upload
-ROUTED = "bhm.routed"                # True once app.py has run in this session (ui.nav.route_through_app)
+FIT = "bhm.fit"  # ui.fitting.CurrentFit: the fit the engine pages show
+FIT_JOB = "bhm.fit_job"  # ui.jobs.FitJob: a fit running in the background (or just done)
+FIT_NOTICE = "bhm.fit_notice"  # ui.fitting.Notice about the last fit attempt (Model & fit page)
+FIT_PARTIAL = "bhm.fit_partial"  # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
+UPLOAD = "bhm.upload"  # (uploader file_id, saved path) of the last CSV upload
+ROUTED = "bhm.routed"  # True once app.py has run in this session (ui.nav.route_through_app)
 # Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
 # The Evaluations themselves live in a process-wide cache (ui.data.evaluations), keyed by content.
-EVAL_JOB = "bhm.eval_job"            # prefix: f"{EVAL_JOB}.{kind}" -> ui.jobs.TaskJob
-EVAL_NOTICE = "bhm.eval_notice"      # prefix: f"{EVAL_NOTICE}.{kind}" -> ui.fitting.Notice
+EVAL_JOB = "bhm.eval_job"  # prefix: f"{EVAL_JOB}.{kind}" -> ui.jobs.TaskJob
+EVAL_NOTICE = "bhm.eval_notice"  # prefix: f"{EVAL_NOTICE}.{kind}" -> ui.fitting.Notice
 EVAL_KINDS = ("backtest", "coldstart")
 
 # Widget keys that other code sets on purpose (buttons that change the picks, tests).
 W_SOURCE_KIND = "w.source_kind"
 W_STORE_PICKER = "w.store_picker"
-W_PRIOR = "w.prior"                  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.prior_editor)
-W_SVI = "w.svi"                      # prefix: f"{W_SVI}.{field}" (ui.svi_settings)
+W_PRIOR = "w.prior"  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.prior_editor)
+W_SVI = "w.svi"  # prefix: f"{W_SVI}.{field}" (ui.svi_settings)
 
 # The built-in demo's default size; tests shrink it through the environment.
 DEMO_STORES_ENV = "BHM_DEMO_STORES"
@@ -79,7 +79,7 @@ def selected_stores(valid_ids=None) -> list[int]:
     """Picked store ids; with ``valid_ids``, only those that exist there (order kept)."""
     picked = list(st.session_state.get(SELECTED_STORES, []))
     if valid_ids is not None:
-        valid = set(int(i) for i in valid_ids)
+        valid = {int(i) for i in valid_ids}
         picked = [i for i in picked if i in valid]
     return picked
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
 from bhm_core.errors import ConfigError
+from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
 
 from . import state
 
@@ -36,12 +36,19 @@ def _widget_values(config: FitConfig) -> dict:
 
 def _build(values: dict) -> FitConfig:
     """FitConfig from widget values (raises ConfigError)."""
-    return FitConfig(steps=int(values["steps"]), learning_rate=float(values["learning_rate"]),
-                     optimizer=values["optimizer"], schedule=values["schedule"],
-                     final_lr_fraction=float(values["final_lr_fraction"]),
-                     clip_norm=float(values["clip_norm"]), particles=int(values["particles"]),
-                     batch_size=int(values["batch_size"]) if values["minibatch"] else None,
-                     init=values["init"], chunk_steps=PROGRESS_EVERY, seed=int(values["seed"]))
+    return FitConfig(
+        steps=int(values["steps"]),
+        learning_rate=float(values["learning_rate"]),
+        optimizer=values["optimizer"],
+        schedule=values["schedule"],
+        final_lr_fraction=float(values["final_lr_fraction"]),
+        clip_norm=float(values["clip_norm"]),
+        particles=int(values["particles"]),
+        batch_size=int(values["batch_size"]) if values["minibatch"] else None,
+        init=values["init"],
+        chunk_steps=PROGRESS_EVERY,
+        seed=int(values["seed"]),
+    )
 
 
 def current_config() -> FitConfig:
@@ -60,35 +67,77 @@ def settings(n_stores: int) -> FitConfig | None:
         state.seed_widget(_key(name), value)
     keep = {"key": None, "persist_state": "session"}
     top = st.columns([1, 1, 1.6, 1.8])
-    steps = top[0].number_input("Steps", step=25, help="SVI iterations; the fit starts from a Gaussian "
-                                "approximation of the posterior, so about a hundred usually suffice",
-                                **_k("steps", keep))
-    lr = top[1].number_input("Learning rate", step=0.005, format="%.4f",
-                             help="Adam's step size at the start of the schedule", **_k("learning_rate", keep))
-    optimizer = top[2].segmented_control("Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get,
-                                         required=True, **_k("optimizer", keep))
-    schedule = top[3].segmented_control("Learning-rate schedule", SCHEDULES, required=True,
-                                        format_func=str.capitalize, **_k("schedule", keep),
-                                        help="Constant, or decaying to the final fraction by the last step")
+    steps = top[0].number_input(
+        "Steps",
+        step=25,
+        help="SVI iterations; the fit starts from a Gaussian "
+        "approximation of the posterior, so about a hundred usually suffice",
+        **_k("steps", keep),
+    )
+    lr = top[1].number_input(
+        "Learning rate",
+        step=0.005,
+        format="%.4f",
+        help="Adam's step size at the start of the schedule",
+        **_k("learning_rate", keep),
+    )
+    optimizer = top[2].segmented_control(
+        "Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get, required=True, **_k("optimizer", keep)
+    )
+    schedule = top[3].segmented_control(
+        "Learning-rate schedule",
+        SCHEDULES,
+        required=True,
+        format_func=str.capitalize,
+        **_k("schedule", keep),
+        help="Constant, or decaying to the final fraction by the last step",
+    )
     mid = st.columns([1, 1, 1, 1, 2])
-    final = mid[0].number_input("Final LR fraction", step=0.01, format="%.3f",
-                                disabled=schedule == "constant", **_k("final_lr_fraction", keep),
-                                help="The schedule ends at learning rate × this")
-    clip = mid[1].number_input("Clip norm", step=1.0, disabled=optimizer != "clipped_adam",
-                               help="Largest gradient norm (clipped Adam only)", **_k("clip_norm", keep))
-    particles = mid[2].number_input("Particles", step=1, help="Samples of the guide per step "
-                                    "(more: smoother loss, slower steps)", **_k("particles", keep))
+    final = mid[0].number_input(
+        "Final LR fraction",
+        step=0.01,
+        format="%.3f",
+        disabled=schedule == "constant",
+        **_k("final_lr_fraction", keep),
+        help="The schedule ends at learning rate × this",
+    )
+    clip = mid[1].number_input(
+        "Clip norm",
+        step=1.0,
+        disabled=optimizer != "clipped_adam",
+        help="Largest gradient norm (clipped Adam only)",
+        **_k("clip_norm", keep),
+    )
+    particles = mid[2].number_input(
+        "Particles",
+        step=1,
+        help="Samples of the guide per step (more: smoother loss, slower steps)",
+        **_k("particles", keep),
+    )
     seed = mid[3].number_input("Seed", step=1, **_k("seed", keep))
-    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True,
-                                    **_k("init", keep))
+    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True, **_k("init", keep))
     low = st.columns([1.2, 1.2, 3.6], vertical_alignment="center")
-    minibatch = low[0].toggle("Minibatch stores", help="Each step sees a random subset of the "
-                              "stores, scaled up: cheaper steps on large data", **_k("minibatch", keep))
-    batch = low[1].number_input(f"Stores per step (of {n_stores})", step=1, disabled=not minibatch,
-                                **_k("batch_size", keep))
-    values = {"steps": steps, "learning_rate": lr, "optimizer": optimizer, "schedule": schedule,
-              "final_lr_fraction": final, "clip_norm": clip, "particles": particles,
-              "minibatch": minibatch, "batch_size": batch, "init": init, "seed": seed}
+    minibatch = low[0].toggle(
+        "Minibatch stores",
+        help="Each step sees a random subset of the stores, scaled up: cheaper steps on large data",
+        **_k("minibatch", keep),
+    )
+    batch = low[1].number_input(
+        f"Stores per step (of {n_stores})", step=1, disabled=not minibatch, **_k("batch_size", keep)
+    )
+    values = {
+        "steps": steps,
+        "learning_rate": lr,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "final_lr_fraction": final,
+        "clip_norm": clip,
+        "particles": particles,
+        "minibatch": minibatch,
+        "batch_size": batch,
+        "init": init,
+        "seed": seed,
+    }
     try:
         return _build(values)
     except ConfigError as exc:

@@ -28,13 +28,13 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from bhm_core.evaluation.baselines import BASELINES, COLDSTART_BASELINES, Baseline, run_baselines
-from bhm_core.model.config import FitConfig, Priors
 from bhm_core.data.cube import SalesCube
-from bhm_core.inference.engine import FitResult, fit, fit_new_stores
 from bhm_core.errors import BhmError, ConfigError, DataError
+from bhm_core.evaluation.baselines import BASELINES, COLDSTART_BASELINES, Baseline, run_baselines
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, coverage, per_store, rmspe, score, score_dict
 from bhm_core.forecast.predict import METHOD, forecast, forecast_with_total
+from bhm_core.inference.engine import FitResult, fit, fit_new_stores
+from bhm_core.model.config import FitConfig, Priors
 
 METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
 DEFAULT_HORIZON = 42
@@ -42,9 +42,9 @@ DEFAULT_HORIZON = 42
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    summary: dict              # the JSON object (issue 4)
-    forecasts: pd.DataFrame    # every method's forecasts in the metrics schema
-    fit: FitResult | None = field(default=None, repr=False)        # the (global) fit
+    summary: dict  # the JSON object (issue 4)
+    forecasts: pd.DataFrame  # every method's forecasts in the metrics schema
+    fit: FitResult | None = field(default=None, repr=False)  # the (global) fit
     local_fit: FitResult | None = field(default=None, repr=False)  # cold start: the new stores' fit
 
     @cached_property
@@ -67,13 +67,13 @@ class EvaluationCancelled(BhmError):
 
 def _fit_or_stop(result: FitResult, what: str) -> FitResult:
     if result.meta.get("cancelled"):
-        raise EvaluationCancelled(f"{what} cancelled after {len(result.losses):,} steps; nothing was "
-                                  f"scored")
+        raise EvaluationCancelled(f"{what} cancelled after {len(result.losses):,} steps; nothing was scored")
     return result
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation helpers
+
 
 def _day(value, what: str) -> np.datetime64:
     try:  # strict ISO for text ("June" would otherwise parse as some June)
@@ -96,8 +96,10 @@ def choose_stores(cube: SalesCube, stores=None, seed: int = 0) -> np.ndarray:
         return cube.store_ids.copy()
     if isinstance(stores, (int, np.integer)) and not isinstance(stores, bool):
         if not 1 <= stores <= cube.n_stores:
-            raise ConfigError(f"the number of stores must be in 1..{cube.n_stores} (the data has "
-                              f"{cube.n_stores} stores), got {stores}")
+            raise ConfigError(
+                f"the number of stores must be in 1..{cube.n_stores} (the data has "
+                f"{cube.n_stores} stores), got {stores}"
+            )
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(cube.store_ids, size=int(stores), replace=False))
     ids = np.unique(np.asarray(stores, dtype=np.int64))
@@ -107,6 +109,7 @@ def choose_stores(cube: SalesCube, stores=None, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------
 # Scoring
+
 
 def _finite(value):
     value = float(value)
@@ -124,8 +127,7 @@ def score_summary(forecasts: pd.DataFrame) -> dict:
         raise DataError("nothing to score: no sales were observed in the forecast window")
     by_method = score_dict(scored)
     model = _metrics(by_method.get(METHOD, {}))
-    baselines = {name: _metrics(by_method[name]) for name in dict.fromkeys(scored["method"])
-                 if name != METHOD}
+    baselines = {name: _metrics(by_method[name]) for name in dict.fromkeys(scored["method"]) if name != METHOD}
     ranked = sorted((m.get("rmspe", math.inf), name) for name, m in baselines.items())
     best = ranked[0][1] if ranked else None
     table = per_store(scored, "rmspe").pivot(index="store", columns="method", values="rmspe")
@@ -134,22 +136,31 @@ def score_summary(forecasts: pd.DataFrame) -> dict:
         model_rmspe = _finite(row.get(METHOD, np.nan))
         if model_rmspe is None:
             continue
-        rows.append({"store": int(store), "rmspe": model_rmspe,
-                     "baseline_rmspe": _finite(row.get(best, np.nan)) if best else None,
-                     "baseline": best})
+        rows.append(
+            {
+                "store": int(store),
+                "rmspe": model_rmspe,
+                "baseline_rmspe": _finite(row.get(best, np.nan)) if best else None,
+                "baseline": best,
+            }
+        )
     n_cells = int((scored["method"] == METHOD).sum())
     return {"n_scored_cells": n_cells, "model": model, "baselines": baselines, "per_store": rows}
 
 
 def _fit_fields(result: FitResult) -> dict:
     meta = result.meta
-    return {"fit_seconds": round(float(meta.get("seconds", 0.0)), 3),
-            "compile_seconds": round(float(meta.get("compile_seconds", 0.0)), 3),
-            "steps": int(meta.get("steps", 0)), "final_loss": _finite(result.final_loss)}
+    return {
+        "fit_seconds": round(float(meta.get("seconds", 0.0)), 3),
+        "compile_seconds": round(float(meta.get("compile_seconds", 0.0)), 3),
+        "steps": int(meta.get("steps", 0)),
+        "final_loss": _finite(result.final_loss),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # Backtest
+
 
 def check_window(cube: SalesCube, cutoff, horizon: int) -> tuple[np.datetime64, int, np.datetime64]:
     """(cutoff, horizon, last forecast day) after checking them against the data; ConfigError
@@ -158,21 +169,35 @@ def check_window(cube: SalesCube, cutoff, horizon: int) -> tuple[np.datetime64, 
     cutoff = _day(cutoff, "cutoff")
     first, last = cube.dates[0], cube.dates[-1]
     if not first <= cutoff < last:
-        raise ConfigError(f"cutoff {cutoff} is outside the data: it must be on or after {first} and "
-                          f"before {last} (the last day of the data), so that days remain to forecast")
+        raise ConfigError(
+            f"cutoff {cutoff} is outside the data: it must be on or after {first} and "
+            f"before {last} (the last day of the data), so that days remain to forecast"
+        )
     end = cutoff + np.timedelta64(horizon, "D")
     if end > last:
-        raise ConfigError(f"cutoff {cutoff} + horizon {horizon} days ends on {end}, after the last day "
-                          f"of the data ({last}); choose a cutoff on or before "
-                          f"{last - np.timedelta64(horizon, 'D')} or a horizon of at most "
-                          f"{int((last - cutoff).astype(int))} days")
+        raise ConfigError(
+            f"cutoff {cutoff} + horizon {horizon} days ends on {end}, after the last day "
+            f"of the data ({last}); choose a cutoff on or before "
+            f"{last - np.timedelta64(horizon, 'D')} or a horizon of at most "
+            f"{int((last - cutoff).astype(int))} days"
+        )
     return cutoff, horizon, end
 
 
-def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 0,
-             config: FitConfig | None = None, priors: Priors | None = None, n_samples: int = 500,
-             baselines: dict[str, Baseline] = BASELINES, on_progress=None,
-             should_stop=None) -> Evaluation:
+def backtest(
+    cube: SalesCube,
+    cutoff,
+    horizon: int,
+    *,
+    stores=None,
+    seed: int = 0,
+    config: FitConfig | None = None,
+    priors: Priors | None = None,
+    n_samples: int = 500,
+    baselines: dict[str, Baseline] = BASELINES,
+    on_progress=None,
+    should_stop=None,
+) -> Evaluation:
     """Fit on days <= cutoff, forecast cutoff+1 .. cutoff+horizon, score model and baselines.
 
     should_stop() returning True during the fit raises EvaluationCancelled."""
@@ -186,16 +211,27 @@ def backtest(cube: SalesCube, cutoff, horizon: int, *, stores=None, seed: int = 
     if not train.observed.any():
         raise DataError(f"no observed sales on or before the cutoff {cutoff} for the chosen stores")
     if not window.observed.any():
-        raise DataError(f"no observed sales between {cutoff + np.timedelta64(1, 'D')} and {end} for "
-                        f"the chosen stores: nothing to score")
+        raise DataError(
+            f"no observed sales between {cutoff + np.timedelta64(1, 'D')} and {end} for "
+            f"the chosen stores: nothing to score"
+        )
 
-    result = _fit_or_stop(fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress,
-                              should_stop=should_stop), "the backtest")
-    model_frame, total = forecast_with_total(result, sub, ids, window.dates[0], window.dates[-1],
-                                             n_samples=n_samples, seed=seed)
+    result = _fit_or_stop(
+        fit(train, config or FitConfig(seed=seed), priors, on_progress=on_progress, should_stop=should_stop),
+        "the backtest",
+    )
+    model_frame, total = forecast_with_total(
+        result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples, seed=seed
+    )
     frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
-    summary = {"cutoff": str(cutoff), "horizon": horizon, "n_stores": int(len(ids)),
-               **score_summary(frames), **_fit_fields(result), "total": total_calibration(total)}
+    summary = {
+        "cutoff": str(cutoff),
+        "horizon": horizon,
+        "n_stores": len(ids),
+        **score_summary(frames),
+        **_fit_fields(result),
+        "total": total_calibration(total),
+    }
     return Evaluation(_ordered(summary), frames, result)
 
 
@@ -206,14 +242,29 @@ def total_calibration(total: pd.DataFrame) -> dict:
     total = total[total["y"] > 0]
     if total.empty:
         return {}
-    return {"n_days": int(len(total)),
-            **{f"coverage_{level}": float(coverage(total["y"], total[f"lo_{level}"], total[f"hi_{level}"]))
-               for level in (50, 90)},
-            "rmspe": float(rmspe(total["y"], total["point_rmspe"]))}
+    return {
+        "n_days": len(total),
+        **{
+            f"coverage_{level}": float(coverage(total["y"], total[f"lo_{level}"], total[f"hi_{level}"]))
+            for level in (50, 90)
+        },
+        "rmspe": float(rmspe(total["y"], total["point_rmspe"])),
+    }
 
 
-_ORDER = ("cutoff", "horizon", "n_stores", "n_scored_cells", "model", "baselines", "per_store",
-          "fit_seconds", "compile_seconds", "steps", "final_loss")
+_ORDER = (
+    "cutoff",
+    "horizon",
+    "n_stores",
+    "n_scored_cells",
+    "model",
+    "baselines",
+    "per_store",
+    "fit_seconds",
+    "compile_seconds",
+    "steps",
+    "final_loss",
+)
 
 
 def _ordered(summary: dict) -> dict:
@@ -224,11 +275,12 @@ def _ordered(summary: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Cold start
 
+
 @dataclass(frozen=True)
 class _Window:
     store: int
     first_known: np.datetime64
-    last_known: np.datetime64   # the K-th observed day
+    last_known: np.datetime64  # the K-th observed day
 
 
 def known_windows(cube: SalesCube, store_ids, known_days: int, horizon: int) -> list[_Window]:
@@ -245,13 +297,17 @@ def known_windows(cube: SalesCube, store_ids, known_days: int, horizon: int) -> 
         windows.append(_Window(int(store), cube.dates[days[0]], cube.dates[kth]))
     if short:
         fewest = min(n for _, n in short)
-        raise ConfigError(f"known days K = {known_days} is more than store(s) "
-                          f"{[s for s, _ in short][:10]} have observed days ({fewest} at least); "
-                          f"choose K <= {fewest} or other stores (another seed)")
+        raise ConfigError(
+            f"known days K = {known_days} is more than store(s) "
+            f"{[s for s, _ in short][:10]} have observed days ({fewest} at least); "
+            f"choose K <= {fewest} or other stores (another seed)"
+        )
     if late:
-        raise ConfigError(f"with K = {known_days} known days, store(s) {late[:10]} leave fewer than "
-                          f"horizon = {horizon} days of data after their K-th known day; choose a "
-                          f"smaller K or horizon")
+        raise ConfigError(
+            f"with K = {known_days} known days, store(s) {late[:10]} leave fewer than "
+            f"horizon = {horizon} days of data after their K-th known day; choose a "
+            f"smaller K or horizon"
+        )
     return windows
 
 
@@ -273,10 +329,20 @@ def check_coldstart(cube: SalesCube, new_ids, known_days: int, horizon: int) -> 
     return known_windows(cube, new_ids, known_days, horizon)
 
 
-def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
-              horizon: int = DEFAULT_HORIZON, *, seed: int = 0, config: FitConfig | None = None,
-              n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
-              on_progress=None, should_stop=None) -> Evaluation:
+def coldstart(
+    global_fit: FitResult,
+    cube: SalesCube,
+    new_ids,
+    known_days: int,
+    horizon: int = DEFAULT_HORIZON,
+    *,
+    seed: int = 0,
+    config: FitConfig | None = None,
+    n_samples: int = 500,
+    baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+    on_progress=None,
+    should_stop=None,
+) -> Evaluation:
     """Forecast the given stores as new from their first K observed days, the hierarchy frozen.
 
     global_fit: a fit of the hierarchy on other stores of this cube (same features). The new
@@ -288,8 +354,10 @@ def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
     new_ids = np.array([w.store for w in windows], dtype=np.int64)
     overlap = np.intersect1d(new_ids, global_fit.store_ids)
     if overlap.size:
-        raise ConfigError(f"store(s) {overlap[:10].tolist()} are in the fit of the hierarchy, so they "
-                          f"are not new to it; fit the hierarchy without them")
+        raise ConfigError(
+            f"store(s) {overlap[:10].tolist()} are in the fit of the hierarchy, so they "
+            f"are not new to it; fit the hierarchy without them"
+        )
     # Each new store's trend starts at its own last known day: with the origin years away, the
     # store's level and trend would be confounded over its few known days (Covariates.origin).
     by_id = {w.store: w.last_known for w in windows}
@@ -298,12 +366,16 @@ def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
     season = cube.covariates.season
     others = ~np.isin(cube.store_ids, new_ids)
     fallback = season[others].mean(0) if others.any() else None
-    new = new.with_origin(np.array([by_id[int(s)] for s in new.store_ids], dtype="datetime64[D]"),
-                          season_fallback=fallback)
+    new = new.with_origin(
+        np.array([by_id[int(s)] for s in new.store_ids], dtype="datetime64[D]"), season_fallback=fallback
+    )
     known = _mask_known(new, windows)
-    local_fit = _fit_or_stop(fit_new_stores(global_fit, known, config or global_fit.config,
-                                            on_progress=on_progress, should_stop=should_stop),
-                             "the new stores' fit")
+    local_fit = _fit_or_stop(
+        fit_new_stores(
+            global_fit, known, config or global_fit.config, on_progress=on_progress, should_stop=should_stop
+        ),
+        "the new stores' fit",
+    )
     frames = []
     for last_known in sorted({w.last_known for w in windows}):
         ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
@@ -322,37 +394,68 @@ def coldstart(global_fit: FitResult, cube: SalesCube, new_ids, known_days: int,
     local = _fit_fields(local_fit)
     fit_fields["fit_seconds"] = round(fit_fields["fit_seconds"] + local["fit_seconds"], 3)
     fit_fields["compile_seconds"] = round(fit_fields["compile_seconds"] + local["compile_seconds"], 3)
-    summary = {"cutoff": None, "horizon": int(horizon), "n_stores": int(len(new_ids)), **scores,
-               **fit_fields, "new_stores": [int(s) for s in new_ids], "known_days": int(known_days),
-               "n_fit_stores": int(len(global_fit.store_ids)), "local_fit": local}
+    summary = {
+        "cutoff": None,
+        "horizon": int(horizon),
+        "n_stores": len(new_ids),
+        **scores,
+        **fit_fields,
+        "new_stores": [int(s) for s in new_ids],
+        "known_days": int(known_days),
+        "n_fit_stores": len(global_fit.store_ids),
+        "local_fit": local,
+    }
     return Evaluation(_ordered(summary), forecasts, global_fit, local_fit)
 
 
-def coldstart_trial(cube: SalesCube, new_stores: int, known_days: int, horizon: int = DEFAULT_HORIZON,
-                    *, seed: int = 0, config: FitConfig | None = None,
-                    local_config: FitConfig | None = None, priors: Priors | None = None,
-                    n_samples: int = 500, baselines: dict[str, Baseline] = COLDSTART_BASELINES,
-                    on_progress=None, should_stop=None) -> Evaluation:
+def coldstart_trial(
+    cube: SalesCube,
+    new_stores: int,
+    known_days: int,
+    horizon: int = DEFAULT_HORIZON,
+    *,
+    seed: int = 0,
+    config: FitConfig | None = None,
+    local_config: FitConfig | None = None,
+    priors: Priors | None = None,
+    n_samples: int = 500,
+    baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+    on_progress=None,
+    should_stop=None,
+) -> Evaluation:
     """Hold out N stores, fit the others, forecast the held-out ones from their first K days."""
     new_stores = _positive_int(new_stores, "the number of new stores")
     known_days = _positive_int(known_days, "known days K")
     horizon = _positive_int(horizon, "horizon (days)")
     if new_stores >= cube.n_stores:
-        raise ConfigError(f"the number of new stores must be below the number of stores "
-                          f"({cube.n_stores}) so that some remain to fit the hierarchy, got {new_stores}")
+        raise ConfigError(
+            f"the number of new stores must be below the number of stores "
+            f"({cube.n_stores}) so that some remain to fit the hierarchy, got {new_stores}"
+        )
     config = config or FitConfig(seed=seed)
     new_ids = choose_stores(cube, new_stores, seed)
     check_coldstart(cube, new_ids, known_days, horizon)  # before the (long) fit of the others
     others = cube.select_stores(np.setdiff1d(cube.store_ids, new_ids))
-    global_fit = _fit_or_stop(fit(others, config, priors, on_progress=on_progress,
-                                  should_stop=should_stop), "the fit of the hierarchy")
-    return coldstart(global_fit, cube, new_ids, known_days, horizon, seed=seed,
-                     config=local_config or config, n_samples=n_samples, baselines=baselines,
-                     should_stop=should_stop)
+    global_fit = _fit_or_stop(
+        fit(others, config, priors, on_progress=on_progress, should_stop=should_stop), "the fit of the hierarchy"
+    )
+    return coldstart(
+        global_fit,
+        cube,
+        new_ids,
+        known_days,
+        horizon,
+        seed=seed,
+        config=local_config or config,
+        n_samples=n_samples,
+        baselines=baselines,
+        should_stop=should_stop,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Tables for reports and the dashboard (pure functions of an Evaluation)
+
 
 def metrics_table(summary: dict) -> pd.DataFrame:
     """One row per method (the model first), a column per METRIC_KEYS entry (NaN where absent)."""
@@ -363,8 +466,9 @@ def metrics_table(summary: dict) -> pd.DataFrame:
 
 def best_baseline(summary: dict) -> tuple[str | None, float | None]:
     """The baseline with the lowest RMSPE over all stores of the run, and that RMSPE."""
-    ranked = sorted((m["rmspe"], name) for name, m in summary.get("baselines", {}).items()
-                    if m.get("rmspe") is not None)
+    ranked = sorted(
+        (m["rmspe"], name) for name, m in summary.get("baselines", {}).items() if m.get("rmspe") is not None
+    )
     return (ranked[0][1], ranked[0][0]) if ranked else (None, None)
 
 
@@ -377,10 +481,16 @@ def lift_percent(model: float | None, baseline: float | None) -> float | None:
 
 def store_lifts(summary: dict) -> pd.DataFrame:
     """Per store: model RMSPE, the best baseline's RMSPE on that store, and the lift in %."""
-    rows = [{"store": e["store"], "rmspe": e["rmspe"], "baseline": e.get("baseline"),
-             "baseline_rmspe": e.get("baseline_rmspe"),
-             "lift_pct": lift_percent(e["rmspe"], e.get("baseline_rmspe"))}
-            for e in summary.get("per_store", [])]
+    rows = [
+        {
+            "store": e["store"],
+            "rmspe": e["rmspe"],
+            "baseline": e.get("baseline"),
+            "baseline_rmspe": e.get("baseline_rmspe"),
+            "lift_pct": lift_percent(e["rmspe"], e.get("baseline_rmspe")),
+        }
+        for e in summary.get("per_store", [])
+    ]
     return pd.DataFrame(rows, columns=["store", "rmspe", "baseline", "baseline_rmspe", "lift_pct"])
 
 
@@ -394,8 +504,14 @@ def calibration(forecasts: pd.DataFrame, levels=INTERVAL_LEVELS) -> pd.DataFrame
         for level in levels:
             value = record.get(f"coverage_{level}")
             if value is not None and np.isfinite(value):
-                rows.append({"method": record["method"], "level": int(level),
-                             "coverage": float(value), "n_cells": int(record["n_cells"])})
+                rows.append(
+                    {
+                        "method": record["method"],
+                        "level": int(level),
+                        "coverage": float(value),
+                        "n_cells": int(record["n_cells"]),
+                    }
+                )
     return pd.DataFrame(rows, columns=["method", "level", "coverage", "n_cells"])
 
 
@@ -439,7 +555,13 @@ def error_sources(forecasts: pd.DataFrame, method: str = METHOD, sweeps: int = 5
     def oracle(correction):
         return float(np.sqrt(np.mean((1.0 - point * np.exp(correction) / y) ** 2)))
 
-    return {"rmspe": oracle(0.0), "without_store_level": oracle(part_level),
-            "without_day_shocks": oracle(part_shock), "without_both": oracle(part_level + part_shock),
-            "sd_store_level": float(part_level.std()), "sd_day_shocks": float(part_shock.std()),
-            "sd_rest": float((error - part_level - part_shock).std()), "n_cells": int(len(y))}
+    return {
+        "rmspe": oracle(0.0),
+        "without_store_level": oracle(part_level),
+        "without_day_shocks": oracle(part_shock),
+        "without_both": oracle(part_level + part_shock),
+        "sd_store_level": float(part_level.std()),
+        "sd_day_shocks": float(part_shock.std()),
+        "sd_rest": float((error - part_level - part_shock).std()),
+        "n_cells": len(y),
+    }

@@ -34,24 +34,35 @@ Baselines (``BASELINES``, the registry the backtest runs):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
-from bhm_core.inference.engine import observed_cells
-from bhm_core.errors import DataError
 from bhm_core.data.features import weekday_of
-from bhm_core.model.lsq import normal_equations, ridge
+from bhm_core.errors import DataError
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, interval_columns
+from bhm_core.inference.engine import observed_cells
+from bhm_core.model.lsq import normal_equations, ridge
 
 INTERVAL_COLUMNS = tuple(col for level in INTERVAL_LEVELS for col in interval_columns(level))
-FRAME_COLUMNS = ("store", "date", "method", "y", "point", "median", "point_rmspe", *INTERVAL_COLUMNS, "crps", "open",
-                 "known")
-OLS_PENALTY = 1.0        # pseudo-observations per coefficient (backtest: hundreds of days per store)
-POOLED_PENALTY = 1e-3    # only keeps the pooled solve defined; the data dominate
+FRAME_COLUMNS = (
+    "store",
+    "date",
+    "method",
+    "y",
+    "point",
+    "median",
+    "point_rmspe",
+    *INTERVAL_COLUMNS,
+    "crps",
+    "open",
+    "known",
+)
+OLS_PENALTY = 1.0  # pseudo-observations per coefficient (backtest: hundreds of days per store)
+POOLED_PENALTY = 1e-3  # only keeps the pooled solve defined; the data dominate
 MEDIAN_WINDOW_DAYS = 365
 
 Baseline = Callable[[SalesCube, SalesCube], pd.DataFrame]
@@ -60,16 +71,27 @@ Baseline = Callable[[SalesCube, SalesCube], pd.DataFrame]
 # ----------------------------------------------------------------------------------------------
 # Shared plumbing
 
+
 def _check_pair(train: SalesCube, horizon: SalesCube) -> None:
     if not np.array_equal(train.store_ids, horizon.store_ids):
-        raise DataError("a baseline needs the same stores in the training cube and the horizon "
-                        f"({train.n_stores} vs {horizon.n_stores} stores)")
+        raise DataError(
+            "a baseline needs the same stores in the training cube and the horizon "
+            f"({train.n_stores} vs {horizon.n_stores} stores)"
+        )
     if tuple(train.feature_names) != tuple(horizon.feature_names):
         raise DataError("the training cube and the horizon have different features")
 
 
-def forecast_frame(horizon: SalesCube, method: str, point: np.ndarray, *, median=None, point_rmspe=None,
-                   intervals: dict | None = None, crps: np.ndarray | None = None) -> pd.DataFrame:
+def forecast_frame(
+    horizon: SalesCube,
+    method: str,
+    point: np.ndarray,
+    *,
+    median=None,
+    point_rmspe=None,
+    intervals: dict | None = None,
+    crps: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Tidy frame over every (store, day) of the horizon; arrays are (S, T). Closed days get 0.
     ``point_rmspe``: the point minimising the method's expected RMSPE where it has a distribution
     (NaN elsewhere: RMSPE is then scored on ``point``)."""
@@ -83,11 +105,15 @@ def forecast_frame(horizon: SalesCube, method: str, point: np.ndarray, *, median
         return np.where(closed, closed_value, values).ravel()
 
     point = cells(point)
-    columns = {"store": np.repeat(horizon.store_ids, horizon.n_days),
-               "date": np.tile(horizon.dates, horizon.n_stores), "method": method,
-               "y": y.ravel(), "point": point,
-               "median": point if median is None else cells(median),
-               "point_rmspe": nan.ravel() if point_rmspe is None else cells(point_rmspe)}
+    columns = {
+        "store": np.repeat(horizon.store_ids, horizon.n_days),
+        "date": np.tile(horizon.dates, horizon.n_stores),
+        "method": method,
+        "y": y.ravel(),
+        "point": point,
+        "median": point if median is None else cells(median),
+        "point_rmspe": nan.ravel() if point_rmspe is None else cells(point_rmspe),
+    }
     intervals = intervals or {}
     for col in INTERVAL_COLUMNS:
         columns[col] = cells(intervals[col]) if col in intervals else nan.ravel()
@@ -112,8 +138,7 @@ def crps_lognormal(y, mu, sigma) -> np.ndarray:
     y, mu, sigma = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in (y, mu, sigma)))
     with np.errstate(divide="ignore", invalid="ignore"):
         w = (np.log(y) - mu) / sigma
-        out = y * (2 * ndtr(w) - 1) - 2 * np.exp(mu + sigma**2 / 2) * (
-            ndtr(w - sigma) + ndtr(sigma / np.sqrt(2)) - 1)
+        out = y * (2 * ndtr(w) - 1) - 2 * np.exp(mu + sigma**2 / 2) * (ndtr(w - sigma) + ndtr(sigma / np.sqrt(2)) - 1)
     return np.where(y > 0, out, np.nan)
 
 
@@ -128,8 +153,14 @@ def _lognormal_frame(horizon: SalesCube, method: str, eta: np.ndarray, sigma: np
     y = np.where(horizon.observed, horizon.sales, np.nan)
     # E[1/y] / E[1/y^2] of a log-normal: the same Bayes decision for RMSPE the model's point takes
     # (predict.rmspe_optimal_point), so both are scored on the point their distribution recommends.
-    return forecast_frame(horizon, method, np.exp(eta), point_rmspe=np.exp(eta - 1.5 * sigma**2),
-                          intervals=intervals, crps=crps_lognormal(y, eta, sigma))
+    return forecast_frame(
+        horizon,
+        method,
+        np.exp(eta),
+        point_rmspe=np.exp(eta - 1.5 * sigma**2),
+        intervals=intervals,
+        crps=crps_lognormal(y, eta, sigma),
+    )
 
 
 def _log_cells(train: SalesCube, method: str):
@@ -138,8 +169,9 @@ def _log_cells(train: SalesCube, method: str):
         raise DataError(f"{method}: the training cube has no observed store-days")
     cells = observed_cells(train)
     target = np.log(cells.y.astype(np.float64))
-    xtx, xty, counts = normal_equations(cells.store, cells.index, cells.value, target, train.n_stores,
-                                        train.design.n_features)
+    xtx, xty, counts = normal_equations(
+        cells.store, cells.index, cells.value, target, train.n_stores, train.design.n_features
+    )
     return cells, target, xtx, xty, counts
 
 
@@ -157,6 +189,7 @@ def _global_median(values: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------
 # Log-linear baselines
+
 
 def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALTY) -> pd.DataFrame:
     """Per-store ridge regression on log sales, shrunk toward the store's own mean level."""
@@ -183,7 +216,7 @@ def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALT
 def pooled(train: SalesCube, horizon: SalesCube, *, penalty: float = POOLED_PENALTY) -> pd.DataFrame:
     """One log-linear regression for all stores: what no store-level parameters give."""
     _check_pair(train, horizon)
-    cells, target, xtx, xty, counts = _log_cells(train, "pooled")
+    cells, target, xtx, xty, _counts = _log_cells(train, "pooled")
     theta = ridge(xtx.sum(0), xty.sum(0), penalty, np.zeros(train.design.n_features))
     eta = (theta[cells.index] * cells.value).sum(-1)
     sigma = float(np.sqrt(np.mean((target - eta) ** 2)))
@@ -194,15 +227,21 @@ def pooled(train: SalesCube, horizon: SalesCube, *, penalty: float = POOLED_PENA
 # ----------------------------------------------------------------------------------------------
 # Robust per-store baselines
 
+
 def _observed_frame(train: SalesCube, first=None) -> pd.DataFrame:
     """Long frame of the observed training cells (store row, weekday, promo, sales), from `first`."""
     store, day = np.nonzero(train.observed)
     if first is not None:
         keep = train.dates[day] >= first
         store, day = store[keep], day[keep]
-    return pd.DataFrame({"row": store, "weekday": weekday_of(train.dates)[day],
-                         "promo": train.covariates.promo[store, day].astype(np.int64),
-                         "sales": train.sales[store, day].astype(np.float64)})
+    return pd.DataFrame(
+        {
+            "row": store,
+            "weekday": weekday_of(train.dates)[day],
+            "promo": train.covariates.promo[store, day].astype(np.int64),
+            "sales": train.sales[store, day].astype(np.float64),
+        }
+    )
 
 
 def _table(frame: pd.DataFrame, keys: list, shape: tuple) -> np.ndarray:
@@ -215,8 +254,7 @@ def _table(frame: pd.DataFrame, keys: list, shape: tuple) -> np.ndarray:
     return out
 
 
-def median_dow_promo(train: SalesCube, horizon: SalesCube, *,
-                     window: int = MEDIAN_WINDOW_DAYS) -> pd.DataFrame:
+def median_dow_promo(train: SalesCube, horizon: SalesCube, *, window: int = MEDIAN_WINDOW_DAYS) -> pd.DataFrame:
     """Per-store median by weekday x promo over the last `window` days of the training cube."""
     _check_pair(train, horizon)
     if window < 1:
@@ -234,8 +272,9 @@ def median_dow_promo(train: SalesCube, horizon: SalesCube, *,
     rows = np.arange(n)[:, None]
     weekday = weekday_of(horizon.dates)[None, :].astype(np.int64)
     promo = (horizon.covariates.promo != 0).astype(np.int64)
-    point = _fallback(by_cell[rows, weekday, promo], by_weekday[rows, weekday], by_store[:, None],
-                      by_store_all[:, None], overall)
+    point = _fallback(
+        by_cell[rows, weekday, promo], by_weekday[rows, weekday], by_store[:, None], by_store_all[:, None], overall
+    )
     return forecast_frame(horizon, "median_dow_promo", point)
 
 
@@ -295,8 +334,7 @@ COLDSTART_BASELINES: dict[str, Baseline] = {
 }
 
 
-def run_baselines(train: SalesCube, horizon: SalesCube,
-                  baselines: dict[str, Baseline] = BASELINES) -> pd.DataFrame:
+def run_baselines(train: SalesCube, horizon: SalesCube, baselines: dict[str, Baseline] = BASELINES) -> pd.DataFrame:
     """Every baseline's frame, stacked; each frame's method column is set to its registry name."""
     frames = [fn(train, horizon).assign(method=name) for name, fn in baselines.items()]
     return pd.concat(frames, ignore_index=True)

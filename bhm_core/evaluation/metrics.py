@@ -25,9 +25,7 @@ def interval_columns(level: int) -> tuple[str, str]:
 
 
 FORECAST_COLUMNS: tuple[str, ...] = (
-    REQUIRED_COLUMNS
-    + tuple(col for level in INTERVAL_LEVELS for col in interval_columns(level))
-    + ("crps",)
+    REQUIRED_COLUMNS + tuple(col for level in INTERVAL_LEVELS for col in interval_columns(level)) + ("crps",)
 )
 
 POINT_METRICS: tuple[str, ...] = ("rmspe", "mape", "mae", "rmse", "bias")
@@ -173,9 +171,7 @@ def crps_from_samples(y, samples, presorted: bool = False) -> np.ndarray:
         raise DataError("expected numeric actuals y for CRPS, got values that are not numbers") from None
     samples = np.asarray(samples)
     if y.ndim != 1 or samples.ndim != 2 or samples.shape[0] != y.shape[0]:
-        raise DataError(
-            f"expected y of shape (n,) and samples of shape (n, m), got {y.shape} and {samples.shape}"
-        )
+        raise DataError(f"expected y of shape (n,) and samples of shape (n, m), got {y.shape} and {samples.shape}")
     if not (np.issubdtype(samples.dtype, np.number) or samples.dtype == bool):
         raise DataError(f"expected numeric samples, got dtype {samples.dtype}")
     n, m = samples.shape
@@ -336,7 +332,7 @@ def metric_names(levels: Sequence[int] = INTERVAL_LEVELS) -> tuple[str, ...]:
     """Every metric name ``score`` can produce for these levels."""
     checked = [_check_level(lv) for lv in levels]
     per_level = tuple(name for lv in checked for name in (f"coverage_{lv}", f"width_{lv}"))
-    return POINT_METRICS + ("n_cells",) + per_level + ("pinball", "crps")
+    return (*POINT_METRICS, "n_cells", *per_level, "pinball", "crps")
 
 
 def per_store(frame: pd.DataFrame, metric: str = "rmspe", levels: Sequence[int] = INTERVAL_LEVELS) -> pd.DataFrame:

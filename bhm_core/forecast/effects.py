@@ -16,18 +16,30 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.data.cube import SalesCube
-from bhm_core.inference.engine import FitResult, observed_cells
 from bhm_core.data.features import STATE_HOLIDAY_LABELS
-from bhm_core.model.lsq import fit_log_linear
 from bhm_core.forecast.predict import draw_latents
+from bhm_core.inference.engine import FitResult, observed_cells
+from bhm_core.model.lsq import fit_log_linear
 
-GROUP_TITLES = {"weekday": "Weekday", "promo": "Promo", "state_holiday": "State holiday",
-                "school_holiday": "School holiday", "promo2": "Promo2", "store_variant": "Store variant",
-                "yearly": "Yearly", "promo_weekday": "Promo × weekday", "day_of_month": "Day of month",
-                "month": "Month", "holiday_window": "Around holidays", "promo2_active": "Promo2 active",
-                "trend": "Trend (per year)", "promo_window": "Around promo runs",
-                "christmas": "Christmas and New Year", "easter": "Easter week",
-                "recent_level": "Recent level"}
+GROUP_TITLES = {
+    "weekday": "Weekday",
+    "promo": "Promo",
+    "state_holiday": "State holiday",
+    "school_holiday": "School holiday",
+    "promo2": "Promo2",
+    "store_variant": "Store variant",
+    "yearly": "Yearly",
+    "promo_weekday": "Promo × weekday",
+    "day_of_month": "Day of month",
+    "month": "Month",
+    "holiday_window": "Around holidays",
+    "promo2_active": "Promo2 active",
+    "trend": "Trend (per year)",
+    "promo_window": "Around promo runs",
+    "christmas": "Christmas and New Year",
+    "easter": "Easter week",
+    "recent_level": "Recent level",
+}
 
 
 def group_title(group: str) -> str:
@@ -44,7 +56,7 @@ LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design sol
 class Contrast:
     label: str
     group: str
-    feature: int    # the feature the effect is about (its data decide whether it can be estimated)
+    feature: int  # the feature the effect is about (its data decide whether it can be estimated)
     weights: tuple  # one per feature
 
 
@@ -71,15 +83,20 @@ def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
         if i != base:
             label = f"{names[i].split('_')[-1]} vs {names[base].split('_')[-1]}"
             out.append(Contrast(label, "weekday", i, vec(i, [base])))
-    for group, label in (("promo", "Promo day"), ("school_holiday", "School holiday"),
-                         ("promo2", "Promo2 store")):
+    for group, label in (("promo", "Promo day"), ("school_holiday", "School holiday"), ("promo2", "Promo2 store")):
         for i in at.get(group, []):
             out.append(Contrast(label, group, i, vec(i)))
     levels = at.get("state_holiday", [])
     for i in levels[1:]:
         level = names[i].rsplit("_", 1)[-1]
-        out.append(Contrast(f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday",
-                            "state_holiday", i, vec(i, [levels[0]])))
+        out.append(
+            Contrast(
+                f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday",
+                "state_holiday",
+                i,
+                vec(i, [levels[0]]),
+            )
+        )
     for group in ONE_HOT:  # levels that share the level with the weekdays: vs their average
         levels = at.get(group, [])
         reference = [i for i in levels if seen[i]] or levels
@@ -120,9 +137,13 @@ def global_effects(result: FitResult, items: list[Contrast], latents: dict) -> p
     """Long frame (effect, group, multiplier): posterior samples of exp(c . theta_mu)."""
     values = np.exp(latents["theta_mu"] @ _matrix(items).T)  # (n, E)
     n = values.shape[0]
-    return pd.DataFrame({"effect": np.repeat([c.label for c in items], n),
-                         "group": np.repeat([c.group for c in items], n),
-                         "multiplier": values.T.ravel()})
+    return pd.DataFrame(
+        {
+            "effect": np.repeat([c.label for c in items], n),
+            "group": np.repeat([c.group for c in items], n),
+            "multiplier": values.T.ravel(),
+        }
+    )
 
 
 def store_thetas(latents: dict) -> np.ndarray:
@@ -136,30 +157,43 @@ def store_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd
     mean = values.mean(0)
     lo, hi = np.percentile(values, [5, 95], axis=0)
     s, e = mean.shape
-    return pd.DataFrame({"store": np.repeat(result.store_ids, e),
-                         "effect": np.tile([c.label for c in items], s),
-                         "group": np.tile([c.group for c in items], s),
-                         "multiplier": mean.ravel(), "lo_90": lo.ravel(), "hi_90": hi.ravel()})
+    return pd.DataFrame(
+        {
+            "store": np.repeat(result.store_ids, e),
+            "effect": np.tile([c.label for c in items], s),
+            "group": np.tile([c.group for c in items], s),
+            "multiplier": mean.ravel(),
+            "lo_90": lo.ravel(),
+            "hi_90": hi.ravel(),
+        }
+    )
 
 
 def shrinkage(result: FitResult, cube: SalesCube, items: list[Contrast], latents: dict) -> pd.DataFrame:
     """Per store and effect: least squares on log sales (store alone) vs the hierarchical estimate."""
     cells = observed_cells(cube)
-    _, theta_lsq, _ = fit_log_linear(cells.store, cells.index, cells.value, cells.y, cube.n_stores,
-                                     cube.design.n_features, store_penalty=LSQ_PENALTY)
+    _, theta_lsq, _ = fit_log_linear(
+        cells.store, cells.index, cells.value, cells.y, cube.n_stores, cube.design.n_features, store_penalty=LSQ_PENALTY
+    )
     matrix = _matrix(items)
-    lsq = np.exp(theta_lsq @ matrix.T)                                    # (S, E)
+    lsq = np.exp(theta_lsq @ matrix.T)  # (S, E)
     hier = np.exp(np.einsum("nsf,ef->nse", store_thetas(latents), matrix)).mean(0)
     days = cube.observed.sum(1)
     s, e = lsq.shape
-    return pd.DataFrame({"store": np.repeat(cube.store_ids, e),
-                         "effect": np.tile([c.label for c in items], s),
-                         "least_squares": lsq.ravel(), "hierarchical": hier.ravel(),
-                         "observed_days": np.repeat(days, e)})
+    return pd.DataFrame(
+        {
+            "store": np.repeat(cube.store_ids, e),
+            "effect": np.tile([c.label for c in items], s),
+            "least_squares": lsq.ravel(),
+            "hierarchical": hier.ravel(),
+            "observed_days": np.repeat(days, e),
+        }
+    )
 
 
 def summary_table(samples: pd.DataFrame) -> pd.DataFrame:
     """Median and 90% interval per effect, in contrast order."""
     grouped = samples.groupby("effect", sort=False)["multiplier"]
-    return pd.DataFrame({"median": grouped.median(), "lo_90": grouped.quantile(0.05),
-                         "hi_90": grouped.quantile(0.95)}).reset_index()
+    return pd.DataFrame(
+        {"median": grouped.median(), "lo_90": grouped.quantile(0.05), "hi_90": grouped.quantile(0.95)}
+    ).reset_index()

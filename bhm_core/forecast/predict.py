@@ -1,8 +1,8 @@
 """Posterior predictive forecasts from a fit, in chunks of stores so memory stays flat.
 
 Latents are drawn from the fitted guide; the observation law of each draw is read off the model's
-trace and sampled on the host (store-keyed, so chunking never changes a number). Output is a tidy frame in the metrics schema
-(store, date, method, y, point, lo_L/hi_L, crps) plus `median`, `open`, `known`,
+trace and sampled on the host (store-keyed, so chunking never changes a number). Output is a tidy
+frame in the metrics schema (store, date, method, y, point, lo_L/hi_L, crps) plus `median`, `open`, `known`,
 `expected_closed`, `promo` and `state_holiday` columns.
 """
 
@@ -19,24 +19,32 @@ import pandas as pd
 from numpyro import handlers
 
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
+from bhm_core.data.features import encode, weekday_of
+from bhm_core.errors import DataError
+from bhm_core.evaluation.metrics import crps_from_samples
 from bhm_core.inference.engine import FitResult
 from bhm_core.inference.packing import bucket
-from bhm_core.errors import DataError
-from bhm_core.data.features import encode, weekday_of
-from bhm_core.evaluation.metrics import crps_from_samples
-from bhm_core.model.hierarchy import (BASIS, LOCAL_SITES, ModelData, NegBinomialMean, SiteParams, Whitening,
-    guide_draw, model)
+from bhm_core.model.hierarchy import (
+    BASIS,
+    LOCAL_SITES,
+    ModelData,
+    NegBinomialMean,
+    SiteParams,
+    Whitening,
+    guide_draw,
+    model,
+)
 
 LEVELS = (50, 80, 90, 95)
-CLOSED_WEEKS = 8     # recent occurrences of a weekday that decide a store's usual closing days
+CLOSED_WEEKS = 8  # recent occurrences of a weekday that decide a store's usual closing days
 CLOSED_SHARE = 0.75  # closed on at least this share of them -> expected closed after the data
 METHOD = "hierarchical"
-CHUNK_STORES = 64    # stores drawn together: memory is one chunk's samples
+CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
 MAX_POISSON_RATE = 1e15  # NumPy's Poisson sampler refuses larger rates (only a diverged fit has them)
-SHOCK_STREAM = 7919        # generator key of the day shocks, apart from the stores' (seed, id)
+SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
 DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
 IDIOSYNCRATIC_FLOOR = 0.25  # share of a store-day's own variance kept when the shock takes its part
-LOG_MEAN_RANGE = (-50.0, 40.0)        # exp(-50): no sales; exp(40) > MAX_POISSON_RATE
+LOG_MEAN_RANGE = (-50.0, 40.0)  # exp(-50): no sales; exp(40) > MAX_POISSON_RATE
 LOG_DISPERSION_RANGE = (-30.0, 30.0)
 
 
@@ -64,8 +72,13 @@ def _window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, sce
     if scenario.promo is not None:
         weekday = ((dates.astype(np.int64) + 3) % 7)[None, :]
         promo = np.broadcast_to((weekday < 5) & (scenario.promo == 1), promo.shape).astype(np.int8)
-    return replace(base, dates=dates, promo=promo, state_holiday=per_cell(base.state_holiday),
-                   school_holiday=per_cell(base.school_holiday))
+    return replace(
+        base,
+        dates=dates,
+        promo=promo,
+        state_holiday=per_cell(base.state_holiday),
+        school_holiday=per_cell(base.school_holiday),
+    )
 
 
 def draw_latents(result: FitResult, key, n_samples: int, rows: np.ndarray) -> dict:
@@ -98,7 +111,10 @@ def _draw_latents_async(result: FitResult, key, n_samples: int, rows: np.ndarray
 @partial(jax.jit, static_argnums=(2, 3))
 def _per_store_normal(key, ids, n_samples: int, shape: tuple):
     """(n_samples, stores, *shape) standard normals, store i's from fold_in(key, id_i) alone."""
-    draw = lambda i: jax.random.normal(jax.random.fold_in(key, i), (n_samples, *shape))
+
+    def draw(i):
+        return jax.random.normal(jax.random.fold_in(key, i), (n_samples, *shape))
+
     return jnp.moveaxis(jax.vmap(draw)(ids), 0, 1)
 
 
@@ -132,8 +148,9 @@ def day_shocks(shock_sd: float, dates: np.ndarray, n_samples: int, seed: int) ->
     return out
 
 
-def _draw_y(log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_ids,
-            shocks: np.ndarray, shock_sd: float) -> np.ndarray:
+def _draw_y(
+    log_mean: np.ndarray, log_dispersion: np.ndarray, seed: int, store_ids, shocks: np.ndarray, shock_sd: float
+) -> np.ndarray:
     """Gamma-Poisson draws, (n_samples, stores, days), store i's from a generator of (seed, id_i).
 
     Each day's chain-wide shock (`day_shocks`) multiplies every store's mean, and the Gamma gives
@@ -168,20 +185,36 @@ def _chunk_data(design_index, design_value) -> ModelData:
     n_stores, n_days, _ = design_index.shape
     store = jnp.repeat(jnp.arange(n_stores, dtype=jnp.int32), n_days)
     n = store.size
-    return ModelData(store, design_index.reshape(n, -1).astype(jnp.int32),
-                     design_value.reshape(n, -1).astype(jnp.float32), jnp.zeros(n, jnp.float32),
-                     jnp.zeros(n, jnp.float32), jnp.ones(n, bool), jnp.ones(n_stores, bool),
-                     jnp.float32(1.0))
+    return ModelData(
+        store,
+        design_index.reshape(n, -1).astype(jnp.int32),
+        design_value.reshape(n, -1).astype(jnp.float32),
+        jnp.zeros(n, jnp.float32),
+        jnp.zeros(n, jnp.float32),
+        jnp.ones(n, bool),
+        jnp.ones(n_stores, bool),
+        jnp.float32(1.0),
+    )
 
 
 def _prior_placeholder(result: FitResult):
     """The trace substitutes every latent, so prior values only give shapes."""
     from bhm_core.model.hierarchy import prior_arrays
+
     return prior_arrays(result.priors, result.feature_groups)
 
 
-def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_samples: int = 500,
-                    seed: int = 0, scenario: Scenario = Scenario(), chunk_stores: int = CHUNK_STORES):
+def sample_forecast(
+    result: FitResult,
+    cube: SalesCube,
+    store_ids,
+    dates,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    chunk_stores: int = CHUNK_STORES,
+):
     """Yield (store ids of the chunk, samples (n_samples, chunk stores, days), the chunk's window
     covariates) chunk by chunk."""
     rows_fit = _fit_rows(result, store_ids)
@@ -204,8 +237,11 @@ def sample_forecast(result: FitResult, cube: SalesCube, store_ids, dates, *, n_s
             design = encode(cube.spec, covariates)
             # Random numbers are keyed by store id, not by chunk: any chunking gives the same draws.
             latents = _draw_latents_async(result, latent_key, n_samples, rows_fit[part])
-            yield (np.asarray(store_ids)[part[:n_real]], _observation_law(latents, design.index, design.value, prior),
-                   covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))))
+            yield (
+                np.asarray(store_ids)[part[:n_real]],
+                _observation_law(latents, design.index, design.value, prior),
+                covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))),
+            )
 
     shock_sd = result.day_shock_sd
     shocks = day_shocks(shock_sd, dates, n_samples, seed)
@@ -230,8 +266,9 @@ def _fit_rows(result: FitResult, store_ids) -> np.ndarray:
     rows = np.clip(rows, 0, len(result.store_ids) - 1)
     missing = ids[result.store_ids[rows] != ids]
     if missing.size:
-        raise DataError(f"store(s) {missing[:10].tolist()} are not in this fit; fit them first "
-                        f"(or treat them as new stores)")
+        raise DataError(
+            f"store(s) {missing[:10].tolist()} are not in this fit; fit them first (or treat them as new stores)"
+        )
     return rows
 
 
@@ -289,39 +326,72 @@ def summarise(samples: np.ndarray, levels=LEVELS) -> dict:
     return {k: v.reshape(shape) for k, v in stats.items()}
 
 
-def forecast(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
-             n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
-             chunk_stores: int = CHUNK_STORES) -> pd.DataFrame:
+def forecast(
+    result: FitResult,
+    cube: SalesCube,
+    store_ids=None,
+    first=None,
+    last=None,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    levels=LEVELS,
+    chunk_stores: int = CHUNK_STORES,
+) -> pd.DataFrame:
     """Tidy per-store-day forecast over [first, last] (defaults: the cube's days).
 
     Closed days get a forecast of 0 (a closed store sells nothing); `y` holds the actual where the
     cube observed it, and `crps` is scored against it. For more stores than memory should hold,
     stream the same frames to a file with `stream.forecast_to_parquet`.
     """
-    frames = list(forecast_chunks(result, cube, store_ids, first, last, n_samples=n_samples, seed=seed,
-                                  scenario=scenario, levels=levels, chunk_stores=chunk_stores))
+    frames = list(
+        forecast_chunks(
+            result,
+            cube,
+            store_ids,
+            first,
+            last,
+            n_samples=n_samples,
+            seed=seed,
+            scenario=scenario,
+            levels=levels,
+            chunk_stores=chunk_stores,
+        )
+    )
     return pd.concat(frames, ignore_index=True)
 
 
-def forecast_chunks(result: FitResult, cube: SalesCube, store_ids=None, first=None, last=None, *,
-                    n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
-                    chunk_stores: int = CHUNK_STORES):
+def forecast_chunks(
+    result: FitResult,
+    cube: SalesCube,
+    store_ids=None,
+    first=None,
+    last=None,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    levels=LEVELS,
+    chunk_stores: int = CHUNK_STORES,
+):
     """`forecast`'s frame, one chunk of stores at a time (memory bounded by the chunk)."""
     store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
-    dates = _dates(first if first is not None else cube.dates[0],
-                   last if last is not None else cube.dates[-1])
+    dates = _dates(first if first is not None else cube.dates[0], last if last is not None else cube.dates[-1])
     for draws in _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
         yield _cell_frame(draws, dates, levels)
 
 
-def forecast_with_total(result: FitResult, cube: SalesCube, store_ids, first, last, *,
-                        n_samples: int = 500, seed: int = 0, levels=LEVELS) -> tuple:
+def forecast_with_total(
+    result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500, seed: int = 0, levels=LEVELS
+) -> tuple:
     """(`forecast`'s frame, `forecast_total(observed_only=True)`'s frame) from one set of draws."""
     dates = _dates(first, last)
     total = _DailyTotal(n_samples, dates, observed_only=True)
     frames = []
-    for draws in _chunk_draws(result, cube, np.asarray(store_ids, dtype=np.int64), dates, n_samples,
-                              seed, Scenario(), CHUNK_STORES):
+    for draws in _chunk_draws(
+        result, cube, np.asarray(store_ids, dtype=np.int64), dates, n_samples, seed, Scenario(), CHUNK_STORES
+    ):
         frames.append(_cell_frame(draws, dates, levels))
         total.add(draws)
     return pd.concat(frames, ignore_index=True), total.frame(levels)
@@ -329,17 +399,19 @@ def forecast_with_total(result: FitResult, cube: SalesCube, store_ids, first, la
 
 class _Draws(NamedTuple):
     """One chunk of stores over the window: its draws (closed days 0) and what the cube knows."""
+
     ids: np.ndarray
-    samples: np.ndarray   # (n_samples, stores, days)
-    actual: np.ndarray    # (stores, days), NaN where not observed
+    samples: np.ndarray  # (n_samples, stores, days)
+    actual: np.ndarray  # (stores, days), NaN where not observed
     status: np.ndarray
     expected: np.ndarray  # expected closed (after the data, on a usual closing weekday)
     covariates: object
 
 
 def _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
-    for ids, samples, cov in sample_forecast(result, cube, store_ids, dates, n_samples=n_samples, seed=seed,
-                                             scenario=scenario, chunk_stores=chunk_stores):
+    for ids, samples, cov in sample_forecast(
+        result, cube, store_ids, dates, n_samples=n_samples, seed=seed, scenario=scenario, chunk_stores=chunk_stores
+    ):
         actual, status, expected = _actuals(cube, ids, dates)
         yield _Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)
 
@@ -347,15 +419,21 @@ def _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chun
 def _cell_frame(draws: _Draws, dates: np.ndarray, levels) -> pd.DataFrame:
     ids, samples, actual, status, expected, cov = draws
     stats, ordered = summarise_cells(samples.reshape(samples.shape[0], -1).T, levels)
-    frame = pd.DataFrame({"store": np.repeat(ids, len(dates)), "date": np.tile(dates, len(ids)),
-                          "method": METHOD, "y": actual.ravel(),
-                          **{k: v.ravel() for k, v in stats.items()},
-                          "crps": crps_from_samples(actual.ravel(), ordered, presorted=True),
-                          "open": (status != CLOSED).ravel(),
-                          "known": (status != MISSING).ravel() & ~expected.ravel(),
-                          "expected_closed": expected.ravel(),
-                          "promo": cov.promo.ravel().astype(bool),
-                          "state_holiday": cov.state_holiday.ravel() > 0})
+    frame = pd.DataFrame(
+        {
+            "store": np.repeat(ids, len(dates)),
+            "date": np.tile(dates, len(ids)),
+            "method": METHOD,
+            "y": actual.ravel(),
+            **{k: v.ravel() for k, v in stats.items()},
+            "crps": crps_from_samples(actual.ravel(), ordered, presorted=True),
+            "open": (status != CLOSED).ravel(),
+            "known": (status != MISSING).ravel() & ~expected.ravel(),
+            "expected_closed": expected.ravel(),
+            "promo": cov.promo.ravel().astype(bool),
+            "state_holiday": cov.state_holiday.ravel() > 0,
+        }
+    )
     frame["date"] = pd.to_datetime(frame["date"])
     return frame
 
@@ -378,8 +456,7 @@ class _DailyTotal:
         self.actual += np.nansum(draws.actual, 0)
 
     def frame(self, levels) -> pd.DataFrame:
-        return pd.DataFrame({"date": pd.to_datetime(self.dates), "y": self.actual,
-                             **summarise(self.total, levels)})
+        return pd.DataFrame({"date": pd.to_datetime(self.dates), "y": self.actual, **summarise(self.total, levels)})
 
 
 def usual_closing_days(cube: SalesCube, rows: np.ndarray) -> np.ndarray:
@@ -416,9 +493,19 @@ def _actuals(cube: SalesCube, ids, dates):
     return actual, np.where(expected, CLOSED, status), expected
 
 
-def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *, n_samples: int = 500,
-                   seed: int = 0, scenario: Scenario = Scenario(), levels=LEVELS,
-                   observed_only: bool = False) -> pd.DataFrame:
+def forecast_total(
+    result: FitResult,
+    cube: SalesCube,
+    store_ids,
+    first,
+    last,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    levels=LEVELS,
+    observed_only: bool = False,
+) -> pd.DataFrame:
     """Daily sum over the stores with an interval from summed samples (not summed quantiles);
     observed_only as in `_DailyTotal`."""
     dates = _dates(first, last)
@@ -428,10 +515,19 @@ def forecast_total(result: FitResult, cube: SalesCube, store_ids, first, last, *
     return total.frame(levels)
 
 
-def store_day_samples(result: FitResult, cube: SalesCube, store_id: int, date, *, n_samples: int = 2000,
-                      seed: int = 0, scenario: Scenario = Scenario()) -> np.ndarray:
+def store_day_samples(
+    result: FitResult,
+    cube: SalesCube,
+    store_id: int,
+    date,
+    *,
+    n_samples: int = 2000,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+) -> np.ndarray:
     """Posterior predictive samples of one store-day, for its density."""
     dates = _dates(date, date)
-    _, samples, _ = next(sample_forecast(result, cube, [store_id], dates, n_samples=n_samples, seed=seed,
-                                         scenario=scenario))
+    _, samples, _ = next(
+        sample_forecast(result, cube, [store_id], dates, n_samples=n_samples, seed=seed, scenario=scenario)
+    )
     return samples[:, 0, 0]

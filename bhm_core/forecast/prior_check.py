@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from bhm_core.model.config import EffectPrior, Priors
 from bhm_core.data.cube import SalesCube
 from bhm_core.inference.engine import observed_cells
+from bhm_core.model.config import EffectPrior, Priors
 from bhm_core.model.hierarchy import prior_arrays
 
 LN10 = math.log(10)
@@ -29,8 +29,7 @@ def normal_pdf(x, loc, scale):
 def mean_curve(loc: float, scale: float, n: int = 241) -> pd.DataFrame:
     """Density of theta ~ Normal(loc, scale), with the multiplicative effect exp(theta)."""
     theta = np.linspace(loc - 4 * scale, loc + 4 * scale, n)
-    return pd.DataFrame({"theta": theta, "multiplier": np.exp(theta),
-                         "density": normal_pdf(theta, loc, scale)})
+    return pd.DataFrame({"theta": theta, "multiplier": np.exp(theta), "density": normal_pdf(theta, loc, scale)})
 
 
 def spread_curve(scale: float, n: int = 161) -> pd.DataFrame:
@@ -50,8 +49,9 @@ def typical_spread(prior: EffectPrior) -> float:
     return 0.6745 * prior.sigma_scale
 
 
-def prior_predictive(cube: SalesCube, priors: Priors, *, n_draws: int = 200, cells_per_draw: int = 250,
-                     seed: int = 0) -> np.ndarray:
+def prior_predictive(
+    cube: SalesCube, priors: Priors, *, n_draws: int = 200, cells_per_draw: int = 250, seed: int = 0
+) -> np.ndarray:
     """log10 of the expected daily sales exp(eta) on random observed cells, one prior draw each.
 
     Each draw takes theta_mu ~ N(mu_loc, mu_scale), theta_sigma ~ HalfNormal(sigma_scale) per
@@ -86,9 +86,16 @@ def coverage(prior_log10: np.ndarray, observed: np.ndarray) -> dict:
     inside = float(np.mean((prior_log10 >= lo) & (prior_log10 <= hi)))
     below = float(np.mean(prior_log10 < lo))
     p5, p50, p95 = np.percentile(prior_log10, [5, 50, 95])
-    return {"data_lo": 10 ** lo, "data_hi": 10 ** hi, "inside": inside, "below": below,
-            "above": 1 - inside - below, "prior_p5": 10 ** p5, "prior_median": 10 ** p50,
-            "prior_p95": 10 ** p95}
+    return {
+        "data_lo": 10**lo,
+        "data_hi": 10**hi,
+        "inside": inside,
+        "below": below,
+        "above": 1 - inside - below,
+        "prior_p5": 10**p5,
+        "prior_median": 10**p50,
+        "prior_p95": 10**p95,
+    }
 
 
 def data_centred_weekday(cube: SalesCube) -> float:

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bhm_core.data.cube import SalesCube
-from bhm_core.forecast.effects import store_thetas
-from bhm_core.inference.engine import FitResult
 from bhm_core.errors import DataError
+from bhm_core.forecast.effects import store_thetas
 from bhm_core.forecast.predict import CHUNK_STORES, LEVELS, Scenario, draw_latents, forecast_chunks
+from bhm_core.inference.engine import FitResult
 
 
 def _write(frames, path) -> dict:
@@ -50,27 +50,50 @@ def _write(frames, path) -> dict:
     return {"path": str(path), "rows": rows, "row_groups": groups, "bytes": path.stat().st_size}
 
 
-def forecast_to_parquet(result: FitResult, cube: SalesCube, path, store_ids=None, first=None, last=None,
-                        *, n_samples: int = 500, seed: int = 0, scenario: Scenario = Scenario(),
-                        levels=LEVELS, chunk_stores: int = CHUNK_STORES) -> dict:
+def forecast_to_parquet(
+    result: FitResult,
+    cube: SalesCube,
+    path,
+    store_ids=None,
+    first=None,
+    last=None,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    levels=LEVELS,
+    chunk_stores: int = CHUNK_STORES,
+) -> dict:
     """`predict.forecast` streamed to parquet, a row group per chunk of stores (ascending ids).
 
     Row for row the same frame as `forecast` with the same arguments (draws are keyed by store).
     """
     ids = np.unique(result.store_ids if store_ids is None else np.asarray(store_ids, np.int64))
-    frames = forecast_chunks(result, cube, ids, first, last, n_samples=n_samples, seed=seed,
-                             scenario=scenario, levels=levels, chunk_stores=chunk_stores)
+    frames = forecast_chunks(
+        result,
+        cube,
+        ids,
+        first,
+        last,
+        n_samples=n_samples,
+        seed=seed,
+        scenario=scenario,
+        levels=levels,
+        chunk_stores=chunk_stores,
+    )
     return _write(frames, path)
 
 
-def posterior_to_parquet(result: FitResult, path, *, n_samples: int = 200, seed: int = 0,
-                         chunk_stores: int = 4096) -> dict:
+def posterior_to_parquet(
+    result: FitResult, path, *, n_samples: int = 200, seed: int = 0, chunk_stores: int = 4096
+) -> dict:
     """Per store and feature: posterior mean and 90% interval of theta_s (and the log-dispersion
     r_s as feature 'log_dispersion'), streamed a chunk of stores at a time. Needs no cube, so it
     serves fits of virtual or synthetic series too."""
     import jax
+
     key = jax.random.PRNGKey(seed)
-    names = list(result.feature_names) + ["log_dispersion"]
+    names = [*list(result.feature_names), "log_dispersion"]
 
     def frames():
         for start in range(0, len(result.store_ids), chunk_stores):
@@ -78,11 +101,17 @@ def posterior_to_parquet(result: FitResult, path, *, n_samples: int = 200, seed:
             draws = draw_latents(result, key, n_samples, rows)
             theta = store_thetas(draws)
             r = draws["r_mu"][:, None] + draws["r_sigma"][:, None] * draws["w"]
-            values = np.concatenate([theta, r[:, :, None]], axis=2)       # (n, stores, F + 1)
+            values = np.concatenate([theta, r[:, :, None]], axis=2)  # (n, stores, F + 1)
             lo, hi = np.percentile(values, [5, 95], axis=0)
-            yield pd.DataFrame({"store": np.repeat(result.store_ids[rows], len(names)),
-                                "feature": np.tile(names, len(rows)),
-                                "mean": values.mean(0).ravel(), "lo_90": lo.ravel(), "hi_90": hi.ravel()})
+            yield pd.DataFrame(
+                {
+                    "store": np.repeat(result.store_ids[rows], len(names)),
+                    "feature": np.tile(names, len(rows)),
+                    "mean": values.mean(0).ravel(),
+                    "lo_90": lo.ravel(),
+                    "hi_90": hi.ravel(),
+                }
+            )
 
     return _write(frames(), path)
 

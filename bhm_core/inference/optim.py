@@ -15,9 +15,9 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
 class AdamState(NamedTuple):
-    step: jnp.ndarray   # () int32, continues across warm starts
-    mu: object          # first moments, same tree as the parameters
-    nu: object          # second moments
+    step: jnp.ndarray  # () int32, continues across warm starts
+    mu: object  # first moments, same tree as the parameters
+    nu: object  # second moments
 
 
 def adam_init(params) -> AdamState:
@@ -37,8 +37,7 @@ def adam_update(params, grads, state: AdamState, lr):
     nu = jax.tree.map(lambda v, g: BETA2 * v + (1 - BETA2) * g * g, state.nu, grads)
     t = step.astype(jnp.float32)
     correction = jnp.sqrt(1 - BETA2**t) / (1 - BETA1**t)
-    new_params = jax.tree.map(lambda p, m, v: p - lr * correction * m / (jnp.sqrt(v) + EPS),
-                              params, mu, nu)
+    new_params = jax.tree.map(lambda p, m, v: p - lr * correction * m / (jnp.sqrt(v) + EPS), params, mu, nu)
     return new_params, AdamState(step, mu, nu)
 
 

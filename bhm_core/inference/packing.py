@@ -22,8 +22,8 @@ from jax.scipy.special import gammaln
 
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import DataError
-from bhm_core.model.hierarchy import ModelData
 from bhm_core.inference.sharding import ALIGN
+from bhm_core.model.hierarchy import ModelData
 
 PACK_BLOCK = 1 << 20  # cells handled at a time when packing, to bound temporary memory
 
@@ -47,20 +47,24 @@ class Cells:
     exact (uint8 slot index and value, int16 day) to fit 10^8 cells in memory.
     """
 
-    store: np.ndarray   # (n,) int32
-    day: np.ndarray     # (n,) int32
-    index: np.ndarray   # (n, K) int32
-    value: np.ndarray   # (n, K) float32
-    y: np.ndarray       # (n,) float32
+    store: np.ndarray  # (n,) int32
+    day: np.ndarray  # (n,) int32
+    index: np.ndarray  # (n, K) int32
+    value: np.ndarray  # (n, K) float32
+    y: np.ndarray  # (n,) float32
 
 
 def observed_cells(cube: SalesCube) -> Cells:
     store, day = np.nonzero(cube.observed)
     if store.size == 0:
         raise DataError("no observed store-days to fit: every day is closed or missing")
-    return Cells(store.astype(np.int32), day.astype(np.int32),
-                 cube.design.index[store, day].astype(np.int32), cube.design.value[store, day],
-                 cube.sales[store, day].astype(np.float32))
+    return Cells(
+        store.astype(np.int32),
+        day.astype(np.int32),
+        cube.design.index[store, day].astype(np.int32),
+        cube.design.value[store, day],
+        cube.sales[store, day].astype(np.float32),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +73,7 @@ class FitData:
     the feature names and groups, and a fingerprint of all of it (part of a fit's identity)."""
 
     cells: Cells
-    store_ids: np.ndarray         # (S,) int64; cells.store indexes into it
+    store_ids: np.ndarray  # (S,) int64; cells.store indexes into it
     feature_names: tuple
     feature_groups: tuple
     fingerprint: str
@@ -84,10 +88,15 @@ class FitData:
         return len(self.feature_names)
 
     @classmethod
-    def from_cube(cls, cube: SalesCube) -> "FitData":
-        return cls(observed_cells(cube), cube.store_ids, tuple(cube.feature_names),
-                   tuple(cube.design.groups), cube.fingerprint,
-                   {"first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])})
+    def from_cube(cls, cube: SalesCube) -> FitData:
+        return cls(
+            observed_cells(cube),
+            cube.store_ids,
+            tuple(cube.feature_names),
+            tuple(cube.design.groups),
+            cube.fingerprint,
+            {"first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])},
+        )
 
 
 def fingerprint_of(*parts) -> str:
@@ -100,21 +109,25 @@ def fingerprint_of(*parts) -> str:
 
 def pack(cells: Cells, n_stores: int, align: int = ALIGN) -> ModelData:
     """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
-    n, k = cells.index.shape
+    n, _k = cells.index.shape
     n_pad = _round_up(bucket(n), align)
     s_pad = _round_up(bucket(n_stores, minimum=8), align)
 
     def pad(a, size, fill=0, dtype=None):
         out = np.full((size, *a.shape[1:]), fill, dtype=dtype or a.dtype)
-        out[:len(a)] = a
+        out[: len(a)] = a
         return out
 
     return ModelData(
-        cell_store=pad(cells.store, n_pad, dtype=np.int32), cell_index=pad(cells.index, n_pad, dtype=np.int32),
-        cell_value=pad(cells.value, n_pad, dtype=np.float32), y=pad(cells.y, n_pad, dtype=np.float32),
+        cell_store=pad(cells.store, n_pad, dtype=np.int32),
+        cell_index=pad(cells.index, n_pad, dtype=np.int32),
+        cell_value=pad(cells.value, n_pad, dtype=np.float32),
+        y=pad(cells.y, n_pad, dtype=np.float32),
         lgamma_y1=pad(_lgamma_y1(cells.y).astype(np.float32), n_pad),
-        cell_mask=pad(np.ones(n, bool), n_pad, False), store_mask=pad(np.ones(n_stores, bool), s_pad, False),
-        scale=np.float32(1.0))
+        cell_mask=pad(np.ones(n, bool), n_pad, False),
+        store_mask=pad(np.ones(n_stores, bool), s_pad, False),
+        scale=np.float32(1.0),
+    )
 
 
 def _lgamma_y1(y: np.ndarray) -> np.ndarray:
@@ -128,12 +141,12 @@ class StorePacked(NamedTuple):
     uint8/float16/float32); batch_of widens the gathered rows, so results do not depend on it.
     """
 
-    index: jnp.ndarray      # (S, L, K) integer
-    value: jnp.ndarray      # (S, L, K) uint8, float16 or float32
-    y: jnp.ndarray          # (S, L) float32
+    index: jnp.ndarray  # (S, L, K) integer
+    value: jnp.ndarray  # (S, L, K) uint8, float16 or float32
+    y: jnp.ndarray  # (S, L) float32
     lgamma_y1: jnp.ndarray  # (S, L) float32
-    mask: jnp.ndarray       # (S, L) bool
-    n_stores: jnp.ndarray   # () int32: real stores (rows past it are padding)
+    mask: jnp.ndarray  # (S, L) bool
+    n_stores: jnp.ndarray  # () int32: real stores (rows past it are padding)
 
 
 def _index_dtype(index: np.ndarray):
@@ -145,7 +158,7 @@ def _value_dtype(value: np.ndarray):
     """The narrowest of uint8, float16, float32 that represents every value exactly."""
     for dtype in (np.uint8, np.float16):
         # a block at a time bounds the temporary copies
-        parts = (value[start:start + PACK_BLOCK] for start in range(0, len(value), PACK_BLOCK))
+        parts = (value[start : start + PACK_BLOCK] for start in range(0, len(value), PACK_BLOCK))
         if all(np.array_equal(part.astype(dtype).astype(np.float32), part) for part in parts):
             return dtype
     return np.float32
@@ -180,12 +193,14 @@ def pack_by_store(cells: Cells, n_stores: int, align: int = ALIGN, put=None) -> 
         return put(out, True)
 
     k = cells.index.shape[1]
-    return StorePacked(fill((k,), _index_dtype(cells.index), lambda part: cells.index[part]),
-                       fill((k,), _value_dtype(cells.value), lambda part: cells.value[part]),
-                       fill((), np.float32, lambda part: cells.y[part]),
-                       fill((), np.float32, lambda part: _lgamma_y1(cells.y[part])),
-                       fill((), bool, lambda part: True),
-                       put(np.int32(n_stores), False))
+    return StorePacked(
+        fill((k,), _index_dtype(cells.index), lambda part: cells.index[part]),
+        fill((k,), _value_dtype(cells.value), lambda part: cells.value[part]),
+        fill((), np.float32, lambda part: cells.y[part]),
+        fill((), np.float32, lambda part: _lgamma_y1(cells.y[part])),
+        fill((), bool, lambda part: True),
+        put(np.int32(n_stores), False),
+    )
 
 
 def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
@@ -200,6 +215,9 @@ def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
         cell_store=jnp.repeat(jnp.arange(batch, dtype=jnp.int32), width),
         cell_index=packed.index[rows].reshape(n, -1).astype(jnp.int32),
         cell_value=packed.value[rows].reshape(n, -1).astype(jnp.float32),
-        y=packed.y[rows].reshape(n), lgamma_y1=packed.lgamma_y1[rows].reshape(n),
-        cell_mask=packed.mask[rows].reshape(n), store_mask=jnp.ones(batch, bool),
-        scale=packed.n_stores.astype(jnp.float32) / batch)
+        y=packed.y[rows].reshape(n),
+        lgamma_y1=packed.lgamma_y1[rows].reshape(n),
+        cell_mask=packed.mask[rows].reshape(n),
+        store_mask=jnp.ones(batch, bool),
+        scale=packed.n_stores.astype(jnp.float32) / batch,
+    )

@@ -16,11 +16,12 @@ shards, and results come back to every process with ``process_allgather``. No cl
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from bhm_core.errors import ConfigError
 
@@ -35,8 +36,7 @@ def store_mesh(devices=None) -> Mesh | None:
         return None
     if isinstance(devices, Mesh):
         if devices.axis_names != (STORE_AXIS,):
-            raise ConfigError(f"the device mesh must have the one axis {STORE_AXIS!r}, got "
-                              f"{devices.axis_names}")
+            raise ConfigError(f"the device mesh must have the one axis {STORE_AXIS!r}, got {devices.axis_names}")
         return devices
     if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         available = jax.devices()
@@ -44,7 +44,8 @@ def store_mesh(devices=None) -> Mesh | None:
             raise ConfigError(
                 f"devices must be in [1, {len(available)}] (the {available[0].platform} devices this "
                 f"process sees), got {devices}; on a CPU, set XLA_FLAGS="
-                f"--xla_force_host_platform_device_count={devices} before JAX starts to split it")
+                f"--xla_force_host_platform_device_count={devices} before JAX starts to split it"
+            )
         chosen: Sequence = available[:devices]
     else:
         chosen = list(devices)
@@ -100,5 +101,6 @@ def to_host(x) -> np.ndarray:
     """A device array as numpy, gathering shards held by other processes where needed."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         from jax.experimental import multihost_utils
+
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)

@@ -7,16 +7,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from bhm_core.errors import ConfigError
 from bhm_core.data.features import FEATURE_GROUPS
+from bhm_core.errors import ConfigError
 
 OPTIMIZERS = ("adam", "clipped_adam")
 SCHEDULES = ("constant", "cosine", "exponential")
 INITS = ("least_squares", "prior")
 
 
-def _check_number(owner: str, name: str, value, *, low=None, high=None, low_open=False,
-                  integer=False) -> None:
+def _check_number(owner: str, name: str, value, *, low=None, high=None, low_open=False, integer=False) -> None:
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     if isinstance(value, bool) or not ok_type or not math.isfinite(float(value)):
         kind = "an integer" if integer else "a finite number"
@@ -24,8 +23,9 @@ def _check_number(owner: str, name: str, value, *, low=None, high=None, low_open
     below = value <= low if low_open else value < low if low is not None else False
     if below or (high is not None and value > high):
         left = "(" if low_open else "["
-        raise ConfigError(f"{owner}.{name} must be in {left}{low}, {high if high is not None else 'inf'}], "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{owner}.{name} must be in {left}{low}, {high if high is not None else 'inf'}], got {value!r}"
+        )
 
 
 def _reject_unknown_fields(cls, data: dict) -> None:
@@ -75,10 +75,10 @@ class Priors:
     carnival: EffectPrior = field(default_factory=EffectPrior)
     easter: EffectPrior = field(default_factory=EffectPrior)
     recent_level: EffectPrior = field(default_factory=EffectPrior)
-    r_mu_loc: float = 4.0       # log-dispersion: Var[y] = E[y] (1 + exp(r))
+    r_mu_loc: float = 4.0  # log-dispersion: Var[y] = E[y] (1 + exp(r))
     r_mu_scale: float = 1.0
     r_sigma_scale: float = 1.0
-    w_scale: float = 0.1        # scale of the per-store dispersion offsets
+    w_scale: float = 0.1  # scale of the per-store dispersion offsets
 
     def __post_init__(self):
         for group in FEATURE_GROUPS:
@@ -94,12 +94,12 @@ class Priors:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Priors":
+    def from_dict(cls, data: dict) -> Priors:
         _reject_unknown_fields(cls, data)
         values = {k: EffectPrior(**v) if k in FEATURE_GROUPS else v for k, v in data.items()}
         return cls(**values)
 
-    def with_group(self, group: str, **changes) -> "Priors":
+    def with_group(self, group: str, **changes) -> Priors:
         return replace(self, **{group: replace(getattr(self, group), **changes)})
 
 
@@ -111,15 +111,15 @@ class FitConfig:
     learning_rate: float = 0.03
     optimizer: str = "adam"
     schedule: str = "cosine"
-    final_lr_fraction: float = 0.05   # the schedule ends at learning_rate * final_lr_fraction
+    final_lr_fraction: float = 0.05  # the schedule ends at learning_rate * final_lr_fraction
     # The rate ramps up over the first steps: Adam's first updates move every parameter by about
     # the learning rate whatever its gradient, which would throw a least-squares start off.
     warmup_steps: int = 20
-    clip_norm: float = 10.0           # for clipped_adam
+    clip_norm: float = 10.0  # for clipped_adam
     particles: int = 1
-    batch_size: int | None = None     # stores per step; None = full batch
+    batch_size: int | None = None  # stores per step; None = full batch
     init: str = "least_squares"
-    chunk_steps: int = 20             # steps between progress reports / cancellation points
+    chunk_steps: int = 20  # steps between progress reports / cancellation points
     seed: int = 0
 
     def __post_init__(self):
@@ -135,13 +135,12 @@ class FitConfig:
             _check_number("FitConfig", "batch_size", self.batch_size, low=1, high=10_000_000, integer=True)
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS)):
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"FitConfig.{name} must be one of {list(allowed)}, got "
-                                  f"{getattr(self, name)!r}")
+                raise ConfigError(f"FitConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FitConfig":
+    def from_dict(cls, data: dict) -> FitConfig:
         _reject_unknown_fields(cls, data)
         return cls(**data)

@@ -18,13 +18,13 @@ import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 from numpyro.infer.util import log_density
 
-from bhm_core.model.config import Priors
 from bhm_core.data.features import FEATURE_GROUPS
+from bhm_core.model.config import Priors
 
 GLOBAL_SITES = ("theta_mu", "theta_sigma", "r_mu", "r_sigma")
 LOCAL_SITES = ("z", "w")
-BASIS = "z_basis"                    # per-store whitening of z's guide (never trained), see Whitening
-PER_STORE = LOCAL_SITES + (BASIS,)   # guide entries with one row per store
+BASIS = "z_basis"  # per-store whitening of z's guide (never trained), see Whitening
+PER_STORE = (*LOCAL_SITES, BASIS)  # guide entries with one row per store
 POSITIVE_SITES = ("theta_sigma", "r_sigma")
 
 
@@ -35,8 +35,7 @@ def nb_log_prob(log_mean, log_dispersion, y, lgamma_y1):
     slow inside the compiled SVI step, where it fuses worse.
     """
     a = jnp.exp(log_mean - log_dispersion)
-    return (gammaln(y + a) - gammaln(a) - lgamma_y1 - a * log_dispersion
-            - (a + y) * jnp.log1p(jnp.exp(-log_dispersion)))
+    return gammaln(y + a) - gammaln(a) - lgamma_y1 - a * log_dispersion - (a + y) * jnp.log1p(jnp.exp(-log_dispersion))
 
 
 class NegBinomialMean(dist.GammaPoisson):
@@ -50,8 +49,7 @@ class NegBinomialMean(dist.GammaPoisson):
         self.log_mean = log_mean
         self.log_dispersion = log_dispersion
         self.lgamma_y1 = lgamma_y1
-        super().__init__(jnp.exp(log_mean - log_dispersion), jnp.exp(-log_dispersion),
-                         validate_args=validate_args)
+        super().__init__(jnp.exp(log_mean - log_dispersion), jnp.exp(-log_dispersion), validate_args=validate_args)
 
     def log_prob(self, value):
         const = gammaln(value + 1.0) if self.lgamma_y1 is None else self.lgamma_y1
@@ -59,21 +57,21 @@ class NegBinomialMean(dist.GammaPoisson):
 
 
 class ModelData(NamedTuple):
-    cell_store: jnp.ndarray   # (N,) int32 row into the store arrays
-    cell_index: jnp.ndarray   # (N, K) int32 feature column per slot
-    cell_value: jnp.ndarray   # (N, K) float32
-    y: jnp.ndarray            # (N,) float32 sales (a placeholder when forecasting)
-    lgamma_y1: jnp.ndarray    # (N,) float32 lgamma(y + 1), computed once
-    cell_mask: jnp.ndarray    # (N,) bool: False for padding
-    store_mask: jnp.ndarray   # (S,) bool: False for padding stores
-    scale: jnp.ndarray        # () float32: likelihood / local-prior rescaling for store minibatches
+    cell_store: jnp.ndarray  # (N,) int32 row into the store arrays
+    cell_index: jnp.ndarray  # (N, K) int32 feature column per slot
+    cell_value: jnp.ndarray  # (N, K) float32
+    y: jnp.ndarray  # (N,) float32 sales (a placeholder when forecasting)
+    lgamma_y1: jnp.ndarray  # (N,) float32 lgamma(y + 1), computed once
+    cell_mask: jnp.ndarray  # (N,) bool: False for padding
+    store_mask: jnp.ndarray  # (S,) bool: False for padding stores
+    scale: jnp.ndarray  # () float32: likelihood / local-prior rescaling for store minibatches
 
 
 class PriorArrays(NamedTuple):
     """Priors as arrays, so changing a prior value never recompiles."""
 
-    mu_loc: jnp.ndarray       # (F,)
-    mu_scale: jnp.ndarray     # (F,)
+    mu_loc: jnp.ndarray  # (F,)
+    mu_scale: jnp.ndarray  # (F,)
     sigma_scale: jnp.ndarray  # (F,)
     r_mu_loc: jnp.ndarray
     r_mu_scale: jnp.ndarray
@@ -92,8 +90,11 @@ def prior_arrays(priors: Priors, groups: tuple) -> PriorArrays:
         mu_loc=np.array([p.mu_loc for p in per_feature], f32),
         mu_scale=np.array([p.mu_scale for p in per_feature], f32),
         sigma_scale=np.array([p.sigma_scale for p in per_feature], f32),
-        r_mu_loc=f32(priors.r_mu_loc), r_mu_scale=f32(priors.r_mu_scale),
-        r_sigma_scale=f32(priors.r_sigma_scale), w_scale=f32(priors.w_scale))
+        r_mu_loc=f32(priors.r_mu_loc),
+        r_mu_scale=f32(priors.r_mu_scale),
+        r_sigma_scale=f32(priors.r_sigma_scale),
+        w_scale=f32(priors.w_scale),
+    )
 
 
 def linear_predictor(theta, cell_store, cell_index, cell_value):
@@ -108,21 +109,28 @@ def model(data: ModelData, prior: PriorArrays):
     theta_sigma = numpyro.sample("theta_sigma", dist.HalfNormal(prior.sigma_scale).to_event(1))
     r_mu = numpyro.sample("r_mu", dist.Normal(prior.r_mu_loc, prior.r_mu_scale))
     r_sigma = numpyro.sample("r_sigma", dist.HalfNormal(prior.r_sigma_scale))
-    with numpyro.plate("stores", n_stores), numpyro.handlers.scale(scale=data.scale), \
-            numpyro.handlers.mask(mask=data.store_mask):
+    with (
+        numpyro.plate("stores", n_stores),
+        numpyro.handlers.scale(scale=data.scale),
+        numpyro.handlers.mask(mask=data.store_mask),
+    ):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n_features]).to_event(1))
         w = numpyro.sample("w", dist.Normal(0.0, prior.w_scale))
     theta = theta_mu + theta_sigma * z
     r = (r_mu + r_sigma * w)[data.cell_store]
     log_mu = linear_predictor(theta, data.cell_store, data.cell_index, data.cell_value)
-    with numpyro.plate("cells", data.cell_store.shape[0]), numpyro.handlers.scale(scale=data.scale), \
-            numpyro.handlers.mask(mask=data.cell_mask):
+    with (
+        numpyro.plate("cells", data.cell_store.shape[0]),
+        numpyro.handlers.scale(scale=data.scale),
+        numpyro.handlers.mask(mask=data.cell_mask),
+    ):
         numpyro.sample("y", NegBinomialMean(log_mu, r, data.lgamma_y1), obs=data.y)
 
 
 # ----------------------------------------------------------------------------------------------
 # Guide: independent Normals per latent in unconstrained space (log for positive sites), for z in
 # the whitened coordinates of its Whitening basis, so that z's guide is correlated within a store.
+
 
 class SiteParams(NamedTuple):
     loc: jnp.ndarray
@@ -141,12 +149,14 @@ class Whitening(NamedTuple):
     """
 
     center: jnp.ndarray  # (S, F)
-    chol: jnp.ndarray    # (S, F, F) lower triangular, positive diagonal
+    chol: jnp.ndarray  # (S, F, F) lower triangular, positive diagonal
 
 
 def identity_whitening(n_stores: int, n_features: int) -> Whitening:
-    return Whitening(np.zeros((n_stores, n_features), np.float32),
-                     np.broadcast_to(np.eye(n_features, dtype=np.float32), (n_stores, n_features, n_features)).copy())
+    return Whitening(
+        np.zeros((n_stores, n_features), np.float32),
+        np.broadcast_to(np.eye(n_features, dtype=np.float32), (n_stores, n_features, n_features)).copy(),
+    )
 
 
 def to_constrained(name, u):
@@ -201,6 +211,7 @@ def negative_elbo(params: dict, key, data: ModelData, prior: PriorArrays, partic
         values, log_q = sample_guide(params, k, local_scale=data.scale)
         log_p, _ = log_density(model, (data, prior), {}, values)
         return log_q - log_p
+
     if particles == 1:  # vmap over one particle batches the gathers and triples the step time
         return one(key)
     return jnp.mean(jax.lax.map(one, jax.random.split(key, particles)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 POOLED_PENALTY = 1e-3  # only keeps the pooled solve defined; the data dominate
-STORE_PENALTY = 1.0    # as one extra day at the pooled estimate, for an indicator feature
+STORE_PENALTY = 1.0  # as one extra day at the pooled estimate, for an indicator feature
 
 
 def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, n_features: int):
@@ -31,12 +31,16 @@ def normal_equations(cell_store, cell_index, cell_value, target, n_stores: int, 
     values = [cell_value[:, a].astype(np.float64) for a in range(n_slots)]
     for a in range(n_slots):
         band_a = slice(lows[a], lows[a] + widths[a])
-        xty[:, band_a] += np.bincount(keys[a], weights=values[a] * target,
-                                      minlength=n_stores * widths[a]).reshape(n_stores, widths[a])
+        xty[:, band_a] += np.bincount(keys[a], weights=values[a] * target, minlength=n_stores * widths[a]).reshape(
+            n_stores, widths[a]
+        )
         for b in range(a, n_slots):
             band_b = slice(lows[b], lows[b] + widths[b])
-            block = np.bincount(keys[a] * widths[b] + local[b], weights=values[a] * values[b],
-                                minlength=n_stores * widths[a] * widths[b]).reshape(n_stores, widths[a], widths[b])
+            block = np.bincount(
+                keys[a] * widths[b] + local[b],
+                weights=values[a] * values[b],
+                minlength=n_stores * widths[a] * widths[b],
+            ).reshape(n_stores, widths[a], widths[b])
             xtx[:, band_a, band_b] += block
             if b != a:
                 xtx[:, band_b, band_a] += block.transpose(0, 2, 1)
@@ -56,17 +60,24 @@ def ridge(xtx, xty, penalty, toward) -> np.ndarray:
     return np.linalg.solve(lhs, rhs[..., None])[..., 0]
 
 
-def fit_log_linear(cell_store, cell_index, cell_value, y, n_stores: int, n_features: int,
-                   store_penalty: float = STORE_PENALTY, pooled_penalty: float = POOLED_PENALTY,
-                   equations=None):
+def fit_log_linear(
+    cell_store,
+    cell_index,
+    cell_value,
+    y,
+    n_stores: int,
+    n_features: int,
+    store_penalty: float = STORE_PENALTY,
+    pooled_penalty: float = POOLED_PENALTY,
+    equations=None,
+):
     """Pooled and per-store ridge estimates of log(y) on the features.
 
     equations: this data's (X'X, X'y, counts) from `normal_equations`, when already computed.
     Returns (theta_pooled (F,), theta_store (S, F), residual variance per store (S,)).
     """
     target = np.log(y.astype(np.float64))
-    xtx, xty, counts = equations or normal_equations(cell_store, cell_index, cell_value, target, n_stores,
-                                                     n_features)
+    xtx, xty, counts = equations or normal_equations(cell_store, cell_index, cell_value, target, n_stores, n_features)
     pooled = ridge(xtx.sum(0), xty.sum(0), pooled_penalty, np.zeros(n_features))
     per_store = ridge(xtx, xty, store_penalty, pooled)
     eta = (per_store[cell_store[:, None], cell_index] * cell_value).sum(-1)

@@ -13,15 +13,15 @@ import math
 
 import numpy as np
 
-from bhm_core.model.config import FitConfig
-from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
-from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening, to_unconstrained
 from bhm_core.inference.packing import Cells, _store_sorted
+from bhm_core.model.config import FitConfig
+from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening, to_unconstrained
+from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
 
 INITIAL_LOG_SCALE = math.log(0.05)
-STORE_BLOCK = 1 << 14      # above this many stores, work a block of stores at a time
-BLOCK_ENTRIES = 1 << 23    # stores x F x F of one block's normal equations (64 MB)
-CELL_ENTRIES = 1 << 22     # cells x K of one `normal_equations` call: bounds its per-slot temporaries
+STORE_BLOCK = 1 << 14  # above this many stores, work a block of stores at a time
+BLOCK_ENTRIES = 1 << 23  # stores x F x F of one block's normal equations (64 MB)
+CELL_ENTRIES = 1 << 22  # cells x K of one `normal_equations` call: bounds its per-slot temporaries
 
 
 def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
@@ -41,11 +41,16 @@ def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConf
             z = np.zeros_like(theta)
             log_scales["z"] = 0.0
         # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
-        log_scales.update({"theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
-                           "theta_sigma": np.full(n_features, -0.5 * np.log(2.0 * n_stores))})
+        log_scales.update(
+            {
+                "theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
+                "theta_sigma": np.full(n_features, -0.5 * np.log(2.0 * n_stores)),
+            }
+        )
         # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
         mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
-            np.bincount(cells.store, minlength=n_stores), 1)
+            np.bincount(cells.store, minlength=n_stores), 1
+        )
         r_store = np.log(np.clip(resid_var * np.maximum(mean_y, 1.0) - 1.0, 1.0, 1e6))
         r_mu = float(np.median(r_store))
         r_sigma = max(float(r_store.std()) / float(priors_arr.w_scale), 0.1)
@@ -55,12 +60,24 @@ def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConf
         theta_sigma = np.full(n_features, 0.5)
         z = np.zeros((n_stores, n_features))
         r_mu, r_sigma, w = float(priors_arr.r_mu_loc), 0.5, np.zeros(n_stores)
-    values = {"theta_mu": theta_mu, "theta_sigma": theta_sigma, "r_mu": np.asarray(r_mu),
-              "r_sigma": np.asarray(r_sigma), "z": z, "w": w}
-    return {**{name: SiteParams(np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
-                                np.asarray(np.broadcast_to(log_scales.get(name, INITIAL_LOG_SCALE), np.shape(v)),
-                                           np.float32))
-               for name, v in values.items()}, **extra}
+    values = {
+        "theta_mu": theta_mu,
+        "theta_sigma": theta_sigma,
+        "r_mu": np.asarray(r_mu),
+        "r_sigma": np.asarray(r_sigma),
+        "z": z,
+        "w": w,
+    }
+    return {
+        **{
+            name: SiteParams(
+                np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
+                np.asarray(np.broadcast_to(log_scales.get(name, INITIAL_LOG_SCALE), np.shape(v)), np.float32),
+            )
+            for name, v in values.items()
+        },
+        **extra,
+    }
 
 
 EB_ROUNDS = 3
@@ -80,11 +97,13 @@ def shrunk_log_linear(cells: Cells, n_stores: int, n_features: int):
     if n_stores > STORE_BLOCK:
         theta, resid_var = per_store_log_linear(cells, n_stores, n_features)
         return theta, None, theta.mean(0), np.maximum(theta.std(0), 0.05), resid_var
-    equations = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y.astype(np.float64)),
-                                 n_stores, n_features)
+    equations = normal_equations(
+        cells.store, cells.index, cells.value, np.log(cells.y.astype(np.float64)), n_stores, n_features
+    )
     xtx, xty, counts = equations
-    _, theta, resid_var = fit_log_linear(cells.store, cells.index, cells.value, cells.y, n_stores, n_features,
-                                         equations=equations)
+    _, theta, resid_var = fit_log_linear(
+        cells.store, cells.index, cells.value, cells.y, n_stores, n_features, equations=equations
+    )
     resid_var = moderated_variance(resid_var, counts, n_features)
     noise = np.maximum(resid_var, 1e-4)
     theta_mu, theta_sigma = theta.mean(0), np.maximum(theta.std(0), MIN_SIGMA)
@@ -118,8 +137,11 @@ def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: in
     variance is far too small; taken as the noise level, it would make the start (and the guide's
     whitening) trust those few days as if they were noise-free. Variance moderation as in limma.
     """
-    typical = float(np.median(resid_var[counts > 2 * n_features])) if np.any(counts > 2 * n_features) \
+    typical = (
+        float(np.median(resid_var[counts > 2 * n_features]))
+        if np.any(counts > 2 * n_features)
         else float(np.median(resid_var))
+    )
     return (counts * resid_var + n_features * typical) / (counts + n_features)
 
 
@@ -144,9 +166,8 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
         part = slice(*np.searchsorted(cells.store, [first, first + count]))
         store = cells.store[part] - first
         eta = (estimate[store[:, None], cells.index[part]] * cells.value[part]).sum(-1)
-        resid2 = np.bincount(store, weights=(np.log(cells.y[part].astype(np.float64)) - eta) ** 2,
-                             minlength=count)
-        theta[first:first + count], resid_var[first:first + count] = estimate, resid2 / np.maximum(counts, 1)
+        resid2 = np.bincount(store, weights=(np.log(cells.y[part].astype(np.float64)) - eta) ** 2, minlength=count)
+        theta[first : first + count], resid_var[first : first + count] = estimate, resid2 / np.maximum(counts, 1)
     return theta, resid_var
 
 
@@ -157,8 +178,14 @@ def _block_equations(cells: Cells, first: int, count: int, f: int):
     step = max(1, CELL_ENTRIES // cells.index.shape[1])
     for start in range(lo, hi, step):
         part = slice(start, min(start + step, hi))
-        equations = normal_equations(cells.store[part] - first, cells.index[part], cells.value[part],
-                                     np.log(cells.y[part].astype(np.float64)), count, f)
+        equations = normal_equations(
+            cells.store[part] - first,
+            cells.index[part],
+            cells.value[part],
+            np.log(cells.y[part].astype(np.float64)),
+            count,
+            f,
+        )
         xtx += equations[0]
         xty += equations[1]
         counts += equations[2]

@@ -38,11 +38,13 @@ def build_series(n_series: int, data_dir: str | None = None, seed: int = 0, feat
     virtual series only: synthetic ones always have the reference design).
     """
     from bhm_core.scale.virtual import synthetic_series, virtual_series
+
     if features not in FEATURE_SETS:
         raise ConfigError(f"features must be one of {list(FEATURE_SETS)}, got {features!r}")
     if data_dir:
         from bhm_core.data.features import FeatureSpec
         from bhm_core.data.sources import KaggleDirSource, load_dataset
+
         spec = FeatureSpec.reference() if features == "reference" else None
         return virtual_series(load_dataset(KaggleDirSource(data_dir)).cube(spec), n_series, seed=seed)
     return synthetic_series(n_series, seed=seed)
@@ -62,21 +64,32 @@ def _finite(value: float):
     return value if np.isfinite(value) else None
 
 
-def run_scale(n_series: int, *, batch: int | None = DEFAULT_BATCH, devices: int | None = None,
-              steps: int = 200, data_dir: str | None = None, seed: int = 0, learning_rate: float | None = None,
-              summaries: str | None = None, features: str = "reference", on_progress=None) -> dict:
+def run_scale(
+    n_series: int,
+    *,
+    batch: int | None = DEFAULT_BATCH,
+    devices: int | None = None,
+    steps: int = 200,
+    data_dir: str | None = None,
+    seed: int = 0,
+    learning_rate: float | None = None,
+    summaries: str | None = None,
+    features: str = "reference",
+    on_progress=None,
+) -> dict:
     """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
     import jax
-    from bhm_core.model.config import FitConfig
+
     from bhm_core.inference.engine import enable_compilation_cache, fit_cells
+    from bhm_core.model.config import FitConfig
+
     enable_compilation_cache()
     started = time.perf_counter()
     series = build_series(n_series, data_dir, seed, features)
     build_seconds = time.perf_counter() - started
     # None keeps FitConfig's own default learning rate
     lr = {} if learning_rate is None else {"learning_rate": learning_rate}
-    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=max(1, min(steps // 4, 100)),
-                       seed=seed, **lr)
+    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=max(1, min(steps // 4, 100)), seed=seed, **lr)
     ticks = []
 
     def progress(step, loss):
@@ -87,21 +100,31 @@ def run_scale(n_series: int, *, batch: int | None = DEFAULT_BATCH, devices: int 
     result = fit_cells(series.data, config, devices=devices, on_progress=progress)
     meta = result.meta
     # steady time per step: between the first and the last chunk (the first call pays one-off costs)
-    per_step = meta["seconds_per_step"] if len(ticks) < 2 else (
-        (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]))
-    out = {"n_series": series.data.n_stores, "n_cells": int(meta["n_cells"]),
-           "seconds_per_step": round(per_step, 6), "steps": meta["steps_this_run"],
-           "fit_seconds": round(meta["seconds"], 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-           "devices": meta["devices"], "batch": meta["batch_size"],
-           "source": series.data.info.get("series"), "platform": jax.devices()[0].platform,
-           "n_features": len(result.feature_names), "build_seconds": round(build_seconds, 3),
-           "prepare_seconds": round(meta["prepare_seconds"], 3), "compile_seconds": round(meta["compile_seconds"], 3),
-           "final_loss": _finite(result.final_loss), "loss_drift": _finite(loss_drift(result.losses)),
-           "loss_tenths": [round(float(np.mean(part)), 1) for part in np.array_split(result.losses, 10)
-                           if len(part)]}
+    per_step = (
+        meta["seconds_per_step"] if len(ticks) < 2 else ((ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]))
+    )
+    out = {
+        "n_series": series.data.n_stores,
+        "n_cells": int(meta["n_cells"]),
+        "seconds_per_step": round(per_step, 6),
+        "steps": meta["steps_this_run"],
+        "fit_seconds": round(meta["seconds"], 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "devices": meta["devices"],
+        "batch": meta["batch_size"],
+        "source": series.data.info.get("series"),
+        "platform": jax.devices()[0].platform,
+        "n_features": len(result.feature_names),
+        "build_seconds": round(build_seconds, 3),
+        "prepare_seconds": round(meta["prepare_seconds"], 3),
+        "compile_seconds": round(meta["compile_seconds"], 3),
+        "final_loss": _finite(result.final_loss),
+        "loss_drift": _finite(loss_drift(result.losses)),
+        "loss_tenths": [round(float(np.mean(part)), 1) for part in np.array_split(result.losses, 10) if len(part)],
+    }
     if summaries:
         from bhm_core.forecast.stream import posterior_to_parquet
+
         written = posterior_to_parquet(result, summaries, seed=seed)
-        out.update(summaries=written["path"], summary_rows=written["rows"],
-                   peak_rss_mb=round(peak_rss_mb(), 1))
+        out.update(summaries=written["path"], summary_rows=written["rows"], peak_rss_mb=round(peak_rss_mb(), 1))
     return out

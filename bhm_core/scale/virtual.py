@@ -2,10 +2,11 @@
 
 Virtual stores (the trick the original research used to show scale): every real store's history
 (first to last observed day) is cut into consecutive random segments of 7 to 22 weeks (49 to 154
-days) and each segment becomes a store of its own. One *pass* puts every observed cell in exactly one virtual store; Rossmann gives ~10^4 series
-per pass, and further passes, each cut at other random points, add series up to the number asked
-for (10^5 series = ~10 passes, so each observation then appears about ten times in the data: a
-workload for measuring scale, not a statistically new data set).
+days) and each segment becomes a store of its own. One *pass* puts every observed cell in exactly
+one virtual store; Rossmann gives ~10^4 series per pass, and further passes, each cut at other
+random points, add series up to the number asked for (10^5 series = ~10 passes, so each
+observation then appears about ten times in the data: a workload for measuring scale, not a
+statistically new data set).
 
 Synthetic series reach 10^6 and beyond: drawn from the model itself (the demo chain's parameters)
 over the demo's calendar, 7 to 22 weeks each, generated a block of series at a time into exactly
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bhm_core.data.cube import SalesCube
-from bhm_core.errors import ConfigError
 from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, weekday_of
+from bhm_core.errors import ConfigError
 from bhm_core.inference.packing import Cells, FitData, fingerprint_of, observed_cells
 
 MIN_WEEKS, MAX_WEEKS = 7, 22
@@ -70,7 +71,7 @@ def _cut(rng, first: np.ndarray, end: np.ndarray, min_days: int, max_days: int) 
     starts[:, 0] = first
     position, remaining = first.copy(), span.copy()
     for i in range(starts.shape[1] - 1):
-        after = m - i - 1                       # segments still to come after this one
+        after = m - i - 1  # segments still to come after this one
         active = after > 0
         low = np.where(active, np.maximum(min_days, remaining - max_days * after), 0)
         high = np.where(active, np.minimum(max_days, remaining - min_days * after), 0)
@@ -80,8 +81,9 @@ def _cut(rng, first: np.ndarray, end: np.ndarray, min_days: int, max_days: int) 
     return starts
 
 
-def virtual_split(cells: Cells, n_stores: int, seed: int = 0, pass_: int = 0,
-                  min_weeks: int = MIN_WEEKS, max_weeks: int = MAX_WEEKS):
+def virtual_split(
+    cells: Cells, n_stores: int, seed: int = 0, pass_: int = 0, min_weeks: int = MIN_WEEKS, max_weeks: int = MAX_WEEKS
+):
     """One pass: each observed cell -> its virtual store. Returns (segment of each cell in order
     of (store, segment start), per virtual store: real store row, first day, last day)."""
     rng = np.random.default_rng([seed, pass_])
@@ -103,15 +105,20 @@ def virtual_split(cells: Cells, n_stores: int, seed: int = 0, pass_: int = 0,
     return virtual.astype(np.int32), store, seg_first, seg_last
 
 
-def virtual_series(cube: SalesCube, n_series: int | None = None, *, seed: int = 0,
-                   min_weeks: int = MIN_WEEKS, max_weeks: int = MAX_WEEKS) -> Series:
+def virtual_series(
+    cube: SalesCube,
+    n_series: int | None = None,
+    *,
+    seed: int = 0,
+    min_weeks: int = MIN_WEEKS,
+    max_weeks: int = MAX_WEEKS,
+) -> Series:
     """Virtual stores of a cube: one pass (n_series=None) or as many passes as reach n_series."""
     _check(n_series, min_weeks, max_weeks)
     base = _narrow(observed_cells(cube))
     parts, origin, total, pass_ = [], [], 0, 0
     while True:
-        virtual, store, seg_first, seg_last = virtual_split(base, cube.n_stores, seed, pass_,
-                                                            min_weeks, max_weeks)
+        virtual, store, seg_first, seg_last = virtual_split(base, cube.n_stores, seed, pass_, min_weeks, max_weeks)
         take = len(store) if n_series is None else min(len(store), n_series - total)
         keep = virtual < take
         parts.append((virtual[keep] + total, keep))
@@ -120,37 +127,57 @@ def virtual_series(cube: SalesCube, n_series: int | None = None, *, seed: int = 
         pass_ += 1
         if n_series is None or total >= n_series:
             break
-    cells = Cells(np.concatenate([v for v, _ in parts]),
-                  *(np.concatenate([a[keep] for _, keep in parts])
-                    for a in (base.day, base.index, base.value, base.y)))
-    origin = {name: np.concatenate([o[i] for o in origin])
-              for i, name in enumerate(("source_store", "pass_", "first_day", "last_day"))}
+    cells = Cells(
+        np.concatenate([v for v, _ in parts]),
+        *(np.concatenate([a[keep] for _, keep in parts]) for a in (base.day, base.index, base.value, base.y)),
+    )
+    origin = {
+        name: np.concatenate([o[i] for o in origin])
+        for i, name in enumerate(("source_store", "pass_", "first_day", "last_day"))
+    }
     fingerprint = fingerprint_of("virtual", cube.fingerprint, seed, min_weeks, max_weeks, n_series)
-    data = FitData(cells, np.arange(total, dtype=np.int64), tuple(cube.feature_names),
-                   tuple(cube.design.groups), fingerprint,
-                   {"series": "virtual", "passes": pass_, "first_date": str(cube.dates[0]),
-                    "last_date": str(cube.dates[-1])})
+    data = FitData(
+        cells,
+        np.arange(total, dtype=np.int64),
+        tuple(cube.feature_names),
+        tuple(cube.design.groups),
+        fingerprint,
+        {"series": "virtual", "passes": pass_, "first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])},
+    )
     return Series(data, origin)
 
 
 # ----------------------------------------------------------------------------------------------
 # Synthetic series from the model
 
+
 def _synthetic_design():
     from bhm_core.data.demo import N_STATES
+
     variants = ("a/a", "a/c", "c/c", "d/c")
-    names = ([f"weekday_{d}" for d in WEEKDAY_NAMES] + ["promo"]
-             + [f"state_holiday_{lvl}" for lvl in STATE_HOLIDAY_LEVELS] + ["school_holiday", "promo2"]
-             + [f"variant_{v}" for v in variants])
-    groups = (["weekday"] * 7 + ["promo"] + ["state_holiday"] * 4 + ["school_holiday", "promo2"]
-              + ["store_variant"] * len(variants))
+    names = (
+        [f"weekday_{d}" for d in WEEKDAY_NAMES]
+        + ["promo"]
+        + [f"state_holiday_{lvl}" for lvl in STATE_HOLIDAY_LEVELS]
+        + ["school_holiday", "promo2"]
+        + [f"variant_{v}" for v in variants]
+    )
+    groups = (
+        ["weekday"] * 7
+        + ["promo"]
+        + ["state_holiday"] * 4
+        + ["school_holiday", "promo2"]
+        + ["store_variant"] * len(variants)
+    )
     return tuple(names), tuple(groups), N_STATES, len(variants)
 
 
-def synthetic_series(n_series: int, *, seed: int = 0, n_days: int = 942, min_weeks: int = MIN_WEEKS,
-                     max_weeks: int = MAX_WEEKS) -> Series:
+def synthetic_series(
+    n_series: int, *, seed: int = 0, n_days: int = 942, min_weeks: int = MIN_WEEKS, max_weeks: int = MAX_WEEKS
+) -> Series:
     """n_series series drawn from the model (Sundays and state holidays closed), a block at a time."""
     from bhm_core.data.demo import FIRST_DATE, _holiday_calendar, _school_calendar, _true_parameters
+
     _check(n_series, min_weeks, max_weeks)
     if not 7 * max_weeks <= n_days <= 5000:
         raise ConfigError(f"n_days must be in [{7 * max_weeks}, 5000], got {n_days}")
@@ -158,11 +185,14 @@ def synthetic_series(n_series: int, *, seed: int = 0, n_days: int = 942, min_wee
     rng = np.random.default_rng([seed, 7])
     # No stores: only the global parameters (series draw their own per block below), so the
     # synthetic truth is the demo's and the rng's state afterwards is unchanged by this reuse.
-    truth = {k: v for k, v in _true_parameters(rng, names, range(n_variants), 0).items()
-             if k in ("theta_mu", "theta_sigma", "r_mu", "r_sigma")}
+    truth = {
+        k: v
+        for k, v in _true_parameters(rng, names, range(n_variants), 0).items()
+        if k in ("theta_mu", "theta_sigma", "r_mu", "r_sigma")
+    }
     dates = FIRST_DATE + np.arange(n_days)
     weekday = weekday_of(dates).astype(np.int64)
-    holiday = _holiday_calendar(dates, np.arange(n_states))            # (states, T)
+    holiday = _holiday_calendar(dates, np.arange(n_states))  # (states, T)
     school = _school_calendar(dates, np.arange(n_states))
     open_ = (weekday[None, :] < 6) & (holiday == 0)
     open_before = np.concatenate([np.zeros((n_states, 1), np.int64), np.cumsum(open_, axis=1)], axis=1)
@@ -171,20 +201,43 @@ def synthetic_series(n_series: int, *, seed: int = 0, n_days: int = 942, min_wee
     state = rng.integers(0, n_states, n_series)
     counts = open_before[state, first + length] - open_before[state, first]
     total = int(counts.sum())
-    cells = Cells(np.empty(total, np.int32), np.empty(total, np.int16), np.empty((total, 6), np.uint8),
-                  np.empty((total, 6), np.uint8), np.empty(total, np.float32))
+    cells = Cells(
+        np.empty(total, np.int32),
+        np.empty(total, np.int16),
+        np.empty((total, 6), np.uint8),
+        np.empty((total, 6), np.uint8),
+        np.empty(total, np.float32),
+    )
     offset = np.concatenate([[0], np.cumsum(counts)])
     for start in range(0, n_series, BLOCK):
         stop = min(start + BLOCK, n_series)
         block_rng = np.random.default_rng([seed, 8, start])
-        _synthetic_block(block_rng, cells, slice(offset[start], offset[stop]), np.arange(start, stop),
-                         first[start:stop], length[start:stop], state[start:stop], truth,
-                         (weekday, open_, holiday, school, dates, n_variants))
-    origin = {"source_store": np.full(n_series, -1), "pass_": np.zeros(n_series, np.int64),
-              "first_day": first, "last_day": first + length - 1}
+        _synthetic_block(
+            block_rng,
+            cells,
+            slice(offset[start], offset[stop]),
+            np.arange(start, stop),
+            first[start:stop],
+            length[start:stop],
+            state[start:stop],
+            truth,
+            (weekday, open_, holiday, school, dates, n_variants),
+        )
+    origin = {
+        "source_store": np.full(n_series, -1),
+        "pass_": np.zeros(n_series, np.int64),
+        "first_day": first,
+        "last_day": first + length - 1,
+    }
     fingerprint = fingerprint_of("synthetic", n_series, seed, n_days, min_weeks, max_weeks)
-    data = FitData(cells, np.arange(n_series, dtype=np.int64), names, groups, fingerprint,
-                   {"series": "synthetic", "first_date": str(dates[0]), "last_date": str(dates[-1])})
+    data = FitData(
+        cells,
+        np.arange(n_series, dtype=np.int64),
+        names,
+        groups,
+        fingerprint,
+        {"series": "synthetic", "first_date": str(dates[0]), "last_date": str(dates[-1])},
+    )
     return Series(data, origin, truth)
 
 
@@ -204,11 +257,28 @@ def _synthetic_block(rng, cells: Cells, out: slice, series, first, length, state
     local, day = local[keep], day[keep]
     week = (dates[day].astype(np.int64) + 3) // 7
     promo = ((weekday[day] < 5) & ((week + phase[local]) % 2 == 0)).astype(np.uint8)
-    index = np.stack([weekday[day], np.full(len(day), 7), 8 + holiday[state[local], day],
-                      np.full(len(day), 12), np.full(len(day), 13), 14 + variant[local]], axis=1)
-    value = np.stack([np.ones(len(day), np.uint8), promo, np.ones(len(day), np.uint8),
-                      school[state[local], day].astype(np.uint8), promo2[local],
-                      np.ones(len(day), np.uint8)], axis=1)
+    index = np.stack(
+        [
+            weekday[day],
+            np.full(len(day), 7),
+            8 + holiday[state[local], day],
+            np.full(len(day), 12),
+            np.full(len(day), 13),
+            14 + variant[local],
+        ],
+        axis=1,
+    )
+    value = np.stack(
+        [
+            np.ones(len(day), np.uint8),
+            promo,
+            np.ones(len(day), np.uint8),
+            school[state[local], day].astype(np.uint8),
+            promo2[local],
+            np.ones(len(day), np.uint8),
+        ],
+        axis=1,
+    )
     eta = (theta[local[:, None], index] * value).sum(1)
     b = np.exp(-r)[local]
     y = rng.poisson(rng.gamma(shape=np.exp(eta) * b, scale=1.0 / b))
