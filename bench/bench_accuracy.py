@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     from bhm_core.data.features import FeatureSpec
     from bhm_core.data.sources import KaggleDirSource, load_dataset
     from bhm_core.evaluation.backtest import backtest, coldstart_trial
-    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()

@@ -29,7 +29,8 @@ def child(mode: str, data_dir: str, steps: int | None, fit_dir: str) -> dict:
     from bhm_core.data.sources import KaggleDirSource, load_dataset
     from bhm_core.evaluation.metrics import score_dict
     from bhm_core.forecast.predict import forecast
-    from bhm_core.inference.engine import enable_compilation_cache, fit
+    from bhm_core.inference.fit import fit
+    from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
     from bhm_core.scale.run import peak_rss_mb
 

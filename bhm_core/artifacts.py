@@ -19,18 +19,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 
 from bhm_core import __version__
 from bhm_core.data.features import FeatureSpec
 from bhm_core.errors import ArtifactError, ConfigError
-from bhm_core.inference.engine import FitResult
-from bhm_core.inference.optim import AdamState
+from bhm_core.inference.optim import init_state
+from bhm_core.inference.state import FitResult, FitState
 from bhm_core.model.config import FitConfig, Priors
-from bhm_core.model.hierarchy import SiteParams, Whitening
+from bhm_core.model.guide import SiteParams, Whitening
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # chunk_steps only sets how often progress is reported; it does not change the result.
 CONFIG_FIELDS_NOT_IN_KEY = ("chunk_steps",)
 
@@ -64,13 +65,23 @@ def fit_key(
 
 
 def _flatten(result: FitResult) -> dict:
-    arrays = {"losses": result.losses, "store_ids": result.store_ids, "opt_step": np.asarray(result.opt_state.step)}
-    trees = {"params": result.params, "opt_mu": result.opt_state.mu, "opt_nu": result.opt_state.nu}
-    for prefix, tree in trees.items():
-        for name, site in tree.items():
-            for part, array in site._asdict().items():
-                arrays[f"{prefix}/{name}/{part}"] = array
+    """Every array of a fit under a readable name: the guide entries by site and field, the
+    optimizer state by its path in the optimizer's own tree (whatever the optimizer)."""
+    arrays = {"losses": result.losses, "store_ids": result.store_ids, "step": np.asarray(result.state.step)}
+    for name, entry in result.params.items():
+        for part, array in entry._asdict().items():
+            arrays[f"params/{name}/{part}"] = array
+    for path, leaf in jax.tree_util.tree_flatten_with_path(result.state.opt_state)[0]:
+        arrays[f"opt/{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
     return arrays
+
+
+def _optimizer_state(arrays: dict, config: FitConfig, params: dict, trained: tuple):
+    """The optimizer state saved with a fit, in the tree the optimizer builds for these sites."""
+    template = init_state(config.optimizer, {name: params[name] for name in trained})
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = [arrays[f"opt/{jax.tree_util.keystr(path)}"] for path, _ in paths]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def _unflatten(arrays, prefix: str) -> dict:
@@ -138,6 +149,7 @@ class FitStore:
                 "spec": asdict(spec),
                 "feature_names": list(result.feature_names),
                 "feature_groups": list(result.feature_groups),
+                "trained": list(result.trained),
                 "n_stores": len(result.store_ids),
                 "store_ids": [int(i) for i in result.store_ids],
                 "versions": library_versions(),
@@ -181,16 +193,18 @@ class FitStore:
             with np.load(arrays_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             params = _unflatten(arrays, "params")
-            opt = AdamState(arrays["opt_step"], _unflatten(arrays, "opt_mu"), _unflatten(arrays, "opt_nu"))
+            config = FitConfig.from_dict(record["config"])
+            trained = tuple(record["trained"])
+            state = FitState(params, _optimizer_state(arrays, config, params, trained), arrays["step"])
             return FitResult(
-                params,
-                opt,
+                state,
+                trained,
                 arrays["losses"],
                 arrays["store_ids"],
                 tuple(record["feature_names"]),
                 tuple(record["feature_groups"]),
                 Priors.from_dict(record["priors"]),
-                FitConfig.from_dict(record["config"]),
+                config,
                 record["data_fingerprint"],
                 record["meta"],
             )
@@ -301,7 +315,7 @@ def fit_or_load(
     store: FitStore, cube, config: FitConfig, priors: Priors, *, label: str = "", on_progress=None, should_stop=None
 ) -> CachedFit:
     """The saved fit for exactly this data, priors, settings and versions, or a new one (saved)."""
-    from bhm_core.inference.engine import fit
+    from bhm_core.inference.fit import fit
 
     key = fit_key(cube.fingerprint, config, priors, cube.spec)
     saved, problem = store.get(key)

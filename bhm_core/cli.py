@@ -43,7 +43,7 @@ def _load_cube(args):
 
 def cmd_fit(args) -> dict:
     from bhm_core.artifacts import FitStore, fit_or_load
-    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()
@@ -71,7 +71,7 @@ def cmd_fit(args) -> dict:
 
 
 def _evaluation_config(args):
-    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()

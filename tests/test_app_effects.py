@@ -118,7 +118,7 @@ def test_contrasts_use_seen_references():
 
 def test_shrinkage_pulls_a_store_with_few_days_toward_the_chain():
     from bhm_core.data.sources import DemoSource, load_dataset
-    from bhm_core.inference.engine import fit as engine_fit
+    from bhm_core.inference.fit import fit as engine_fit
     from bhm_core.model.config import FitConfig
 
     cube = load_dataset(DemoSource(n_stores=12, n_days=200, seed=2)).cube()

@@ -10,27 +10,25 @@ import numpy as np
 import pytest
 
 from bhm_core.artifacts import FitStore, fit_key, fit_or_load
+from bhm_core.data.cells import Cells, observed_cells
 from bhm_core.data.features import FeatureSpec
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
 from bhm_core.evaluation.metrics import rmspe
-from bhm_core.forecast.predict import MAX_POISSON_RATE, _draw_y, day_shocks, forecast, forecast_total, store_day_samples
-from bhm_core.inference.engine import (
-    COMPILE_COUNT,
-    DAY_SHOCK_SD,
-    day_shock_sd,
-    fit,
-    fit_new_stores,
-    initial_params,
-    observed_cells,
-    pack,
-    pad_locals,
-    priors_from_posterior,
-)
-from bhm_core.inference.packing import Cells
+from bhm_core.forecast.predict import forecast, forecast_total, store_day_samples
+from bhm_core.forecast.sampling import day_shocks
+from bhm_core.inference.coldstart import fit_new_stores, priors_from_posterior
+from bhm_core.inference.fit import fit
+from bhm_core.inference.packing import pack
+from bhm_core.inference.programs import COMPILE_COUNT
+from bhm_core.inference.shocks import day_shock_sd
+from bhm_core.inference.state import DAY_SHOCK_SD, pad_stores
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
-from bhm_core.model.hierarchy import SiteParams, negative_elbo, prior_arrays, sample_guide
+from bhm_core.model.guide import SiteParams, basis_name, negative_elbo, sample_guide
+from bhm_core.model.hierarchy import prior_arrays
+from bhm_core.model.likelihoods import MAX_POISSON_RATE, NEGATIVE_BINOMIAL
 from bhm_core.model.lsq import normal_equations, ridge
+from bhm_core.model.start import initial_params
 
 FAST = FitConfig(steps=60, chunk_steps=30)
 
@@ -88,8 +86,9 @@ def _loss_inputs(cube):
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
     data = pack(cells, cube.n_stores)
-    params = pad_locals(
-        initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior), data.store_mask.shape[0]
+    params = pad_stores(
+        initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL),
+        data.store_mask.shape[0],
     )
     return data, prior, params
 
@@ -97,16 +96,16 @@ def _loss_inputs(cube):
 def test_padding_cells_and_stores_do_not_change_the_loss(cube):
     data, prior, params = _loss_inputs(cube)
     key = jax.random.PRNGKey(1)
-    base = float(negative_elbo(params, key, data, prior))
+    base = float(negative_elbo(key, params, data, prior))
     # Fill every padding cell with wild values: masked cells must contribute exactly nothing.
     pad = ~data.cell_mask
     noisy = data._replace(
         y=np.where(pad, 1e6, data.y),
         cell_value=np.where(pad[:, None], 50.0, data.cell_value),
-        lgamma_y1=np.where(pad, -3.0, data.lgamma_y1),
+        y_constant=np.where(pad, -3.0, data.y_constant),
     )
     assert pad.sum() > 0
-    assert float(negative_elbo(params, key, noisy, prior)) == pytest.approx(base, rel=1e-6)
+    assert float(negative_elbo(key, params, noisy, prior)) == pytest.approx(base, rel=1e-6)
 
 
 def test_closed_and_missing_days_are_not_cells(cube):
@@ -119,9 +118,9 @@ def test_closed_and_missing_days_are_not_cells(cube):
 def test_jit_equals_no_jit(cube):
     data, prior, params = _loss_inputs(cube)
     key = jax.random.PRNGKey(2)
-    jitted = float(jax.jit(negative_elbo)(params, key, data, prior))
+    jitted = float(jax.jit(negative_elbo)(key, params, data, prior))
     with jax.disable_jit():
-        plain = float(negative_elbo(params, key, data, prior))
+        plain = float(negative_elbo(key, params, data, prior))
     assert jitted == pytest.approx(plain, rel=1e-5)
 
 
@@ -129,7 +128,7 @@ def test_log_likelihood_matches_gamma_poisson(cube):
     """The hand-written NegBinomialMean log_prob equals NumPyro's GammaPoisson."""
     import numpyro.distributions as dist
 
-    from bhm_core.model.hierarchy import NegBinomialMean
+    from bhm_core.model.likelihoods import NegBinomialMean
 
     y = np.array([0.0, 1.0, 7.0, 5000.0, 12000.0])
     mean = np.array([3.0, 2.0, 8.0, 6000.0, 9000.0])
@@ -148,7 +147,7 @@ def test_likelihood_gradient_matches_autodiff_of_the_formula():
     """The analytic gradient of nb_log_prob equals autodiff of GammaPoisson's log density."""
     import numpyro.distributions as dist
 
-    from bhm_core.model.hierarchy import nb_log_prob
+    from bhm_core.model.likelihoods import nb_log_prob
 
     y = jnp.array([0.0, 1.0, 7.0, 300.0, 5000.0, 12000.0])
     log_mean = jnp.log(jnp.array([3.0, 2.0, 8.0, 250.0, 6000.0, 9000.0]))
@@ -169,7 +168,7 @@ def test_whitened_guide_density_is_the_full_covariance_gaussian():
     N(center + chol loc, chol diag(scale^2) chol^T), the correlated Gaussian the guide represents."""
     from scipy.stats import multivariate_normal
 
-    from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening
+    from bhm_core.model.guide import SiteParams, Whitening
 
     rng = np.random.default_rng(0)
     n_stores, n_features = 3, 4
@@ -179,13 +178,13 @@ def test_whitened_guide_density_is_the_full_covariance_gaussian():
             rng.normal(size=(n_stores, n_features)).astype(np.float32),
             rng.normal(scale=0.3, size=(n_stores, n_features)).astype(np.float32),
         ),
-        BASIS: Whitening(rng.normal(size=(n_stores, n_features)).astype(np.float32), chol.astype(np.float32)),
+        basis_name("z"): Whitening(rng.normal(size=(n_stores, n_features)).astype(np.float32), chol.astype(np.float32)),
     }
-    values, log_q = sample_guide(params, jax.random.PRNGKey(1))
+    values, log_q = sample_guide(jax.random.PRNGKey(1), params)
     loc, scale = params["z"].loc, np.exp(params["z"].log_scale)
     expected = sum(
         multivariate_normal(
-            params[BASIS].center[s] + chol[s] @ loc[s], chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T
+            params[basis_name("z")].center[s] + chol[s] @ loc[s], chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T
         ).logpdf(values["z"][s])
         for s in range(n_stores)
     )
@@ -234,7 +233,7 @@ def test_divergence_is_caught_and_last_good_parameters_kept(cube):
 def test_warm_start_continues_adam(cube):
     first = fit(cube, FAST)
     more = fit(cube, FAST, init=first)
-    assert int(more.opt_state.step) == 2 * FAST.steps
+    assert int(more.steps) == 2 * FAST.steps
     assert more.losses[-10:].mean() <= first.losses[-10:].mean() + 0.001 * abs(first.losses[-1])
 
 
@@ -242,7 +241,7 @@ def test_refit_after_new_days_starts_from_previous(cube):
     early = fit(cube.select_days(None, cube.dates[-60]), FAST)
     later = fit(cube, FitConfig(steps=30, chunk_steps=30), init=early)
     fresh = fit(cube, FitConfig(steps=30, chunk_steps=30))
-    assert int(later.opt_state.step) == FAST.steps + 30
+    assert int(later.steps) == FAST.steps + 30
     assert later.losses[:5].mean() < fresh.losses[:5].mean()
 
 
@@ -251,7 +250,7 @@ def test_refit_after_new_days_starts_from_previous(cube):
 
 
 def _guide_samples(result, n=400):
-    draws = [sample_guide(result.params, k)[0] for k in jax.random.split(jax.random.PRNGKey(0), n)]
+    draws = [sample_guide(k, result.params)[0] for k in jax.random.split(jax.random.PRNGKey(0), n)]
     return {k: np.stack([d[k] for d in draws]) for k in draws[0]}
 
 
@@ -295,7 +294,7 @@ def test_forecast_shapes_intervals_and_closed_days(cube, fitted):
 
 
 def test_future_dates_and_promo_scenario(cube, fitted):
-    from bhm_core.forecast.predict import Scenario
+    from bhm_core.forecast.sampling import Scenario
 
     last = cube.dates[-1]
     on = forecast(fitted, cube, cube.store_ids[:2], last + 1, last + 14, n_samples=300, scenario=Scenario(promo=1))
@@ -364,18 +363,18 @@ def test_a_store_days_law_keeps_its_mean_and_spread_under_day_shocks(mean, dispe
     # store-day carries a smaller share of the shock instead of a wider spread.
     n, sd = 100_000, 0.05
     dates = np.array(["2015-01-01"], dtype="datetime64[D]")
-    law = (np.full((n, 1, 1), np.log(mean)), np.full((n, 1, 1), np.log(dispersion)))
-    y = _draw_y(*law, 0, [1], day_shocks(sd, dates, n, 0), sd)[:, 0, 0]
+    law = (np.full((n, 1), np.log(mean)), np.full((n, 1), np.log(dispersion)))
+    y = NEGATIVE_BINOMIAL.sample(np.random.default_rng(0), *law, day_shocks(sd, dates, n, 0), sd)[:, 0]
     assert y.mean() == pytest.approx(mean, rel=0.005)
     assert y.var() / mean**2 == pytest.approx((1 + dispersion) / mean, rel=0.03)  # Var = mean (1 + e^r)
 
 
 def test_extreme_laws_of_a_diverged_fit_draw_without_failing():
-    law = (np.array([-800.0, 0.0, 800.0]).reshape(1, 1, 3), np.array([3.0, 40.0, -40.0]).reshape(1, 1, 3))
+    law = (np.array([[-800.0, 0.0, 800.0]]), np.array([[3.0, 40.0, -40.0]]))
     for sd in (0.0, 0.05):
-        y = _draw_y(*law, 0, [1], np.full((1, 3), 0.01), sd)
-        assert np.isfinite(y).all() and y[0, 0, 0] == 0
-        assert y[0, 0, 2] == pytest.approx(MAX_POISSON_RATE, rel=1e-6)  # a Poisson draw at the cap
+        y = NEGATIVE_BINOMIAL.sample(np.random.default_rng(0), *law, np.full((1, 3), 0.01), sd)
+        assert np.isfinite(y).all() and y[0, 0] == 0
+        assert y[0, 2] == pytest.approx(MAX_POISSON_RATE, rel=1e-6)  # a Poisson draw at the cap
 
 
 def test_day_shocks_move_the_stores_together_not_each_store_day(cube, fitted):
@@ -426,7 +425,7 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, cube, fitted
     a = forecast(fitted, cube, cube.store_ids[:3], cube.dates[-7], cube.dates[-1], n_samples=100, seed=5)
     b = forecast(loaded, cube, cube.store_ids[:3], cube.dates[-7], cube.dates[-1], n_samples=100, seed=5)
     np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
-    assert int(loaded.opt_state.step) == int(fitted.opt_state.step)
+    assert int(loaded.steps) == int(fitted.steps)
     assert loaded.meta[DAY_SHOCK_SD] == fitted.meta[DAY_SHOCK_SD]
     assert store.list()["key"].tolist() == [key]
     assert not list(tmp_path.glob(".tmp-*"))

@@ -30,7 +30,7 @@ from bhm_core.evaluation.baselines import (
     seasonal_naive,
 )
 from bhm_core.evaluation.metrics import crps_from_samples, score_dict
-from bhm_core.forecast.predict import rmspe_optimal_point
+from bhm_core.forecast.summaries import rmspe_optimal_point
 from bhm_core.model.config import FitConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -381,7 +381,7 @@ def test_cli_backtest_json_on_a_small_demo():
 def test_cli_coldstart_human_table(capsys, monkeypatch, cold):
     # In-process with the cold fixture's data and settings: no new compilation; the JAX cache
     # setting of this process stays as it is.
-    monkeypatch.setattr("bhm_core.inference.engine.enable_compilation_cache", lambda *a, **k: None)
+    monkeypatch.setattr("bhm_core.inference.programs.enable_compilation_cache", lambda *a, **k: None)
     code = main(
         [
             "coldstart",

@@ -5,13 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bhm_core.data.cells import observed_cells
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.evaluation.metrics import rmspe
 from bhm_core.forecast.predict import forecast
-from bhm_core.inference.engine import _batch_params, fit, initial_params, pad_locals
-from bhm_core.inference.packing import batch_of, observed_cells, pack, pack_by_store
+from bhm_core.inference.fit import fit
+from bhm_core.inference.packing import batch_of, pack, pack_by_store
+from bhm_core.inference.state import gather_rows, pad_stores
 from bhm_core.model.config import FitConfig, Priors
-from bhm_core.model.hierarchy import PER_STORE, SiteParams, negative_elbo, prior_arrays
+from bhm_core.model.guide import SiteParams, negative_elbo, per_store_entries
+from bhm_core.model.hierarchy import prior_arrays
+from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL
+from bhm_core.model.start import initial_params
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +28,12 @@ def _deterministic_params(cube, s_pad):
     """Guide scales ~0, so the ELBO gradient has no sampling noise and batches can be compared exactly."""
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
-    params = initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior)
+    params = initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL)
     params = {
         k: SiteParams(v.loc, np.full_like(v.log_scale, -30.0)) if isinstance(v, SiteParams) else v
         for k, v in params.items()
     }
-    return cells, prior, pad_locals(params, s_pad)
+    return cells, prior, pad_stores(params, s_pad)
 
 
 def test_minibatch_gradient_is_unbiased(cube):
@@ -37,12 +42,12 @@ def test_minibatch_gradient_is_unbiased(cube):
     full_data = pack(cells, cube.n_stores)
     key = jax.random.PRNGKey(0)
     s_full = full_data.store_mask.shape[0]
-    full_params = {k: type(v)(*(a[:s_full] for a in v)) if k in PER_STORE else v for k, v in params.items()}
-    full = jax.grad(negative_elbo)(full_params, key, full_data, prior)
+    full_params = {k: type(v)(*(a[:s_full] for a in v)) if k in per_store_entries() else v for k, v in params.items()}
+    full = jax.grad(negative_elbo, argnums=1)(key, full_params, full_data, prior)
 
     def batch_grad(rows):
         def loss(p):
-            return negative_elbo(_batch_params(p, rows), key, batch_of(packed, rows), prior)
+            return negative_elbo(key, gather_rows(p, rows), batch_of(packed, rows), prior)
 
         return jax.grad(loss)(params)
 

@@ -12,14 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bhm_core.data.cells import FitData, observed_cells
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.forecast.predict import forecast
 from bhm_core.forecast.stream import forecast_to_parquet, posterior_to_parquet, read_stores, row_groups_for
-from bhm_core.inference.engine import FitResult, Hyper, _batch_params, _program, fit_cells, initial_params, pad_locals
-from bhm_core.inference.optim import adam_init, adam_update
-from bhm_core.inference.packing import FitData, batch_of, observed_cells, pack_by_store
+from bhm_core.inference import optim
+from bhm_core.inference.fit import all_sites, fit_cells
+from bhm_core.inference.optim import Hyper, init_state
+from bhm_core.inference.packing import batch_of, pack_by_store
+from bhm_core.inference.programs import program as compiled_program
+from bhm_core.inference.state import FitResult, FitState, gather_rows, pad_stores
 from bhm_core.model.config import FitConfig, Priors
-from bhm_core.model.hierarchy import negative_elbo, prior_arrays
+from bhm_core.model.guide import negative_elbo
+from bhm_core.model.hierarchy import prior_arrays
+from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL
+from bhm_core.model.start import initial_params
 from bhm_core.scale.virtual import synthetic_series, virtual_series
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +96,15 @@ def test_synthetic_series_are_seeded_narrow_and_sane():
 # ---------------------------------------------------------------------------------------------
 # store minibatches at scale (the tests share one compiled program: same shapes and settings)
 
-STATIC = {"chunk": 5, "schedule": "cosine", "clipped": False, "particles": 1, "batch": 64, "mesh": None}
+STATIC = {
+    "chunk": 5,
+    "schedule": "cosine",
+    "optimizer": "adam",
+    "particles": 1,
+    "batch": 64,
+    "likelihood": NEGATIVE_BINOMIAL,
+    "mesh": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +115,15 @@ def synth():
 def _runner_args(data: FitData, lr: float = 0.01):
     packed = pack_by_store(data.cells, data.n_stores)
     prior = prior_arrays(Priors(), data.feature_groups)
-    params = pad_locals(
-        initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior), packed.y.shape[0]
+    params = pad_stores(
+        initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL),
+        packed.y.shape[0],
     )
     # final_lr_fraction 1: the cosine schedule is a constant learning rate
     hyper = Hyper(np.float32(lr), np.float32(1.0), np.float32(10.0), np.int32(0), np.int32(1), np.int32(0), np.int32(1))
-    state = jax.tree.map(np.asarray, adam_init(params))  # host copies: the program donates its inputs
-    return params, state, {}, np.asarray(jax.random.PRNGKey(0)), packed, prior, hyper
+    # host copies: the program donates the state
+    state = jax.tree.map(np.asarray, FitState(params, init_state("adam", params), np.int32(0)))
+    return np.asarray(jax.random.PRNGKey(0)), state, {}, packed, prior, hyper
 
 
 def test_step_memory_is_bounded_by_the_batch_not_the_stores(synth):
@@ -114,7 +131,7 @@ def test_step_memory_is_bounded_by_the_batch_not_the_stores(synth):
     Adam state are updated in place (donated)."""
     temp = []
     for data in (synth.data, synthetic_series(4000, seed=0).data):
-        program, _ = _program(_runner_args(data), STATIC)
+        program, _ = compiled_program(_runner_args(data), STATIC)
         memory = program.memory_analysis()
         temp.append(memory.temp_size_in_bytes)
         assert memory.alias_size_in_bytes >= 0.9 * memory.output_size_in_bytes
@@ -125,8 +142,9 @@ def test_sparse_minibatch_step_equals_the_dense_update(synth):
     """One engine step (gather distinct rows, Adam on them, scatter back) equals Adam on the full
     parameters with the batch's gradient, untouched rows restored; rows drawn twice included."""
     args = _runner_args(synth.data, lr=0.05)
-    params, state, _, key, packed, prior, _ = args
-    program, _ = _program(args, STATIC)
+    key, state, _, packed, prior, hyper = args
+    params, opt_state = state.params, state.opt_state
+    program, _ = compiled_program(args, STATIC)
     out = program(*args)  # one step (hyper.n_steps = 1)
 
     batch_key, elbo_key = jax.random.split(jax.random.fold_in(key, 0))
@@ -134,15 +152,16 @@ def test_sparse_minibatch_step_equals_the_dense_update(synth):
     assert len(np.unique(rows)) < len(rows)  # rows drawn twice are part of the check
 
     def loss(p):
-        return negative_elbo(_batch_params(p, rows), elbo_key, batch_of(packed, rows), prior)
+        return negative_elbo(elbo_key, gather_rows(p, rows), batch_of(packed, rows), prior)
 
-    dense, _ = adam_update(params, jax.jit(jax.grad(loss))(params), state, np.float32(0.05))
+    grads = jax.jit(jax.grad(loss))(params)
+    dense, _ = optim.apply("adam", hyper, "cosine", params, grads, opt_state, np.int32(0))
     touched = np.zeros(packed.y.shape[0], bool)
     touched[np.asarray(rows)] = True
     for name in ("theta_mu", "theta_sigma", "r_mu", "r_sigma"):
-        np.testing.assert_allclose(out.params[name].loc, dense[name].loc, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out.state.params[name].loc, dense[name].loc, rtol=1e-5, atol=1e-6)
     for name in ("z", "w"):
-        new, old, sparse = np.asarray(dense[name].loc), params[name].loc, np.asarray(out.params[name].loc)
+        new, old, sparse = np.asarray(dense[name].loc), params[name].loc, np.asarray(out.state.params[name].loc)
         mask = touched.reshape(-1, *[1] * (new.ndim - 1))
         np.testing.assert_allclose(sparse, np.where(mask, new, old), rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(sparse[~touched], old[~touched])
@@ -181,7 +200,7 @@ def test_scale_command_prints_its_figures(capsys, synth):
 SHARDED = r"""
 import json, numpy as np
 from bhm_core.model.config import FitConfig
-from bhm_core.inference.engine import fit
+from bhm_core.inference.fit import fit
 from bhm_core.data.sources import DemoSource, load_dataset
 cube = load_dataset(DemoSource(n_stores=12, n_days=200, seed=5)).cube()
 out = {}
@@ -217,10 +236,10 @@ def test_four_device_fit_equals_one_device_fit():
 def start_fit(cube):
     data = FitData.from_cube(cube)
     prior = prior_arrays(Priors(), data.feature_groups)
-    params = initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior)
+    params = initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL)
     return FitResult(
-        params,
-        adam_init(params),
+        FitState(params, init_state("adam", params), np.int32(0)),
+        all_sites(),
         np.zeros(1),
         cube.store_ids,
         data.feature_names,

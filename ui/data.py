@@ -141,7 +141,7 @@ def save_upload(uploaded) -> Path:
 # suffixed keys.
 
 HEAVY_MODULES = (
-    "bhm_core.inference.engine",
+    "bhm_core.inference.fit",
     "bhm_core.forecast.predict",
     "bhm_core.artifacts",
     "bhm_core.forecast.effects",
@@ -160,7 +160,7 @@ def _import_heavy(delay: float) -> None:
     time.sleep(delay)  # imports hold the GIL: started at once, they slow the server's sending
     for name in HEAVY_MODULES:  # in dependency order: the engine first
         importlib.import_module(name)
-    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.inference.programs import enable_compilation_cache
 
     enable_compilation_cache()
 
@@ -177,7 +177,7 @@ def warm_up() -> threading.Thread:
 @st.cache_resource(show_spinner=False)
 def compilation_cache() -> str:
     """Turn on JAX's persistent compilation cache, once per process (before anything compiles)."""
-    from bhm_core.inference.engine import enable_compilation_cache
+    from bhm_core.inference.programs import enable_compilation_cache
 
     return str(enable_compilation_cache())
 
@@ -278,7 +278,7 @@ def _split(first, last, end, promo_future: bool):
     """(first, last, scenario, seed) per call: days inside the data as recorded, later days under
     the scenario, each part its own draw, so the history part stays the same whatever the horizon
     or the what-if (Scenario(1) over the whole window would also rewrite recorded days)."""
-    from bhm_core.forecast.predict import Scenario
+    from bhm_core.forecast.sampling import Scenario
 
     future = Scenario(1) if promo_future else Scenario()
     if last <= end:
@@ -337,7 +337,7 @@ def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result, _cube) -> np.ndarray:
-    from bhm_core.forecast.predict import Scenario
+    from bhm_core.forecast.sampling import Scenario
 
     day = np.datetime64(date, "D")
     scenario = Scenario(1) if promo_future and day > _cube.dates[-1] else Scenario()

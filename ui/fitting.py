@@ -18,7 +18,7 @@ import streamlit as st
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore
 from bhm_core.errors import BhmError, FitDivergedError
-from bhm_core.inference.engine import FitResult
+from bhm_core.inference.state import FitResult
 from bhm_core.model.config import FitConfig, Priors
 
 from . import data, state

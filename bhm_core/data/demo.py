@@ -6,6 +6,10 @@ promo weeks, German-style state holidays that differ by state, school holidays, 
 assortments, a few stores closed for months (refurbishment: no rows at all) and a few that open late.
 The true parameters come back with the data so tests can check that a fit recovers them.
 
+The generator states the reference model on its own (theta = mu + sigma z, a log-linear mean, a
+Gamma-Poisson draw) rather than calling bhm_core.model: recovery tests then check the model against
+data it did not generate with its own code, and the Data page can draw the demo without JAX.
+
 Store size lives in the store-variant coefficients (large per-store spread), the weekday shape in the
 weekday coefficients (small spread): in the model a store-level feature acts as a per-store intercept.
 """

@@ -9,7 +9,7 @@ known promo/holiday calendar, run every baseline on the same training days.
 
 Cold start: hold out N seeded-random stores, fit the hierarchy on the others over all days, then
 give each held-out store its first K observed days (counted from its first open day), fit its local
-parameters with the global posterior frozen (``engine.fit_new_stores``) and forecast the
+parameters with the global posterior frozen (``inference.coldstart.fit_new_stores``) and forecast the
 ``horizon`` calendar days after its K-th known day. Stores start at different dates, so windows are
 per store: stores are grouped by their K-th known day, and each group is forecast (model and
 baselines) over its own window; the scores pool every store's window.
@@ -33,7 +33,9 @@ from bhm_core.errors import BhmError, ConfigError, DataError
 from bhm_core.evaluation.baselines import BASELINES, COLDSTART_BASELINES, Baseline, run_baselines
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, coverage, per_store, rmspe, score, score_dict
 from bhm_core.forecast.predict import METHOD, forecast, forecast_with_total
-from bhm_core.inference.engine import FitResult, fit, fit_new_stores
+from bhm_core.inference.coldstart import fit_new_stores
+from bhm_core.inference.fit import fit
+from bhm_core.inference.state import FitResult
 from bhm_core.model.config import FitConfig, Priors
 
 METRIC_KEYS = ("rmspe", "mape", "mae", "rmse", "coverage_50", "coverage_90", "crps")
@@ -346,7 +348,7 @@ def coldstart(
     """Forecast the given stores as new from their first K observed days, the hierarchy frozen.
 
     global_fit: a fit of the hierarchy on other stores of this cube (same features). The new
-    stores' local parameters are fitted on their K known days (engine.fit_new_stores with
+    stores' local parameters are fitted on their K known days (inference.coldstart.fit_new_stores with
     `config`), then each store is forecast over the `horizon` days after its K-th known day,
     together with the cold-start baselines trained on the same K days.
     """

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
 from bhm_core.data.features import weekday_of
 from bhm_core.errors import DataError
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, interval_columns
-from bhm_core.inference.engine import observed_cells
+from bhm_core.model.hierarchy import grid_linear_predictor, linear_predictor
 from bhm_core.model.lsq import normal_equations, ridge
 
 INTERVAL_COLUMNS = tuple(col for level in INTERVAL_LEVELS for col in interval_columns(level))
@@ -126,11 +127,9 @@ def forecast_frame(
 
 
 def _linear_predictor(theta: np.ndarray, horizon: SalesCube) -> np.ndarray:
-    """eta (S, T) = sum_k theta[s, index[s, t, k]] * value[s, t, k]; theta (S, F) or (F,)."""
-    index = horizon.design.index.astype(np.int64)
+    """eta (S, T) over the horizon's design; theta (S, F) or (F,) for every store."""
     theta = np.broadcast_to(theta, (horizon.n_stores, horizon.design.n_features))
-    gathered = np.take_along_axis(theta, index.reshape(horizon.n_stores, -1), axis=1)
-    return (gathered.reshape(index.shape) * horizon.design.value).sum(-1)
+    return grid_linear_predictor(theta, horizon.design.index, horizon.design.value)
 
 
 def crps_lognormal(y, mu, sigma) -> np.ndarray:
@@ -202,7 +201,7 @@ def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALT
     toward = np.where(weekday[None, :], level[:, None], 0.0)
     theta = ridge(xtx, xty, penalty, toward)
     # Residual variance with the ridge's effective degrees of freedom tr((X'X + lambda I)^-1 X'X).
-    eta = (theta[cells.store[:, None], cells.index] * cells.value).sum(-1)
+    eta = linear_predictor(theta, cells.store, cells.index, cells.value)
     rss = np.bincount(cells.store, weights=(target - eta) ** 2, minlength=train.n_stores)
     hat = np.linalg.solve(xtx + penalty * np.eye(n_features), xtx)
     dof = np.trace(hat, axis1=-2, axis2=-1)
@@ -218,7 +217,7 @@ def pooled(train: SalesCube, horizon: SalesCube, *, penalty: float = POOLED_PENA
     _check_pair(train, horizon)
     cells, target, xtx, xty, _counts = _log_cells(train, "pooled")
     theta = ridge(xtx.sum(0), xty.sum(0), penalty, np.zeros(train.design.n_features))
-    eta = (theta[cells.index] * cells.value).sum(-1)
+    eta = linear_predictor(theta[None, :], np.zeros_like(cells.store), cells.index, cells.value)
     sigma = float(np.sqrt(np.mean((target - eta) ** 2)))
     sigma = np.full(horizon.n_stores, sigma)
     return _lognormal_frame(horizon, "pooled", _linear_predictor(theta, horizon), sigma)

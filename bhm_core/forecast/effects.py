@@ -15,10 +15,12 @@ import jax
 import numpy as np
 import pandas as pd
 
+from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import STATE_HOLIDAY_LABELS
-from bhm_core.forecast.predict import draw_latents
-from bhm_core.inference.engine import FitResult, observed_cells
+from bhm_core.forecast.sampling import draw_latents
+from bhm_core.inference.state import FitResult
+from bhm_core.model.hierarchy import store_coefficients
 from bhm_core.model.lsq import fit_log_linear
 
 GROUP_TITLES = {
@@ -130,7 +132,7 @@ def _matrix(items: list[Contrast]) -> np.ndarray:
 
 def latent_samples(result: FitResult, n_samples: int = 400, seed: int = 0) -> dict:
     rows = np.arange(len(result.store_ids))
-    return draw_latents(result, jax.random.PRNGKey(seed), n_samples, rows)
+    return draw_latents(jax.random.PRNGKey(seed), result, n_samples, rows)
 
 
 def global_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd.DataFrame:
@@ -146,14 +148,9 @@ def global_effects(result: FitResult, items: list[Contrast], latents: dict) -> p
     )
 
 
-def store_thetas(latents: dict) -> np.ndarray:
-    """(n, S, F) per-store coefficients theta_mu + theta_sigma * z."""
-    return latents["theta_mu"][:, None, :] + latents["theta_sigma"][:, None, :] * latents["z"]
-
-
 def store_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd.DataFrame:
     """One row per store and effect: posterior mean and 90% interval of exp(c . theta_s)."""
-    values = np.exp(np.einsum("nsf,ef->nse", store_thetas(latents), _matrix(items)))
+    values = np.exp(np.einsum("nsf,ef->nse", store_coefficients(latents), _matrix(items)))
     mean = values.mean(0)
     lo, hi = np.percentile(values, [5, 95], axis=0)
     s, e = mean.shape
@@ -177,7 +174,7 @@ def shrinkage(result: FitResult, cube: SalesCube, items: list[Contrast], latents
     )
     matrix = _matrix(items)
     lsq = np.exp(theta_lsq @ matrix.T)  # (S, E)
-    hier = np.exp(np.einsum("nsf,ef->nse", store_thetas(latents), matrix)).mean(0)
+    hier = np.exp(np.einsum("nsf,ef->nse", store_coefficients(latents), matrix)).mean(0)
     days = cube.observed.sum(1)
     s, e = lsq.shape
     return pd.DataFrame(

@@ -1,8 +1,8 @@
 """What the priors say before any fit: density curves and a prior predictive check.
 
-Pure numpy (the Model & fit page draws it). The prior predictive draws the model's
-hyper-parameters and per-store coefficients from the priors and evaluates the linear predictor on
-observed cells of the cube, giving the expected daily sales exp(eta) the priors imply, to hold
+The Model & fit page draws it. The prior predictive draws the model's hyper-parameters and
+per-store coefficients from the priors and evaluates the linear predictor on observed cells of the
+cube, giving the expected daily sales exp(eta) the priors imply, to hold
 against the range of the data. The Gamma-Poisson noise is left out: next to the orders of
 magnitude that loose priors span it is invisible.
 """
@@ -10,14 +10,17 @@ magnitude that loose priors span it is invisible.
 from __future__ import annotations
 
 import math
+from functools import partial
 
+import jax
 import numpy as np
 import pandas as pd
+from numpyro import handlers
 
+from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import SalesCube
-from bhm_core.inference.engine import observed_cells
 from bhm_core.model.config import EffectPrior, Priors
-from bhm_core.model.hierarchy import prior_arrays
+from bhm_core.model.hierarchy import linear_predictor, prior_arrays, sample_latents, store_coefficients
 
 LN10 = math.log(10)
 
@@ -54,23 +57,27 @@ def prior_predictive(
 ) -> np.ndarray:
     """log10 of the expected daily sales exp(eta) on random observed cells, one prior draw each.
 
-    Each draw takes theta_mu ~ N(mu_loc, mu_scale), theta_sigma ~ HalfNormal(sigma_scale) per
-    feature and theta_s = theta_mu + theta_sigma z_s for the stores of its cells, as the model does.
+    Each draw runs the model's own latent sites under the priors (`hierarchy.sample_latents`) for
+    the stores of its cells, so a store keeps its coefficients within a draw, and reads eta off
+    `cell_laws`, as a fit would.
     """
     cells = observed_cells(cube)
     prior = prior_arrays(priors, cube.design.groups)
-    rng = np.random.default_rng(seed)
-    n_features = len(prior.mu_loc)
-    mu = rng.normal(prior.mu_loc, prior.mu_scale, (n_draws, n_features))
-    sigma = np.abs(rng.normal(0.0, 1.0, (n_draws, n_features))) * prior.sigma_scale
-    pick = rng.integers(0, len(cells.y), (n_draws, cells_per_draw))
-    store, index, value = cells.store[pick], cells.index[pick], cells.value[pick]
-    # One z per (draw, store, feature) the cells touch: a store keeps its coefficients within a draw.
-    z = rng.normal(size=(n_draws, cube.n_stores, n_features))
-    draw = np.arange(n_draws)[:, None, None]
-    theta = mu[draw, index] + sigma[draw, index] * z[draw, store[..., None], index]
-    eta = (theta * value).sum(-1)
-    return (eta / LN10).ravel()
+    pick = np.random.default_rng(seed).integers(0, len(cells.y), (n_draws, cells_per_draw))
+    theta = store_coefficients(_prior_latents(jax.random.PRNGKey(seed), prior, cells_per_draw, n_draws))
+    eta = []
+    for draw, at in enumerate(pick):
+        _, store = np.unique(cells.store[at], return_inverse=True)  # the draw's stores, numbered from 0
+        eta.append(linear_predictor(np.asarray(theta[draw]), store, cells.index[at], cells.value[at]))
+    return (np.stack(eta) / LN10).ravel()
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _prior_latents(key, prior, n_stores: int, n_draws: int) -> dict:
+    def one(k):
+        return handlers.seed(sample_latents, k)(prior, n_stores)
+
+    return jax.vmap(one)(jax.random.split(key, n_draws))
 
 
 def observed_log10(cube: SalesCube, max_cells: int = 50_000, seed: int = 0) -> np.ndarray:

@@ -19,9 +19,11 @@ import pyarrow.parquet as pq
 
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import DataError
-from bhm_core.forecast.effects import store_thetas
-from bhm_core.forecast.predict import CHUNK_STORES, LEVELS, Scenario, draw_latents, forecast_chunks
-from bhm_core.inference.engine import FitResult
+from bhm_core.forecast.predict import forecast_chunks
+from bhm_core.forecast.sampling import CHUNK_STORES, Scenario, draw_latents
+from bhm_core.forecast.summaries import LEVELS
+from bhm_core.inference.state import FitResult
+from bhm_core.model.hierarchy import store_parameters
 
 
 def _write(frames, path) -> dict:
@@ -98,10 +100,8 @@ def posterior_to_parquet(
     def frames():
         for start in range(0, len(result.store_ids), chunk_stores):
             rows = np.arange(start, min(start + chunk_stores, len(result.store_ids)))
-            draws = draw_latents(result, key, n_samples, rows)
-            theta = store_thetas(draws)
-            r = draws["r_mu"][:, None] + draws["r_sigma"][:, None] * draws["w"]
-            values = np.concatenate([theta, r[:, :, None]], axis=2)  # (n, stores, F + 1)
+            stores = store_parameters(draw_latents(key, result, n_samples, rows))
+            values = np.concatenate([stores.theta, stores.r[:, :, None]], axis=2)  # (n, stores, F + 1)
             lo, hi = np.percentile(values, [5, 95], axis=0)
             yield pd.DataFrame(
                 {

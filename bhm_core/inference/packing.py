@@ -6,24 +6,20 @@ Both are padded to bucketed sizes so similar problems share one compiled program
 masked out of the log density. Store and cell padding are multiples of ``sharding.ALIGN`` so the
 same shapes split evenly over 1, 2, 4 or 8 devices.
 
-`FitData` is what a fit uses from a cube (cells, store ids, feature names and groups, a
-fingerprint); virtual and synthetic series (`virtual.py`) build it without a dense cube.
+The likelihood's per-cell constant of the sales (Likelihood.cell_constant) is computed here, once.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
 
-from bhm_core.data.cube import SalesCube
-from bhm_core.errors import DataError
+from bhm_core.data.cells import Cells, store_sorted
 from bhm_core.inference.sharding import ALIGN
 from bhm_core.model.hierarchy import ModelData
+from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL, Likelihood
 
 PACK_BLOCK = 1 << 20  # cells handled at a time when packing, to bound temporary memory
 
@@ -39,77 +35,9 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-@dataclass(frozen=True, eq=False)
-class Cells:
-    """Observed cells of a cube as flat arrays, before padding.
-
-    From a cube the dtypes are int32/float32; the scale generators use narrower ones where they are
-    exact (uint8 slot index and value, int16 day) to fit 10^8 cells in memory.
-    """
-
-    store: np.ndarray  # (n,) int32
-    day: np.ndarray  # (n,) int32
-    index: np.ndarray  # (n, K) int32
-    value: np.ndarray  # (n, K) float32
-    y: np.ndarray  # (n,) float32
-
-
-def observed_cells(cube: SalesCube) -> Cells:
-    store, day = np.nonzero(cube.observed)
-    if store.size == 0:
-        raise DataError("no observed store-days to fit: every day is closed or missing")
-    return Cells(
-        store.astype(np.int32),
-        day.astype(np.int32),
-        cube.design.index[store, day].astype(np.int32),
-        cube.design.value[store, day],
-        cube.sales[store, day].astype(np.float32),
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class FitData:
-    """What a fit uses from its data: the observed cells (sorted by store), one id per store row,
-    the feature names and groups, and a fingerprint of all of it (part of a fit's identity)."""
-
-    cells: Cells
-    store_ids: np.ndarray  # (S,) int64; cells.store indexes into it
-    feature_names: tuple
-    feature_groups: tuple
-    fingerprint: str
-    info: dict = field(default_factory=dict)  # goes into FitResult.meta (dates, origin of the series)
-
-    @property
-    def n_stores(self) -> int:
-        return len(self.store_ids)
-
-    @property
-    def n_features(self) -> int:
-        return len(self.feature_names)
-
-    @classmethod
-    def from_cube(cls, cube: SalesCube) -> FitData:
-        return cls(
-            observed_cells(cube),
-            cube.store_ids,
-            tuple(cube.feature_names),
-            tuple(cube.design.groups),
-            cube.fingerprint,
-            {"first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])},
-        )
-
-
-def fingerprint_of(*parts) -> str:
-    """Hash of plain values by their repr (for FitData built without a cube)."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(repr(part).encode())
-    return h.hexdigest()
-
-
-def pack(cells: Cells, n_stores: int, align: int = ALIGN) -> ModelData:
+def pack(cells: Cells, n_stores: int, align: int = ALIGN, likelihood: Likelihood = NEGATIVE_BINOMIAL) -> ModelData:
     """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
-    n, _k = cells.index.shape
+    n = len(cells.y)
     n_pad = _round_up(bucket(n), align)
     s_pad = _round_up(bucket(n_stores, minimum=8), align)
 
@@ -123,15 +51,11 @@ def pack(cells: Cells, n_stores: int, align: int = ALIGN) -> ModelData:
         cell_index=pad(cells.index, n_pad, dtype=np.int32),
         cell_value=pad(cells.value, n_pad, dtype=np.float32),
         y=pad(cells.y, n_pad, dtype=np.float32),
-        lgamma_y1=pad(_lgamma_y1(cells.y).astype(np.float32), n_pad),
+        y_constant=pad(likelihood.cell_constant(cells.y), n_pad),
         cell_mask=pad(np.ones(n, bool), n_pad, False),
         store_mask=pad(np.ones(n_stores, bool), s_pad, False),
         scale=np.float32(1.0),
     )
-
-
-def _lgamma_y1(y: np.ndarray) -> np.ndarray:
-    return np.asarray(gammaln(y.astype(np.float32) + 1.0), np.float32)
 
 
 class StorePacked(NamedTuple):
@@ -144,7 +68,7 @@ class StorePacked(NamedTuple):
     index: jnp.ndarray  # (S, L, K) integer
     value: jnp.ndarray  # (S, L, K) uint8, float16 or float32
     y: jnp.ndarray  # (S, L) float32
-    lgamma_y1: jnp.ndarray  # (S, L) float32
+    y_constant: jnp.ndarray  # (S, L) float32 the likelihood's constant of y
     mask: jnp.ndarray  # (S, L) bool
     n_stores: jnp.ndarray  # () int32: real stores (rows past it are padding)
 
@@ -164,21 +88,16 @@ def _value_dtype(value: np.ndarray):
     return np.float32
 
 
-def _store_sorted(cells: Cells) -> Cells:
-    if np.all(cells.store[1:] >= cells.store[:-1]):
-        return cells
-    order = np.argsort(cells.store, kind="stable")
-    return Cells(cells.store[order], cells.day[order], cells.index[order], cells.value[order], cells.y[order])
-
-
-def pack_by_store(cells: Cells, n_stores: int, align: int = ALIGN, put=None) -> StorePacked:
+def pack_by_store(
+    cells: Cells, n_stores: int, align: int = ALIGN, put=None, likelihood: Likelihood = NEGATIVE_BINOMIAL
+) -> StorePacked:
     """Rows of (stores x max cells), filled a block of cells at a time (bounded temporaries).
 
     put(array, split): applied to each field as soon as it is filled (e.g. moving it to the
     device(s)), before the next is allocated, so the host never holds every field at once.
     """
     put = put or (lambda array, split: array)
-    cells = _store_sorted(cells)
+    cells = store_sorted(cells)
     counts = np.bincount(cells.store, minlength=n_stores)
     width = bucket(int(counts.max()), minimum=8)
     s_pad = _round_up(bucket(n_stores, minimum=8), align)
@@ -197,7 +116,7 @@ def pack_by_store(cells: Cells, n_stores: int, align: int = ALIGN, put=None) -> 
         fill((k,), _index_dtype(cells.index), lambda part: cells.index[part]),
         fill((k,), _value_dtype(cells.value), lambda part: cells.value[part]),
         fill((), np.float32, lambda part: cells.y[part]),
-        fill((), np.float32, lambda part: _lgamma_y1(cells.y[part])),
+        fill((), np.float32, lambda part: likelihood.cell_constant(cells.y[part])),
         fill((), bool, lambda part: True),
         put(np.int32(n_stores), False),
     )
@@ -216,7 +135,7 @@ def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
         cell_index=packed.index[rows].reshape(n, -1).astype(jnp.int32),
         cell_value=packed.value[rows].reshape(n, -1).astype(jnp.float32),
         y=packed.y[rows].reshape(n),
-        lgamma_y1=packed.lgamma_y1[rows].reshape(n),
+        y_constant=packed.y_constant[rows].reshape(n),
         cell_mask=packed.mask[rows].reshape(n),
         store_mask=jnp.ones(batch, bool),
         scale=packed.n_stores.astype(jnp.float32) / batch,

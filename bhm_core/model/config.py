@@ -119,6 +119,7 @@ class FitConfig:
     particles: int = 1
     batch_size: int | None = None  # stores per step; None = full batch
     init: str = "least_squares"
+    likelihood: str = "negative_binomial"  # the observation law (model.likelihoods)
     chunk_steps: int = 20  # steps between progress reports / cancellation points
     seed: int = 0
 
@@ -133,7 +134,15 @@ class FitConfig:
         _check_number("FitConfig", "seed", self.seed, low=0, high=2**31 - 1, integer=True)
         if self.batch_size is not None:
             _check_number("FitConfig", "batch_size", self.batch_size, low=1, high=10_000_000, integer=True)
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS)):
+        from bhm_core.model import likelihoods  # brings JAX: not at import, so the Data page stays light
+
+        choices = (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("init", INITS),
+            ("likelihood", tuple(likelihoods.LIKELIHOODS)),
+        )
+        for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"FitConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bhm_core.model.hierarchy import linear_predictor
+
 POOLED_PENALTY = 1e-3  # only keeps the pooled solve defined; the data dominate
 STORE_PENALTY = 1.0  # as one extra day at the pooled estimate, for an indicator feature
 
@@ -80,7 +82,7 @@ def fit_log_linear(
     xtx, xty, counts = equations or normal_equations(cell_store, cell_index, cell_value, target, n_stores, n_features)
     pooled = ridge(xtx.sum(0), xty.sum(0), pooled_penalty, np.zeros(n_features))
     per_store = ridge(xtx, xty, store_penalty, pooled)
-    eta = (per_store[cell_store[:, None], cell_index] * cell_value).sum(-1)
+    eta = linear_predictor(per_store, cell_store, cell_index, cell_value)
     resid2 = np.bincount(cell_store, weights=(target - eta) ** 2, minlength=n_stores)
     resid_var = resid2 / np.maximum(counts, 1)
     return pooled, per_store, resid_var

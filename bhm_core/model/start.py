@@ -13,9 +13,12 @@ import math
 
 import numpy as np
 
-from bhm_core.inference.packing import Cells, _store_sorted
+from bhm_core.data.cells import Cells, store_sorted
+from bhm_core.model import guide
 from bhm_core.model.config import FitConfig
-from bhm_core.model.hierarchy import BASIS, SiteParams, Whitening, to_unconstrained
+from bhm_core.model.guide import SiteParams, Whitening
+from bhm_core.model.hierarchy import linear_predictor, standardised
+from bhm_core.model.likelihoods import Likelihood
 from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
 
 INITIAL_LOG_SCALE = math.log(0.05)
@@ -24,37 +27,36 @@ BLOCK_ENTRIES = 1 << 23  # stores x F x F of one block's normal equations (64 MB
 CELL_ENTRIES = 1 << 22  # cells x K of one `normal_equations` call: bounds its per-slot temporaries
 
 
-def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr) -> dict:
+def initial_params(
+    cells: Cells, n_stores: int, n_features: int, config: FitConfig, priors_arr, likelihood: Likelihood
+) -> dict:
     """Guide parameters near the optimum (least_squares) or at the prior means ("prior").
 
     least_squares: per-store ridge regressions on log sales, refined by empirical Bayes (see
     `shrunk_log_linear`), give both the locations and the widths of the guide, so SVI starts
-    from a Gaussian approximation of the posterior instead of a point with arbitrary widths.
+    from a Gaussian approximation of the posterior instead of a point with arbitrary widths. The
+    dispersion starts where the likelihood puts the spread of each store's residuals.
     """
     log_scales, extra = {}, {}
+    w_scale = float(priors_arr.w_scale)
     if config.init == "least_squares":
         theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
         if cov is None:
-            z = (theta - theta_mu) / theta_sigma
+            z = standardised(theta, theta_mu, theta_sigma)
         else:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
-            extra[BASIS] = whitening(theta, cov, theta_mu, theta_sigma)
+            extra[guide.basis_name("z")] = whitening(theta, cov, theta_mu, theta_sigma)
             z = np.zeros_like(theta)
             log_scales["z"] = 0.0
         # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
-        log_scales.update(
-            {
-                "theta_mu": np.log(theta_sigma / np.sqrt(n_stores)),
-                "theta_sigma": np.full(n_features, -0.5 * np.log(2.0 * n_stores)),
-            }
-        )
-        # Var[y] = mu (1 + e^r); on the log scale Var[log y] ~ (1 + e^r) / mu
+        log_scales["theta_mu"] = np.log(theta_sigma / np.sqrt(n_stores))
+        log_scales["theta_sigma"] = np.full(n_features, -0.5 * np.log(2.0 * n_stores))
         mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
             np.bincount(cells.store, minlength=n_stores), 1
         )
-        r_store = np.log(np.clip(resid_var * np.maximum(mean_y, 1.0) - 1.0, 1.0, 1e6))
+        r_store = likelihood.dispersion_for(resid_var, mean_y)
         r_mu = float(np.median(r_store))
-        r_sigma = max(float(r_store.std()) / float(priors_arr.w_scale), 0.1)
-        w = np.clip((r_store - r_mu) / r_sigma, -3 * float(priors_arr.w_scale), 3 * float(priors_arr.w_scale))
+        r_sigma = max(float(r_store.std()) / w_scale, 0.1)
+        w = np.clip((r_store - r_mu) / r_sigma, -3 * w_scale, 3 * w_scale)
     else:
         theta_mu = np.asarray(priors_arr.mu_loc, np.float64)
         theta_sigma = np.full(n_features, 0.5)
@@ -69,15 +71,24 @@ def initial_params(cells: Cells, n_stores: int, n_features: int, config: FitConf
         "w": w,
     }
     return {
-        **{
-            name: SiteParams(
-                np.asarray(to_unconstrained(name, np.asarray(v)), np.float32),
-                np.asarray(np.broadcast_to(log_scales.get(name, INITIAL_LOG_SCALE), np.shape(v)), np.float32),
-            )
-            for name, v in values.items()
-        },
+        **{name: _site_params(name, v, log_scales.get(name, INITIAL_LOG_SCALE)) for name, v in values.items()},
         **extra,
     }
+
+
+def new_store_params(n_stores: int, n_features: int) -> dict:
+    """The local sites of stores the data barely know, at the prior: z = 0 with unit width (its
+    whitening carries the start), w = 0 with the usual narrow start."""
+    return {
+        "z": _site_params("z", np.zeros((n_stores, n_features)), 0.0),
+        "w": _site_params("w", np.zeros(n_stores), INITIAL_LOG_SCALE),
+    }
+
+
+def _site_params(name: str, value, log_scale) -> SiteParams:
+    """The guide's Normal for a latent at `value` (its own space), in the site's unconstrained space."""
+    loc = np.asarray(guide.site(name).unconstrain(np.asarray(value, np.float64)), np.float32)
+    return SiteParams(loc, np.asarray(np.broadcast_to(log_scale, np.shape(loc)), np.float32))
 
 
 EB_ROUNDS = 3
@@ -149,7 +160,7 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
     """Per-store ridge estimates (S, F) of log sales and residual variances (S,), pulled toward the
     pooled estimate: fit_log_linear's, block by block (two passes: the pooled equations, then the
     stores)."""
-    cells = _store_sorted(cells)
+    cells = store_sorted(cells)
     f = n_features
     block = max(1, min(STORE_BLOCK, BLOCK_ENTRIES // (f * f)))
     xtx_all, xty_all = np.zeros((f, f)), np.zeros(f)
@@ -165,7 +176,7 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
         estimate = ridge(xtx, xty, STORE_PENALTY, pooled)
         part = slice(*np.searchsorted(cells.store, [first, first + count]))
         store = cells.store[part] - first
-        eta = (estimate[store[:, None], cells.index[part]] * cells.value[part]).sum(-1)
+        eta = linear_predictor(estimate, store, cells.index[part], cells.value[part])
         resid2 = np.bincount(store, weights=(np.log(cells.y[part].astype(np.float64)) - eta) ** 2, minlength=count)
         theta[first : first + count], resid_var[first : first + count] = estimate, resid2 / np.maximum(counts, 1)
     return theta, resid_var

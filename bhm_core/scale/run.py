@@ -1,8 +1,8 @@
 """Scale experiments: build many series (virtual Rossmann stores or synthetic ones), fit them with
 store minibatches on one or several devices, and report time per step and peak memory.
 
-Used by `python -m bhm_core scale` and bench/bench_scale.py. The fit is the engine's own
-(`engine.fit_cells`, the lower level of `fit`), not a separate code path.
+Used by `python -m bhm_core scale` and bench/bench_scale.py. The fit is the one every fit runs
+(`inference.fit.fit_cells`, the lower level of `fit`), not a separate code path.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def run_scale(
     """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
     import jax
 
-    from bhm_core.inference.engine import enable_compilation_cache, fit_cells
+    from bhm_core.inference.fit import fit_cells
+    from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()

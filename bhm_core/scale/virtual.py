@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bhm_core.data.cells import Cells, FitData, fingerprint_of, observed_cells
 from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, weekday_of
 from bhm_core.errors import ConfigError
-from bhm_core.inference.packing import Cells, FitData, fingerprint_of, observed_cells
+from bhm_core.model.hierarchy import linear_predictor, store_parameters
+from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL
 
 MIN_WEEKS, MAX_WEEKS = 7, 22
 MAX_SERIES = 10_000_000
@@ -248,8 +250,15 @@ def _synthetic_block(rng, cells: Cells, out: slice, series, first, length, state
     promo2 = (rng.random(n) < 0.5).astype(np.uint8)
     phase = rng.integers(0, 2, n)
     z = rng.normal(size=(n, len(truth["theta_mu"])))
-    theta = truth["theta_mu"] + truth["theta_sigma"] * z
-    r = truth["r_mu"] + truth["r_sigma"] * rng.normal(0.0, 0.1, n)
+    latents = {
+        "theta_mu": truth["theta_mu"],
+        "theta_sigma": truth["theta_sigma"],
+        "z": z,
+        "r_mu": np.asarray(truth["r_mu"]),
+        "r_sigma": np.asarray(truth["r_sigma"]),
+        "w": rng.normal(0.0, 0.1, n),
+    }
+    theta, r = store_parameters(latents)
     # every day of every series in the block, then only the open ones
     local = np.repeat(np.arange(n), length)
     day = np.arange(len(local)) - np.repeat(np.cumsum(length) - length, length) + first[local]
@@ -279,9 +288,8 @@ def _synthetic_block(rng, cells: Cells, out: slice, series, first, length, state
         ],
         axis=1,
     )
-    eta = (theta[local[:, None], index] * value).sum(1)
-    b = np.exp(-r)[local]
-    y = rng.poisson(rng.gamma(shape=np.exp(eta) * b, scale=1.0 / b))
+    eta = linear_predictor(theta, local, index, value)
+    y = NEGATIVE_BINOMIAL.sample(rng, eta, r[local])
     cells.store[out], cells.day[out] = series[local], day
     cells.index[out], cells.value[out] = index, value
     cells.y[out] = np.maximum(y, 1)  # zero sales are not observations; at these means P(0) ~ 1e-100

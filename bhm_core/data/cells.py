@@ -1,0 +1,93 @@
+"""Observed cells: what a fit uses from its data, as flat arrays (never the dense cube).
+
+`observed_cells(cube)` lists the cube's observed store-days; `FitData` is what a fit needs from its
+data (the cells, one id per store row, the feature names and groups, a fingerprint); virtual and
+synthetic series (scale/) build FitData without a cube.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bhm_core.data.cube import SalesCube
+from bhm_core.errors import DataError
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """Observed cells of a cube as flat arrays, before padding.
+
+    From a cube the dtypes are int32/float32; the scale generators use narrower ones where they are
+    exact (uint8 slot index and value, int16 day) to fit 10^8 cells in memory.
+    """
+
+    store: np.ndarray  # (n,) int32
+    day: np.ndarray  # (n,) int32
+    index: np.ndarray  # (n, K) int32
+    value: np.ndarray  # (n, K) float32
+    y: np.ndarray  # (n,) float32
+
+
+def observed_cells(cube: SalesCube) -> Cells:
+    store, day = np.nonzero(cube.observed)
+    if store.size == 0:
+        raise DataError("no observed store-days to fit: every day is closed or missing")
+    return Cells(
+        store.astype(np.int32),
+        day.astype(np.int32),
+        cube.design.index[store, day].astype(np.int32),
+        cube.design.value[store, day],
+        cube.sales[store, day].astype(np.float32),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class FitData:
+    """What a fit uses from its data: the observed cells (sorted by store), one id per store row,
+    the feature names and groups, and a fingerprint of all of it (part of a fit's identity)."""
+
+    cells: Cells
+    store_ids: np.ndarray  # (S,) int64; cells.store indexes into it
+    feature_names: tuple
+    feature_groups: tuple
+    fingerprint: str
+    info: dict = field(default_factory=dict)  # goes into FitResult.meta (dates, origin of the series)
+
+    @property
+    def n_stores(self) -> int:
+        return len(self.store_ids)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @classmethod
+    def from_cube(cls, cube: SalesCube) -> FitData:
+        return cls(
+            observed_cells(cube),
+            cube.store_ids,
+            tuple(cube.feature_names),
+            tuple(cube.design.groups),
+            cube.fingerprint,
+            {"first_date": str(cube.dates[0]), "last_date": str(cube.dates[-1])},
+        )
+
+
+def fingerprint_of(*parts) -> str:
+    """Hash of plain values by their repr (for FitData built without a cube)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(repr(part).encode())
+    return h.hexdigest()
+
+
+def store_sorted(cells: Cells) -> Cells:
+    if np.all(cells.store[1:] >= cells.store[:-1]):
+        return cells
+    order = np.argsort(cells.store, kind="stable")
+    return Cells(cells.store[order], cells.day[order], cells.index[order], cells.value[order], cells.y[order])
+
+

@@ -1,0 +1,206 @@
+"""Posterior predictive draws from a fit, a chunk of stores at a time so memory stays flat.
+
+Latents come from the fitted guide; each draw's law of every store-day comes from the model's own
+`store_parameters` and `cell_laws`, and the fit's likelihood draws the sales on the host, keyed by
+store id (so chunking never changes a number). Every store of a day shares that day's chain-wide
+shock (`day_shocks`), whose sd the fit measured (inference.shocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bhm_core.data.cube import SalesCube
+from bhm_core.data.features import encode
+from bhm_core.errors import DataError
+from bhm_core.inference.packing import bucket
+from bhm_core.inference.state import FitResult
+from bhm_core.model.guide import basis_name, guide_draw, guide_sites
+from bhm_core.model.hierarchy import cell_laws, store_parameters
+
+CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
+SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
+DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What to assume for days the data do not cover (and, with promo set, for every forecast day).
+
+    promo: None = as recorded (future days: no promo), 0 = promo off, 1 = promo on Mon-Fri.
+    """
+
+    promo: int | None = None
+
+
+def window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, scenario: Scenario):
+    """Covariates of the given stores on the given dates; days past the data get calendar defaults."""
+    base = cube.covariates.take_stores(rows)
+    col = (dates - cube.dates[0]).astype(np.int64)
+    known = (col >= 0) & (col < cube.n_days)
+    safe = np.clip(col, 0, cube.n_days - 1)
+
+    def per_cell(grid):
+        return np.where(known[None, :], grid[:, safe], 0).astype(grid.dtype)
+
+    promo = per_cell(base.promo)
+    if scenario.promo is not None:
+        weekday = ((dates.astype(np.int64) + 3) % 7)[None, :]
+        promo = np.broadcast_to((weekday < 5) & (scenario.promo == 1), promo.shape).astype(np.int8)
+    return replace(
+        base,
+        dates=dates,
+        promo=promo,
+        state_holiday=per_cell(base.state_holiday),
+        school_holiday=per_cell(base.school_holiday),
+    )
+
+
+def draw_latents(key, result: FitResult, n_samples: int, rows: np.ndarray) -> dict:
+    """Latent samples from the guide; local sites only for the given store rows.
+
+    A local site's draws for a store depend only on the key and the store's id, the globals' only
+    on the key: a store gets the same numbers whichever other stores are drawn with it, so chunked
+    and unchunked forecasts agree exactly, and sample n uses the same globals for every store.
+    """
+    return {name: np.asarray(draws) for name, draws in _draw_latents_async(key, result, n_samples, rows).items()}
+
+
+def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray) -> dict:
+    """`draw_latents` as JAX arrays still being computed (JAX dispatches asynchronously)."""
+    ids = jnp.asarray(np.asarray(result.store_ids)[np.asarray(rows)].astype(np.uint32))
+    out = {}
+    for i, spec in enumerate(s for s in guide_sites() if s.name in result.params):
+        site_key = jax.random.fold_in(key, i)
+        params = result.params[spec.name]
+        basis = result.params.get(basis_name(spec.name)) if spec.whitened else None
+        if spec.local:
+            params = type(params)(*(a[rows] for a in params))
+            basis = None if basis is None else type(basis)(*(a[rows] for a in basis))
+            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(params.loc)[1:]))
+        else:
+            eps = jax.random.normal(site_key, (n_samples, *np.shape(params.loc)))
+        _, _, out[spec.name] = guide_draw(spec, params, eps, basis)
+    return out
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _per_store_normal(key, ids, n_samples: int, shape: tuple):
+    """(n_samples, stores, *shape) standard normals, store i's from fold_in(key, id_i) alone."""
+
+    def draw(i):
+        return jax.random.normal(jax.random.fold_in(key, i), (n_samples, *shape))
+
+    return jnp.moveaxis(jax.vmap(draw)(ids), 0, 1)
+
+
+@jax.jit
+def _cell_laws(latents, design_index, design_value):
+    """(n_samples, stores * days) eta and dispersion of every store-day under each posterior draw."""
+    n_stores, n_days, k = design_index.shape
+    store = jnp.repeat(jnp.arange(n_stores, dtype=jnp.int32), n_days)
+    index = design_index.reshape(-1, k).astype(jnp.int32)
+    eta, dispersion = cell_laws(store_parameters(latents), store, index, design_value.reshape(-1, k))
+    return eta, dispersion
+
+
+def day_shocks(shock_sd: float, dates: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
+    """(n_samples, days) chain-wide log shocks N(0, shock_sd^2), one per date and sample, shared by
+    every store; date j's from a generator of (seed, date) alone, so any window or chunk agrees."""
+    out = np.zeros((n_samples, len(dates)))
+    if shock_sd > 0:
+        for j, day in enumerate(dates.astype("datetime64[D]").astype(np.int64)):
+            rng = np.random.default_rng([seed, SHOCK_STREAM, int(day) + DAY_NUMBER_OFFSET])
+            out[:, j] = shock_sd * rng.standard_normal(n_samples)
+    return out
+
+
+def draw_sales(
+    result: FitResult, eta: np.ndarray, dispersion: np.ndarray, seed: int, store_ids, shocks: np.ndarray
+) -> np.ndarray:
+    """(n_samples, stores, days) draws of the fit's likelihood, store i's from a generator of
+    (seed, id_i) alone, every store of a day carrying that day's shock."""
+    likelihood, shock_sd = result.likelihood, result.day_shock_sd
+    out = np.empty(eta.shape)
+    for i, store in enumerate(store_ids):
+        rng = np.random.default_rng([seed, int(store)])
+        out[:, i] = likelihood.sample(rng, eta[:, i], dispersion[:, i], shocks, shock_sd)
+    return out
+
+
+def sample_forecast(
+    result: FitResult,
+    cube: SalesCube,
+    store_ids,
+    dates,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+    scenario: Scenario = Scenario(),
+    chunk_stores: int = CHUNK_STORES,
+):
+    """Yield (store ids of the chunk, samples (n_samples, chunk stores, days), the chunk's window
+    covariates) chunk by chunk."""
+    rows_fit = fit_rows(result, store_ids)
+    rows_cube = cube.store_rows(store_ids)
+    latent_key, _ = jax.random.split(jax.random.PRNGKey(seed))
+    chunk_stores = min(chunk_stores, len(rows_cube))
+    # Window lengths are padded to a bucket too, so a new horizon rarely compiles again.
+    padded_dates = dates[0] + np.arange(bucket(len(dates), minimum=8))
+    shape = (n_samples, chunk_stores, len(padded_dates))
+
+    def dispatched_laws():
+        """Per chunk: its store ids, its laws (still computing when yielded) and its covariates on
+        the real stores and dates."""
+        for start in range(0, len(rows_cube), chunk_stores):
+            # Every chunk has the same shape (the last one padded by repeating a store): one program.
+            part = np.minimum(np.arange(start, start + chunk_stores), len(rows_cube) - 1)
+            n_real = min(chunk_stores, len(rows_cube) - start)
+            covariates = window_covariates(cube, rows_cube[part], padded_dates, scenario)
+            design = encode(cube.spec, covariates)
+            # Random numbers are keyed by store id, not by chunk: any chunking gives the same draws.
+            latents = _draw_latents_async(latent_key, result, n_samples, rows_fit[part])
+            yield (
+                np.asarray(store_ids)[part[:n_real]],
+                _cell_laws(latents, design.index, design.value),
+                covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))),
+            )
+
+    shocks = day_shocks(result.day_shock_sd, dates, n_samples, seed)
+
+    def draw(ids, laws, covariates):
+        window = (slice(None), slice(0, len(ids)), slice(0, len(dates)))
+        eta, dispersion = (np.asarray(a).reshape(shape)[window] for a in laws)
+        return ids, draw_sales(result, eta, dispersion, seed, ids, shocks), covariates
+
+    # One chunk ahead: JAX computes the next chunk's laws while NumPy draws this chunk's sales.
+    pending = None
+    for chunk in dispatched_laws():
+        if pending is not None:
+            yield draw(*pending)
+        pending = chunk
+    yield draw(*pending)
+
+
+def fit_rows(result: FitResult, store_ids) -> np.ndarray:
+    ids = np.asarray(store_ids, dtype=np.int64)
+    rows = np.searchsorted(result.store_ids, ids)
+    rows = np.clip(rows, 0, len(result.store_ids) - 1)
+    missing = ids[result.store_ids[rows] != ids]
+    if missing.size:
+        raise DataError(
+            f"store(s) {missing[:10].tolist()} are not in this fit; fit them first (or treat them as new stores)"
+        )
+    return rows
+
+
+def forecast_dates(first, last) -> np.ndarray:
+    first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
+    if last < first:
+        raise DataError(f"the forecast window ends ({last}) before it starts ({first})")
+    return np.arange(first, last + np.timedelta64(1, "D"))

@@ -1,0 +1,111 @@
+"""Fits derived from a fit: new stores under a frozen hierarchy, and a fit's posterior as priors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from bhm_core.data.cells import observed_cells
+from bhm_core.data.cube import SalesCube
+from bhm_core.errors import DataError
+from bhm_core.inference import optim
+from bhm_core.inference.fit import fit
+from bhm_core.inference.state import DAY_SHOCK_SD, FitResult, FitState
+from bhm_core.model import guide
+from bhm_core.model.config import EffectPrior, FitConfig, Priors
+from bhm_core.model.lsq import normal_equations
+from bhm_core.model.start import new_store_params, store_posterior, whitening
+
+
+def fit_new_stores(
+    global_fit: FitResult, cube: SalesCube, config: FitConfig | None = None, *, on_progress=None, should_stop=None
+) -> FitResult:
+    """Fit only the local parameters of the cube's stores, the global posterior frozen.
+
+    The new stores start at the prior (the local sites at zero with unit width, their whitening the
+    Gaussian approximation of their posterior under the frozen hyper-parameters); the
+    hyper-parameters are drawn from the global fit's guide at every step without being trained.
+    """
+    if tuple(global_fit.feature_names) != tuple(cube.feature_names):
+        raise DataError(
+            f"the new stores' features {list(cube.feature_names)} differ from the fit's "
+            f"{list(global_fit.feature_names)}; use the same FeatureSpec and store variants"
+        )
+    config = replace(config or FitConfig(), likelihood=global_fit.config.likelihood)
+    locals_ = new_store_params(cube.n_stores, len(global_fit.feature_names))
+    params = {
+        **{k: global_fit.params[k] for k in guide.global_sites()},
+        **locals_,
+        guide.basis_name(guide.whitened_site()): _new_store_basis(global_fit, cube),
+    }
+    start = FitResult(
+        FitState(params, optim.init_state(config.optimizer, locals_), np.int32(0)),
+        guide.local_sites(),
+        np.zeros(0),
+        cube.store_ids,
+        global_fit.feature_names,
+        global_fit.feature_groups,
+        global_fit.priors,
+        config,
+        cube.fingerprint,
+    )
+    result = fit(
+        cube,
+        config,
+        global_fit.priors,
+        init=start,
+        trainable=guide.local_sites(),
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    # A few new stores' known days cannot measure chain-wide shocks; the chain's fit did.
+    result.meta[DAY_SHOCK_SD] = global_fit.day_shock_sd
+    return result
+
+
+def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> guide.Whitening:
+    """New stores' z guide starts at the Gaussian approximation of their posterior under the frozen
+    hyper-parameters: a log-linear fit shrunk toward the hyper-means, and its covariance.
+
+    On the log scale a cell's noise variance is the likelihood's log variance at the cells' mean,
+    so the prior N(mu, sigma^2) acts as a ridge penalty (noise variance / sigma^2) per feature. Few
+    known days stay near mu, with the prior's width.
+    """
+    cells = observed_cells(cube)
+    centre = guide.guide_centre(global_fit.params)
+    mu = centre["theta_mu"].astype(np.float64)
+    sigma = centre["theta_sigma"].astype(np.float64)
+    noise = float(np.mean(global_fit.likelihood.log_variance(cells.y, float(centre["r_mu"]))))
+    xtx, xty, _ = normal_equations(cells.store, cells.index, cells.value, np.log(cells.y), cube.n_stores, len(mu))
+    theta, cov = store_posterior(xtx, xty, noise, mu, sigma)
+    return whitening(theta, cov, mu, sigma)
+
+
+def priors_from_posterior(result: FitResult, inflate: float = 2.0) -> Priors:
+    """Priors centred on a fitted posterior, per feature group, scales widened by `inflate`.
+
+    Group means of the hyper-means become mu_loc; their spread and posterior uncertainty give
+    mu_scale; the fitted per-store spreads give sigma_scale. Used to seed a fit of a new region.
+    """
+    loc_mu, log_scale_mu = result.params["theta_mu"]
+    centre = guide.guide_centre(result.params)
+    sigma = centre["theta_sigma"]
+    groups = np.asarray(result.feature_groups)
+    changes = {}
+    for group in dict.fromkeys(result.feature_groups):
+        sel = groups == group
+        spread = np.sqrt(np.var(loc_mu[sel]) + np.mean(np.exp(2 * log_scale_mu[sel])))
+        changes[group] = EffectPrior(
+            mu_loc=float(np.mean(loc_mu[sel])),
+            mu_scale=float(np.clip(inflate * spread, 1e-3, 100)),
+            sigma_scale=float(np.clip(inflate * np.mean(sigma[sel]), 1e-3, 100)),
+        )
+    r_loc, r_log_scale = result.params["r_mu"]
+    return replace(
+        result.priors,
+        **changes,
+        r_mu_loc=float(np.clip(r_loc, -20, 20)),
+        r_mu_scale=float(np.clip(inflate * np.exp(r_log_scale), 1e-3, 100)),
+        r_sigma_scale=float(np.clip(inflate * centre["r_sigma"], 1e-3, 100)),
+    )

@@ -1,0 +1,260 @@
+"""Fitting: pack the observed cells, start near the optimum, run the compiled chunks of SVI steps.
+
+`fit(cube, ...)` is `fit_cells(FitData.from_cube(cube), ...)`; virtual and synthetic series at
+scale build FitData without a cube. A fit continues from `init` (a previous FitResult on the same
+stores and features: the optimizer's step count and moments continue) and may train only some
+sites (a cold start freezes the hyper-parameters).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from bhm_core.data.cells import FitData
+from bhm_core.data.cube import SalesCube
+from bhm_core.errors import DataError, FitDivergedError
+from bhm_core.inference import optim
+from bhm_core.inference.packing import pack, pack_by_store
+from bhm_core.inference.programs import program
+from bhm_core.inference.sharding import alignment, n_devices, place, store_mesh, to_host
+from bhm_core.inference.shocks import day_shock_sd
+from bhm_core.inference.state import DAY_SHOCK_SD, FitResult, FitState, pad_optimizer_state, pad_stores, trim_stores
+from bhm_core.inference.step import split_plan
+from bhm_core.model import guide, likelihoods
+from bhm_core.model.config import FitConfig, Priors
+from bhm_core.model.hierarchy import ModelData, prior_arrays
+from bhm_core.model.start import initial_params
+
+Progress = Callable[[int, float], None]
+
+
+def all_sites() -> tuple:
+    return guide.global_sites() + guide.local_sites()
+
+
+def fit(
+    cube: SalesCube,
+    config: FitConfig | None = None,
+    priors: Priors | None = None,
+    *,
+    init: FitResult | None = None,
+    trainable: tuple | None = None,
+    on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    devices=None,
+) -> FitResult:
+    """Fit the model to the cube's observed cells.
+
+    init: a previous FitResult on the same stores and features to continue from; sites not in
+    `trainable` (default: all) keep init's guide. on_progress(step, loss) runs between chunks;
+    should_stop() returning True ends the fit there. devices: None (one default device), a number
+    of devices, a list of devices or a Mesh with a 'stores' axis: the fit is split over them (see
+    sharding.py); the result does not depend on it beyond float rounding. The random key comes
+    from config.seed.
+    """
+    check_origin_inside(cube)
+    return fit_cells(
+        FitData.from_cube(cube),
+        config,
+        priors,
+        init=init,
+        trainable=trainable,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        devices=devices,
+    )
+
+
+def check_origin_inside(cube: SalesCube) -> None:
+    """A fit must see its cube's origin when features depend on it: the yearly profiles and the
+    recent level are computed from the days up to it (and the trend's knots count from it), so a
+    cube cut before it would learn from days it is not shown."""
+    last = cube.dates[-1]
+    origin = np.asarray(cube.covariates.origin, dtype="datetime64[D]")
+    groups = cube.spec.origin_groups()
+    if groups and (origin > last).any():
+        raise DataError(
+            f"the training days end on {last} but the features {', '.join(groups)} were "
+            f"computed up to {origin.max()} (the cube's origin); call "
+            f"cube.with_origin('{last}') before select_days, as a backtest does, so "
+            f"that nothing after {last} leaks in"
+        )
+
+
+def fit_cells(
+    data: FitData,
+    config: FitConfig | None = None,
+    priors: Priors | None = None,
+    *,
+    init: FitResult | None = None,
+    trainable: tuple | None = None,
+    on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    devices=None,
+) -> FitResult:
+    """`fit` on observed cells without a cube (virtual and synthetic series at scale); same options."""
+    config = config or FitConfig()
+    priors = priors or Priors()
+    trainable = tuple(trainable or all_sites())
+    likelihood = likelihoods.get(config.likelihood)
+    started = time.perf_counter()
+    mesh = store_mesh(devices)
+    batch = None if config.batch_size is None or config.batch_size >= data.n_stores else config.batch_size
+    prior = prior_arrays(priors, data.feature_groups)
+    if init is not None:
+        _check_compatible(init, data)
+    params = (
+        init.params
+        if init is not None
+        else initial_params(data.cells, data.n_stores, data.n_features, config, prior, likelihood)
+    )
+    prepared = time.perf_counter()
+    packed = _pack_on_devices(data, batch, mesh, likelihood)  # the data stay on the device(s) across chunks
+    s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
+    params = pad_stores(params, s_pad)
+    state = _start_state(params, init, trainable, config, s_pad)
+    fixed = {k: v for k, v in params.items() if k not in trainable}
+    # A warm start runs a fresh schedule over its own steps while the optimizer's step count continues.
+    hyper = optim.Hyper(
+        np.float32(config.learning_rate),
+        np.float32(config.final_lr_fraction),
+        np.float32(config.clip_norm),
+        np.int32(int(state.step)),
+        np.int32(config.steps),
+        np.int32(config.warmup_steps),
+        np.int32(config.chunk_steps),
+    )
+    key = jax.random.PRNGKey(config.seed)
+    plan = split_plan((key, state, fixed, packed, prior, hyper), batch)
+    key, state, fixed, prior = place((key, state, fixed, prior), mesh, (*plan[:3], plan[4]))
+    static = {
+        "chunk": config.chunk_steps,
+        "schedule": config.schedule,
+        "optimizer": config.optimizer,
+        "particles": config.particles,
+        "batch": batch,
+        "likelihood": likelihood,
+        "mesh": mesh,
+    }
+    args = (key, state, fixed, packed, prior, hyper)
+    compiled, compile_seconds = program(args, static)
+    timing = {
+        "started": started,
+        "compile_seconds": compile_seconds,
+        "prepare_seconds": time.perf_counter() - started - compile_seconds,
+        "init_seconds": prepared - started,
+    }
+    run = _Run(data, priors, config, trainable, timing, {"devices": n_devices(mesh), "batch_size": batch})
+    return run.until_done(compiled, args, on_progress, should_stop)
+
+
+def _start_state(params: dict, init: FitResult | None, trainable: tuple, config: FitConfig, s_pad: int) -> FitState:
+    train = {k: v for k, v in params.items() if k in trainable}
+    if init is not None and tuple(init.trained) == trainable:
+        opt_state = pad_optimizer_state(init.state.opt_state, s_pad)
+        if jax.tree.structure(opt_state) == jax.tree.structure(optim.init_state(config.optimizer, train)):
+            return FitState(train, opt_state, np.int32(init.steps))
+    step = 0 if init is None else init.steps
+    return FitState(train, optim.init_state(config.optimizer, train), np.int32(step))
+
+
+def _pack_on_devices(data: FitData, batch, mesh, likelihood) -> ModelData:
+    """Pack the cells and move them to the device(s). Store minibatches: `pack_by_store` places
+    each field as it is built, so the host holds at most one packed field besides the cells.
+    Full batch: `pack` builds every field on the host first, and each is dropped once placed."""
+
+    def put(array, split):
+        return place(array, mesh, split)
+
+    if batch is not None:
+        return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put, likelihood=likelihood)
+    fields = list(pack(data.cells, data.n_stores, alignment(mesh), likelihood=likelihood))
+    for i, split in enumerate(ModelData(*(True,) * 6, False, False)):
+        fields[i] = put(fields[i], split)  # drops the host copy of this field
+    return ModelData(*fields)
+
+
+class _Run:
+    """Runs the compiled chunks until config.steps, a cancel, or a non-finite loss; builds the result."""
+
+    def __init__(self, data: FitData, priors, config, trainable, timing, extra):
+        self.data, self.priors, self.config, self.trainable = data, priors, config, trainable
+        self.timing, self.extra = timing, extra
+
+    def until_done(self, compiled, args, on_progress, should_stop) -> FitResult:
+        key, state, fixed, packed, prior, hyper = args
+        del args
+        start_step, losses, done, cancelled = int(hyper.schedule_start), [], 0, False
+        run_started = time.perf_counter()
+        while done < self.config.steps:
+            n = min(self.config.chunk_steps, self.config.steps - done)
+            out = compiled(key, state, fixed, packed, prior, hyper._replace(n_steps=np.int32(n)))
+            chunk_losses = np.asarray(out.losses)[:n]
+            if int(out.diverged_at) >= 0:
+                self._diverged(out, fixed, losses, chunk_losses)
+            state = out.state
+            losses.extend(chunk_losses.tolist())
+            done += n
+            if on_progress is not None:
+                on_progress(start_step + done, float(chunk_losses[-1]))
+            if should_stop is not None and done < self.config.steps and should_stop():
+                cancelled = True
+                break
+        seconds = time.perf_counter() - run_started
+        return self.result(
+            state,
+            fixed,
+            losses,
+            {"cancelled": cancelled, "run_seconds": seconds, "seconds_per_step": seconds / max(len(losses), 1)},
+        )
+
+    def _diverged(self, out, fixed, losses, chunk_losses):
+        step = int(out.diverged_at)
+        losses.extend(chunk_losses[np.isfinite(chunk_losses)].tolist())
+        last_good = self.result(out.state, fixed, losses, {"diverged_at": step})
+        raise FitDivergedError(
+            f"the fit diverged at step {step}: the loss became non-finite. Lower the learning rate "
+            f"(now {self.config.learning_rate:g}), use the optimizer clipped_adam, or check the priors; "
+            f"the parameters of step {step - 1} were kept.",
+            step=step,
+            last_good=last_good,
+        )
+
+    def result(self, state: FitState, fixed, losses, extra) -> FitResult:
+        data, n = self.data, self.data.n_stores
+        host = trim_stores(jax.tree.map(to_host, FitState({**fixed, **state.params}, state.opt_state, state.step)), n)
+        losses = np.asarray(losses, np.float64)
+        meta = {
+            "seconds": time.perf_counter() - self.timing["started"],
+            **self.timing,
+            "steps": int(host.step),
+            "steps_this_run": len(losses),
+            "final_loss": float(np.mean(losses[-20:])) if len(losses) else float("nan"),
+            "n_cells": len(data.cells.y),
+            DAY_SHOCK_SD: day_shock_sd(host.params, data.cells),
+            **data.info,
+            **self.extra,
+            **extra,
+        }
+        del meta["started"]
+        return FitResult(
+            host,
+            self.trainable,
+            losses,
+            np.array(data.store_ids, copy=True),
+            tuple(data.feature_names),
+            tuple(data.feature_groups),
+            self.priors,
+            self.config,
+            data.fingerprint,
+            meta,
+        )
+
+
+def _check_compatible(init: FitResult, data: FitData) -> None:
+    if tuple(init.feature_names) != tuple(data.feature_names) or not np.array_equal(init.store_ids, data.store_ids):
+        raise DataError("cannot continue this fit: it was made for other stores or features; start a new fit instead")
