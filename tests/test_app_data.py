@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bhm_core import paths
-from bhm_core.data import kaggle as kaggle_source
+from bhm_core.data import kaggle
 from bhm_core.data.demo import generate_demo, to_kaggle_csv
 from bhm_core.data.sources import DemoSource
 from bhm_core.errors import DataError
@@ -168,7 +168,7 @@ def test_kaggle_download_failure_is_shown(app, tmp_path, monkeypatch, kaggle_cre
     def refuse(name, raw_root, **kwargs):
         raise DataError("Kaggle said no (HTTP 403 Forbidden).")
 
-    monkeypatch.setattr(kaggle_source, "download_dataset", refuse)
+    monkeypatch.setattr(kaggle, "download_dataset", refuse)
     choose_kind(app, "kaggle")
     button(app, "Download from Kaggle").click()
     app.run()
@@ -186,7 +186,7 @@ def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, 
         Path(raw_root).mkdir(parents=True)
         return kaggle_folder(Path(raw_root), n_stores=4, n_days=30)
 
-    monkeypatch.setattr(kaggle_source, "download_dataset", fake_download)
+    monkeypatch.setattr(kaggle, "download_dataset", fake_download)
     choose_kind(app, "kaggle")
     button(app, "Download from Kaggle").click()
     app.run()

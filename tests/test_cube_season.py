@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 
+from bhm_core.data.calendar import SEASON_WEEKS, week_of_year
 from bhm_core.data.cube import SEASON_MIN_DAYS, build_cube, season_profile
-from bhm_core.data.features import SEASON_WEEKS, FeatureSpec, week_of_year
+from bhm_core.data.features import FeatureSpec
 
 
 def _cube(days=800, amplitude=(0.3, 0.0), spec=None):

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bhm_core.data.calendar import WEEKDAY_NAMES, weekday_of
+from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 from bhm_core.data.cube import CLOSED, MISSING, OPEN
 from bhm_core.data.demo import KAGGLE_STORE_COLUMNS, KAGGLE_TRAIN_COLUMNS, generate_demo, to_kaggle_csv
-from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, FeatureSpec, weekday_of
+from bhm_core.data.features import FeatureSpec
 from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, load_dataset, read_csv_text, sniff_header
 from bhm_core.data.validate import validate_train
 from bhm_core.errors import ConfigError, DataError

@@ -501,7 +501,7 @@ def test_priors_from_posterior_centre_on_the_fit(fitted):
 def test_a_fit_refuses_training_days_cut_before_the_features_origin(demo, cube):
     default = demo.cube().select_stores(demo.cube().store_ids[:3])  # season, recent level, trend
     cutoff = default.dates[-30]
-    with pytest.raises(DataError, match=f"season, recent_level.*with_origin\\('{cutoff}'\\)"):
+    with pytest.raises(DataError, match=f"recent_level, season.*with_origin\\('{cutoff}'\\)"):
         fit(default.select_days(None, cutoff), FitConfig(steps=2))
     anchored = default.with_origin(cutoff).select_days(None, cutoff)
     assert fit(anchored, FitConfig(steps=2)).losses.shape == (2,)

@@ -6,7 +6,8 @@ import pytest
 from test_features import dense
 
 from bhm_core.data.cube import build_cube
-from bhm_core.data.features import CLOSURE_WINDOW_DAYS, TREND_KNOTS_DAYS, FeatureSpec, encode
+from bhm_core.data.encoders import CLOSURE_WINDOW_DAYS, TREND_KNOTS_DAYS
+from bhm_core.data.features import FeatureSpec, encode
 from bhm_core.errors import DataError
 
 
@@ -124,7 +125,7 @@ def test_new_flags_are_validated():
 
 
 def test_easter_and_carnival_days():
-    from bhm_core.data.features import easter_sunday
+    from bhm_core.data.calendar import easter_sunday
 
     assert [str(easter_sunday(y)) for y in (2013, 2014, 2015, 2016)] == [
         "2013-03-31",
@@ -201,7 +202,7 @@ def test_easter_week_days_follow_the_easter_date():
 
 
 def test_recent_level_marks_the_last_weeks_before_the_origin_and_the_forecast():
-    from bhm_core.data.features import RECENT_LEVEL_DAYS
+    from bhm_core.data.encoders import RECENT_LEVEL_DAYS
 
     cube, _day = _day_cube("2015-01-01", 200, FeatureSpec(recent_level=True))
     origin = cube.dates[149]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bhm_core.data import kaggle as ks
+from bhm_core.data import kaggle_auth
 from bhm_core.errors import DataError
 
 requests = pytest.importorskip("requests")
@@ -485,7 +486,7 @@ def assert_secret_hidden(status) -> None:
 
 
 def test_credentials_from_environment(tmp_path):
-    status = ks.credential_status(env={"KAGGLE_USERNAME": "alice", "KAGGLE_KEY": SECRET}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={"KAGGLE_USERNAME": "alice", "KAGGLE_KEY": SECRET}, home=tmp_path)
 
     assert status.found
     assert status.source == "environment variables"
@@ -498,7 +499,7 @@ def test_credentials_from_environment(tmp_path):
 def test_credentials_from_kaggle_json_in_home(isolated_home):
     path = write_kaggle_json(isolated_home / ".kaggle")
 
-    status = ks.credential_status()  # reads the monkeypatched HOME
+    status = kaggle_auth.credential_status()  # reads the monkeypatched HOME
 
     assert status.found
     assert status.source == f"kaggle.json at {path}"
@@ -509,7 +510,7 @@ def test_credentials_from_kaggle_json_in_home(isolated_home):
 
 def test_kaggle_json_readable_by_others_is_flagged(tmp_path):
     path = write_kaggle_json(tmp_path / ".kaggle", mode=0o644)
-    status = ks.credential_status(env={}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={}, home=tmp_path)
 
     assert status.found
     if os.name != "nt":
@@ -519,20 +520,20 @@ def test_kaggle_json_readable_by_others_is_flagged(tmp_path):
 
 def test_kaggle_config_dir_is_honoured(tmp_path):
     path = write_kaggle_json(tmp_path / "elsewhere")
-    status = ks.credential_status(env={"KAGGLE_CONFIG_DIR": str(path.parent)}, home=tmp_path / "h")
+    status = kaggle_auth.credential_status(env={"KAGGLE_CONFIG_DIR": str(path.parent)}, home=tmp_path / "h")
     assert status.source == f"kaggle.json at {path}"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG fallback is Linux-only")
 def test_xdg_config_dir_when_dot_kaggle_is_absent(tmp_path):
     path = write_kaggle_json(tmp_path / "xdg" / "kaggle")
-    status = ks.credential_status(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, home=tmp_path)
     assert status.source == f"kaggle.json at {path}"
 
 
 def test_key_in_env_and_username_in_file(tmp_path):
     path = write_kaggle_json(tmp_path / ".kaggle", content='{"username": "alice"}')
-    status = ks.credential_status(env={"KAGGLE_KEY": SECRET}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={"KAGGLE_KEY": SECRET}, home=tmp_path)
 
     assert status.found
     assert status.source == f"environment variables and kaggle.json at {path}"
@@ -540,19 +541,19 @@ def test_key_in_env_and_username_in_file(tmp_path):
 
 
 def test_access_token_is_reported_without_its_value(tmp_path):
-    status = ks.credential_status(env={"KAGGLE_API_TOKEN": SECRET}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={"KAGGLE_API_TOKEN": SECRET}, home=tmp_path)
     assert status.found and "KAGGLE_API_TOKEN" in status.source
     assert_secret_hidden(status)
 
     (tmp_path / ".kaggle").mkdir()
     (tmp_path / ".kaggle" / "access_token").write_text(SECRET)
-    status = ks.credential_status(env={}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={}, home=tmp_path)
     assert status.found and "access token file" in status.source
     assert_secret_hidden(status)
 
 
 def test_no_credentials_status(tmp_path):
-    status = ks.credential_status(env={}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={}, home=tmp_path)
 
     assert not status.found
     assert status.source is None
@@ -560,20 +561,20 @@ def test_no_credentials_status(tmp_path):
 
 
 def test_half_a_key_is_not_enough(tmp_path):
-    status = ks.credential_status(env={"KAGGLE_USERNAME": "alice"}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={"KAGGLE_USERNAME": "alice"}, home=tmp_path)
     assert not status.found
     assert any("KAGGLE_KEY" in p for p in status.problems)
 
 
 def test_broken_kaggle_json_is_explained(tmp_path):
     write_kaggle_json(tmp_path / ".kaggle", content='{"username": "alice", "key": ')
-    status = ks.credential_status(env={}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={}, home=tmp_path)
     assert not status.found
     assert any("not valid JSON" in p for p in status.problems)
 
 
 def test_status_is_frozen(tmp_path):
-    status = ks.credential_status(env={}, home=tmp_path)
+    status = kaggle_auth.credential_status(env={}, home=tmp_path)
     with pytest.raises(AttributeError):
         status.found = True
 
@@ -590,7 +591,7 @@ def test_default_factory_imports_without_signing_in(tmp_path):
     script = textwrap.dedent(
         """
         import sys
-        from bhm_core.data import kaggle as ks
+        from bhm_core.data import kaggle_auth as ks
         from bhm_core.errors import DataError
         try:
             api = ks.default_api_factory()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bhm_core.data.features import group_title
 from bhm_core.errors import BhmError
-from bhm_core.forecast.effects import group_title, summary_table
+from bhm_core.forecast.effects import summary_table
 
 from . import charts_effects, data, fitting
 

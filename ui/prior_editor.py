@@ -11,7 +11,7 @@ import math
 
 import streamlit as st
 
-from bhm_core.data.features import FEATURE_GROUPS
+from bhm_core.data.features import FEATURE_GROUPS, GROUPS
 from bhm_core.errors import BhmError, ConfigError
 from bhm_core.forecast import prior_check
 from bhm_core.model.config import EffectPrior, Priors
@@ -20,39 +20,6 @@ from . import charts, charts_fit, data, state
 
 EFFECT_FIELDS = ("mu_loc", "mu_scale", "sigma_scale")
 DISPERSION_FIELDS = ("r_mu_loc", "r_mu_scale", "r_sigma_scale", "w_scale")
-GROUPS = {  # group: (title, what exp(theta) means, plain-language help)
-    "weekday": (
-        "Weekday level",
-        "sales level exp(θ)",
-        "The seven weekday coefficients are the model's intercept: exp(θ) is a store's "
-        "typical daily sales on that weekday when nothing else applies. The reference prior "
-        "N(0, 1) centres that on 1 €/day; the data then have to carry the level. Use *Centre "
-        "on the data* for a prior that starts near the observed sales.",
-    ),
-    "promo": ("Promo", "multiplier on promo days", "How much a promo day changes sales: exp(θ) = 1.3 means +30 %."),
-    "state_holiday": (
-        "State holidays",
-        "multiplier per holiday level",
-        "One coefficient per level (none, public, Easter, Christmas); with the "
-        "weekday level, the difference between levels is the holiday effect.",
-    ),
-    "school_holiday": ("School holidays", "multiplier on school holidays", "How much a school holiday changes sales."),
-    "promo2": (
-        "Promo2 (continuing promotion)",
-        "multiplier for Promo2 stores",
-        "Stores taking part in the continuing Promo2 campaign.",
-    ),
-    "store_variant": (
-        "Store type × assortment",
-        "multiplier per variant",
-        "One coefficient per combination of store type and assortment; shares the level with the weekday coefficients.",
-    ),
-    "yearly": (
-        "Yearly seasonality",
-        "multiplier at a harmonic's peak",
-        "Sine and cosine terms of the day of the year; exp(θ) is the swing at the peak.",
-    ),
-}
 LABELS = {
     "mu_loc": (
         "Centre of the group mean",
@@ -70,10 +37,9 @@ LABELS = {
 
 
 def _describe(group: str) -> tuple[str, str, str]:
-    """Title, what exp(theta) means, help; groups added to the library later get a plain default."""
-    return GROUPS.get(
-        group, (group.replace("_", " ").capitalize(), "multiplier", "Multiplier on sales per unit of this feature.")
-    )
+    """Title, what exp(theta) means, help: the registry's words for the group."""
+    entry = GROUPS[group]
+    return entry.title, entry.meaning, entry.help
 
 
 def _key(group: str, name: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from bhm_core import paths
-from bhm_core.data import kaggle as kaggle_source
+from bhm_core.data import kaggle, kaggle_auth
 from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
 from bhm_core.data.validate import TRAIN_REQUIRED
 from bhm_core.errors import DataError
@@ -55,19 +55,19 @@ def _demo(current):
 
 
 def _kaggle(current):
-    status = kaggle_source.credential_status()
+    status = kaggle_auth.credential_status()
     (st.success if status.found else st.warning)(status.summary)
-    names = list(kaggle_source.MANAGED_DATASETS)
+    names = list(kaggle.MANAGED_DATASETS)
     name = st.selectbox(
         "Data set",
         names,
         key="w.kaggle_dataset",
-        format_func=lambda n: f"{kaggle_source.MANAGED_DATASETS[n].title} (into data/raw/{n})",
+        format_func=lambda n: f"{kaggle.MANAGED_DATASETS[n].title} (into data/raw/{n})",
         help="Each data set has its own folder under data/raw/; a new download "
         "replaces only that folder, and only once the new copy checks out",
     )
-    dataset = kaggle_source.managed_dataset(name)
-    dest = kaggle_source.managed_dir(name, paths.raw_root())
+    dataset = kaggle.managed_dataset(name)
+    dest = kaggle.managed_dir(name, paths.raw_root())
     have_copy = (dest / "train.csv").is_file() and (dest / "store.csv").is_file()
     row = st.container(horizontal=True)
     download = row.button(
@@ -84,7 +84,7 @@ def _kaggle(current):
     if download:
         with st.status(f"Downloading {dataset.title}…", expanded=True) as box:
             try:
-                kaggle_source.download_dataset(name, paths.raw_root(), on_progress=box.write)
+                kaggle.download_dataset(name, paths.raw_root(), on_progress=box.write)
             except DataError as exc:
                 box.update(label="Download failed", state="error", expanded=False)
                 st.error(str(exc))

@@ -89,5 +89,3 @@ def store_sorted(cells: Cells) -> Cells:
         return cells
     order = np.argsort(cells.store, kind="stable")
     return Cells(cells.store[order], cells.day[order], cells.index[order], cells.value[order], cells.y[order])
-
-

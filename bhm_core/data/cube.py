@@ -18,22 +18,24 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.errors import DataError
-from bhm_core.data.features import (CLOSURE_WINDOW_DAYS, MONTH_NAMES, SEASON_WEEKS, Covariates, Design,
-    FeatureSpec, _closure_distances, day_of_month, encode, month_of, week_of_year, weekday_of, year_of)
+from bhm_core.data.encoders import CLOSURE_WINDOW_DAYS, closure_distances
+from bhm_core.data.calendar import MONTH_NAMES, SEASON_WEEKS, day_of_month, month_of, week_of_year, weekday_of, year_of
+from bhm_core.data.covariates import Covariates, Design
+from bhm_core.data.features import FeatureSpec, encode
 
 MISSING, OPEN, CLOSED = 0, 1, 2
 
 
 @dataclass(frozen=True, eq=False)
 class SalesCube:
-    store_ids: np.ndarray    # (S,) int64, ascending
-    dates: np.ndarray        # (T,) datetime64[D], consecutive days
-    sales: np.ndarray        # (S, T) float32, 0 where not observed
-    observed: np.ndarray     # (S, T) bool
-    status: np.ndarray       # (S, T) int8: MISSING, OPEN or CLOSED
+    store_ids: np.ndarray  # (S,) int64, ascending
+    dates: np.ndarray  # (T,) datetime64[D], consecutive days
+    sales: np.ndarray  # (S, T) float32, 0 where not observed
+    observed: np.ndarray  # (S, T) bool
+    status: np.ndarray  # (S, T) int8: MISSING, OPEN or CLOSED
     covariates: Covariates
     design: Design
-    stores: pd.DataFrame     # store attributes, one row per store in store_ids order
+    stores: pd.DataFrame  # store attributes, one row per store in store_ids order
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     label: str = ""
 
@@ -55,8 +57,14 @@ class SalesCube:
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
             h = hashlib.blake2b(digest_size=16)
-            for array in (self.store_ids, self.dates.astype(np.int64), self.sales, self.observed,
-                          self.design.index, self.design.value):
+            for array in (
+                self.store_ids,
+                self.dates.astype(np.int64),
+                self.sales,
+                self.observed,
+                self.design.index,
+                self.design.value,
+            ):
                 h.update(np.ascontiguousarray(array).tobytes())
             h.update(repr(self.design.names).encode())
             cached = h.hexdigest()
@@ -70,8 +78,10 @@ class SalesCube:
         rows = np.clip(rows, 0, self.n_stores - 1)
         unknown = ids[self.store_ids[rows] != ids]
         if unknown.size:
-            raise DataError(f"unknown store id(s) {unknown[:10].tolist()}; the data has "
-                            f"{self.n_stores} stores from {self.store_ids[0]} to {self.store_ids[-1]}")
+            raise DataError(
+                f"unknown store id(s) {unknown[:10].tolist()}; the data has "
+                f"{self.n_stores} stores from {self.store_ids[0]} to {self.store_ids[-1]}"
+            )
         return rows
 
     def select_stores(self, store_ids) -> "SalesCube":
@@ -86,8 +96,7 @@ class SalesCube:
         if last is not None:
             keep &= self.dates <= np.datetime64(last, "D")
         if not keep.any():
-            raise DataError(f"no days between {first} and {last}; the data covers "
-                            f"{self.dates[0]}..{self.dates[-1]}")
+            raise DataError(f"no days between {first} and {last}; the data covers {self.dates[0]}..{self.dates[-1]}")
         return self._take(slice(None), np.flatnonzero(keep))
 
     def _take(self, rows, cols) -> "SalesCube":
@@ -97,11 +106,20 @@ class SalesCube:
         if not isinstance(cols, slice):
             cov = cov.take_days(cols)
         grid = (rows, cols) if isinstance(rows, slice) or isinstance(cols, slice) else np.ix_(rows, cols)
-        design = Design(self.design.index[grid], self.design.value[grid], self.design.names,
-                        self.design.groups)
+        design = Design(self.design.index[grid], self.design.value[grid], self.design.names, self.design.groups)
         stores = self.stores if isinstance(rows, slice) else self.stores.iloc[rows].reset_index(drop=True)
-        return SalesCube(self.store_ids[rows], self.dates[cols], self.sales[grid], self.observed[grid],
-                         self.status[grid], cov, design, stores, self.spec, self.label)
+        return SalesCube(
+            self.store_ids[rows],
+            self.dates[cols],
+            self.sales[grid],
+            self.observed[grid],
+            self.status[grid],
+            cov,
+            design,
+            stores,
+            self.spec,
+            self.label,
+        )
 
     def with_spec(self, spec: FeatureSpec) -> "SalesCube":
         """The same data encoded with other features (no re-reading of the source)."""
@@ -119,8 +137,13 @@ class SalesCube:
             raise DataError(f"one trend origin per store expected ({self.n_stores}), got {origin.shape[0]}")
         origin = origin if origin.ndim else origin[()]
         season = season_profile(self.sales, self.observed, self.covariates, origin, season_fallback)
-        cov = dataclasses.replace(self.covariates, origin=origin, season=season.all,
-                                  season_left_out=season.left_out, season_years=season.years)
+        cov = dataclasses.replace(
+            self.covariates,
+            origin=origin,
+            season=season.all,
+            season_left_out=season.left_out,
+            season_years=season.years,
+        )
         return dataclasses.replace(self, covariates=cov, design=encode(self.spec, cov))
 
     def summary(self) -> dict:
@@ -168,9 +191,9 @@ def _promo2_since(stores: pd.DataFrame) -> np.ndarray:
 
 
 class SeasonProfile(NamedTuple):
-    all: np.ndarray       # (S, SEASON_WEEKS) from every year up to the origin: for forecast days
+    all: np.ndarray  # (S, SEASON_WEEKS) from every year up to the origin: for forecast days
     left_out: np.ndarray  # (S, Y, SEASON_WEEKS) without year Y: for training days of year Y
-    years: np.ndarray     # (Y,) the calendar years of left_out
+    years: np.ndarray  # (Y,) the calendar years of left_out
 
 
 SEASON_MIN_DAYS = 300  # observed days before the origin a store needs for its yearly profile
@@ -191,8 +214,9 @@ def _moving_mean(values: np.ndarray, valid: np.ndarray, half: int) -> np.ndarray
     return np.where(n > 0, (total[:, hi] - total[:, lo]) / np.maximum(n, 1), 0.0)
 
 
-def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, origin,
-                   fallback: np.ndarray | None = None) -> "SeasonProfile":
+def season_profile(
+    sales: np.ndarray, observed: np.ndarray, cov: Covariates, origin, fallback: np.ndarray | None = None
+) -> "SeasonProfile":
     """Each store's yearly profile of log sales, from its days up to the origin: `.all`
     (S, SEASON_WEEKS) from every year, `.left_out` (S, years, SEASON_WEEKS) without each year.
 
@@ -207,9 +231,15 @@ def season_profile(sales: np.ndarray, observed: np.ndarray, cov: Covariates, ori
     dates = cov.dates
     origin = np.broadcast_to(np.asarray(origin, dtype="datetime64[D]"), (n_stores,))
     december_run = (month_of(dates) == 11) & (day_of_month(dates) >= SEASON_DECEMBER_FROM)
-    since, until = _closure_distances(cov)
-    use = (observed & (dates[None, :] <= origin[:, None]) & (cov.state_holiday == 0)
-           & ~december_run[None, :] & (since > SEASON_AFTER_CLOSURE_DAYS) & (until > CLOSURE_WINDOW_DAYS))
+    since, until = closure_distances(cov)
+    use = (
+        observed
+        & (dates[None, :] <= origin[:, None])
+        & (cov.state_holiday == 0)
+        & ~december_run[None, :]
+        & (since > SEASON_AFTER_CLOSURE_DAYS)
+        & (until > CLOSURE_WINDOW_DAYS)
+    )
     logy = np.log(np.where(use, sales, 1.0).astype(np.float64))
     key = (weekday_of(dates)[None, :] * 2 + (cov.promo > 0)).astype(np.int64)
     cell_key = np.arange(n_stores)[:, None] * 14 + key
@@ -264,8 +294,9 @@ def _competition_since(stores: pd.DataFrame) -> np.ndarray:
     return since
 
 
-def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | None = None,
-               label: str = "") -> SalesCube:
+def build_cube(
+    train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | None = None, label: str = ""
+) -> SalesCube:
     """Canonical (validated) sales and store tables -> SalesCube."""
     spec = spec or FeatureSpec()
     if train.empty:
@@ -310,6 +341,15 @@ def build_cube(train: pd.DataFrame, stores: pd.DataFrame, spec: FeatureSpec | No
     )
     season = season_profile(sales, observed, cov, cov.origin)
     cov = dataclasses.replace(cov, season=season.all, season_left_out=season.left_out, season_years=season.years)
-    return SalesCube(store_ids=store_ids.astype(np.int64), dates=dates, sales=sales, observed=observed,
-                     status=status, covariates=cov, design=encode(spec, cov), stores=stores, spec=spec,
-                     label=label)
+    return SalesCube(
+        store_ids=store_ids.astype(np.int64),
+        dates=dates,
+        sales=sales,
+        observed=observed,
+        status=status,
+        covariates=cov,
+        design=encode(spec, cov),
+        stores=stores,
+        spec=spec,
+        label=label,
+    )

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.data.cube import build_cube
-from bhm_core.data.features import (FeatureSpec, STATE_HOLIDAY_LEVELS, day_of_year, easter_sunday,
-    weekday_of, year_of)
+from bhm_core.data.features import FeatureSpec
+from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
+from bhm_core.data.calendar import day_of_year, easter_sunday, weekday_of, year_of
 from bhm_core.data.sources import Dataset, DemoSource
 from bhm_core.errors import ConfigError
 
@@ -37,14 +38,32 @@ PROMO2 = (-0.06, 0.05)
 VARIANT_SIGMA = 0.35
 R_MU, R_SIGMA = 4.3, 0.8
 STORE_TYPE_P = {"a": 0.54, "b": 0.02, "c": 0.13, "d": 0.31}
-KAGGLE_TRAIN_COLUMNS = ("Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo",
-                        "StateHoliday", "SchoolHoliday")
-KAGGLE_STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance",
-                        "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear", "Promo2",
-                        "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
+KAGGLE_TRAIN_COLUMNS = (
+    "Store",
+    "DayOfWeek",
+    "Date",
+    "Sales",
+    "Customers",
+    "Open",
+    "Promo",
+    "StateHoliday",
+    "SchoolHoliday",
+)
+KAGGLE_STORE_COLUMNS = (
+    "Store",
+    "StoreType",
+    "Assortment",
+    "CompetitionDistance",
+    "CompetitionOpenSinceMonth",
+    "CompetitionOpenSinceYear",
+    "Promo2",
+    "Promo2SinceWeek",
+    "Promo2SinceYear",
+    "PromoInterval",
+)
 
 
-def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
+def holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     """(S, T) state-holiday codes into STATE_HOLIDAY_LEVELS."""
     codes = np.zeros((len(state), len(dates)), np.int8)
     day = {d: i for i, d in enumerate(dates)}
@@ -52,12 +71,14 @@ def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     years = range(int(str(dates[0])[:4]), int(str(dates[-1])[:4]) + 1)
     for year in years:
         easter = easter_sunday(year)
-        fixed = {f"{year}-01-01": a, f"{year}-05-01": a, f"{year}-10-03": a,
-                 f"{year}-12-25": c, f"{year}-12-26": c}
+        fixed = {f"{year}-01-01": a, f"{year}-05-01": a, f"{year}-10-03": a, f"{year}-12-25": c, f"{year}-12-26": c}
         national = {np.datetime64(k, "D"): v for k, v in fixed.items()}
         national.update({easter - 2: b, easter + 1: b, easter + 39: a, easter + 50: a})
-        regional = {easter + 60: state < 3, np.datetime64(f"{year}-01-06", "D"): state == 3,
-                    np.datetime64(f"{year}-11-01", "D"): np.isin(state, (0, 1, 4))}
+        regional = {
+            easter + 60: state < 3,
+            np.datetime64(f"{year}-01-06", "D"): state == 3,
+            np.datetime64(f"{year}-11-01", "D"): np.isin(state, (0, 1, 4)),
+        }
         for when, code in national.items():
             if when in day:
                 codes[:, day[when]] = code
@@ -67,11 +88,10 @@ def _holiday_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _school_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
+def school_calendar(dates: np.ndarray, state: np.ndarray) -> np.ndarray:
     """(S, T) 0/1: summer (6 weeks, staggered by state), Easter, autumn and Christmas breaks."""
     doy, year = day_of_year(dates), year_of(dates)
-    easter_doy = {y: int((easter_sunday(y) - np.datetime64(f"{y}-01-01", "D")).astype(int))
-                  for y in np.unique(year)}
+    easter_doy = {y: int((easter_sunday(y) - np.datetime64(f"{y}-01-01", "D")).astype(int)) for y in np.unique(year)}
     e = np.array([easter_doy[y] for y in year])
     shift = 7 * state[:, None]
     summer = (doy[None, :] >= 180 + shift) & (doy[None, :] < 222 + shift)
@@ -86,12 +106,16 @@ def _stores(rng, n_stores: int) -> pd.DataFrame:
     assortment = np.where(rng.random(n_stores) < 0.55, "a", "c")
     assortment = np.where((types == "b") & (rng.random(n_stores) < 0.5), "b", assortment)
     promo2 = (rng.random(n_stores) < 0.5).astype(np.int8)
-    return pd.DataFrame({
-        "Store": np.arange(1, n_stores + 1), "StoreType": types, "Assortment": assortment,
-        "CompetitionDistance": np.round(np.exp(rng.normal(7.5, 1.2, n_stores)), -1),
-        "Promo2": promo2,
-        "PromoInterval": np.where(promo2 == 1, "Jan,Apr,Jul,Oct", ""),
-    })
+    return pd.DataFrame(
+        {
+            "Store": np.arange(1, n_stores + 1),
+            "StoreType": types,
+            "Assortment": assortment,
+            "CompetitionDistance": np.round(np.exp(rng.normal(7.5, 1.2, n_stores)), -1),
+            "Promo2": promo2,
+            "PromoInterval": np.where(promo2 == 1, "Jan,Apr,Jul,Oct", ""),
+        }
+    )
 
 
 def _kaggle_store_columns(stores: pd.DataFrame, rng) -> pd.DataFrame:
@@ -122,63 +146,82 @@ def _presence(rng, n_stores: int, n_days: int) -> np.ndarray:
     for s in special[:n_special]:  # months-long refurbishment, like Rossmann's 180 stores in 2014
         length = int(rng.integers(90, 185))
         start = int(rng.integers(n_days // 4, max(n_days // 4 + 1, n_days - length - 30)))
-        present[s, start:start + length] = False
+        present[s, start : start + length] = False
     for s in special[n_special:]:  # opened late: short history
-        present[s, :int(rng.integers(n_days // 3, 2 * n_days // 3))] = False
+        present[s, : int(rng.integers(n_days // 3, 2 * n_days // 3))] = False
     return present
 
 
-def _true_parameters(rng, cube_names, variant_levels, n_stores):
-    mu = {"weekday": WEEKDAY_MU, "promo": [PROMO[0]], "state_holiday": STATE_HOLIDAY[0],
-          "school_holiday": [SCHOOL_HOLIDAY[0]], "promo2": [PROMO2[0]],
-          "store_variant": rng.normal(0.0, 0.25, len(variant_levels))}
-    sigma = {"weekday": WEEKDAY_SIGMA, "promo": [PROMO[1]], "state_holiday": STATE_HOLIDAY[1],
-             "school_holiday": [SCHOOL_HOLIDAY[1]], "promo2": [PROMO2[1]],
-             "store_variant": np.full(len(variant_levels), VARIANT_SIGMA)}
+def true_parameters(rng, cube_names, variant_levels, n_stores):
+    mu = {
+        "weekday": WEEKDAY_MU,
+        "promo": [PROMO[0]],
+        "state_holiday": STATE_HOLIDAY[0],
+        "school_holiday": [SCHOOL_HOLIDAY[0]],
+        "promo2": [PROMO2[0]],
+        "store_variant": rng.normal(0.0, 0.25, len(variant_levels)),
+    }
+    sigma = {
+        "weekday": WEEKDAY_SIGMA,
+        "promo": [PROMO[1]],
+        "state_holiday": STATE_HOLIDAY[1],
+        "school_holiday": [SCHOOL_HOLIDAY[1]],
+        "promo2": [PROMO2[1]],
+        "store_variant": np.full(len(variant_levels), VARIANT_SIGMA),
+    }
     theta_mu = np.concatenate([np.asarray(mu[g], float) for g in mu])
     theta_sigma = np.concatenate([np.asarray(sigma[g], float) for g in sigma])
     z = rng.normal(size=(n_stores, len(theta_mu)))
     w = rng.normal(0.0, 0.1, n_stores)
-    return {"feature_names": tuple(cube_names), "theta_mu": theta_mu, "theta_sigma": theta_sigma,
-            "theta": theta_mu + theta_sigma * z, "r_mu": R_MU, "r_sigma": R_SIGMA,
-            "r": R_MU + R_SIGMA * w}
+    return {
+        "feature_names": tuple(cube_names),
+        "theta_mu": theta_mu,
+        "theta_sigma": theta_sigma,
+        "theta": theta_mu + theta_sigma * z,
+        "r_mu": R_MU,
+        "r_sigma": R_SIGMA,
+        "r": R_MU + R_SIGMA * w,
+    }
 
 
 def generate_demo(source: DemoSource = DemoSource()) -> Dataset:
     """Deterministic for a given source (size and seed)."""
     if not 1 <= source.n_stores <= 100_000 or not 7 <= source.n_days <= 5_000:
-        raise ConfigError(f"demo size must be 1..100000 stores and 7..5000 days, got "
-                          f"{source.n_stores} stores x {source.n_days} days")
+        raise ConfigError(
+            f"demo size must be 1..100000 stores and 7..5000 days, got {source.n_stores} stores x {source.n_days} days"
+        )
     rng = np.random.default_rng(source.seed)
     n_stores, n_days = source.n_stores, source.n_days
     dates = FIRST_DATE + np.arange(n_days)
     weekday = weekday_of(dates)
     stores = _stores(rng, n_stores)
     state = rng.integers(0, N_STATES, n_stores)
-    promo = np.broadcast_to((weekday < 5) & ((dates.astype(np.int64) + 3) // 7 % 2 == 0),
-                            (n_stores, n_days)).astype(np.int8)
-    holiday = _holiday_calendar(dates, state)
-    school = _school_calendar(dates, state)
+    promo = np.broadcast_to((weekday < 5) & ((dates.astype(np.int64) + 3) // 7 % 2 == 0), (n_stores, n_days)).astype(
+        np.int8
+    )
+    holiday = holiday_calendar(dates, state)
+    school = school_calendar(dates, state)
     sunday_open = rng.random(n_stores) < 0.05
     open_ = ((weekday[None, :] < 6) | sunday_open[:, None]) & (holiday == 0)
     open_ |= (holiday > 0) & (rng.random((n_stores, 1)) < 0.05)
     open_ &= rng.random((n_stores, n_days)) > 0.004  # odd closures: strikes, inventory
     present = _presence(rng, n_stores, n_days)
 
-    frame = pd.DataFrame({
-        "Store": np.repeat(stores["Store"].to_numpy(), n_days),
-        "Date": np.tile(dates, n_stores),
-        "Sales": 0.0,
-        "Open": open_.ravel().astype(np.int8),
-        "Promo": promo.ravel(),
-        "StateHoliday": holiday.ravel(),
-        "SchoolHoliday": school.ravel(),
-    })
+    frame = pd.DataFrame(
+        {
+            "Store": np.repeat(stores["Store"].to_numpy(), n_days),
+            "Date": np.tile(dates, n_stores),
+            "Sales": 0.0,
+            "Open": open_.ravel().astype(np.int8),
+            "Promo": promo.ravel(),
+            "StateHoliday": holiday.ravel(),
+            "SchoolHoliday": school.ravel(),
+        }
+    )
     cube = build_cube(frame, stores, FeatureSpec.reference())  # the truth's parameterisation
-    truth = _true_parameters(rng, cube.feature_names, cube.covariates.variant_levels, n_stores)
+    truth = true_parameters(rng, cube.feature_names, cube.covariates.variant_levels, n_stores)
     index, value = cube.design.index, cube.design.value
-    eta = (np.take_along_axis(truth["theta"][:, None, :], index.astype(np.int64), axis=2)
-           * value).sum(axis=2)
+    eta = (np.take_along_axis(truth["theta"][:, None, :], index.astype(np.int64), axis=2) * value).sum(axis=2)
     mu = np.exp(eta)
     b = np.exp(-truth["r"])[:, None]
     sales = rng.poisson(rng.gamma(shape=mu * b, scale=1.0 / b))
@@ -195,6 +238,7 @@ def generate_demo(source: DemoSource = DemoSource()) -> Dataset:
 def to_kaggle_csv(dataset: Dataset, folder) -> None:
     """Write a dataset as Kaggle's train.csv and store.csv (StateHoliday as '0'/'a'/'b'/'c')."""
     from pathlib import Path
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     train = dataset.train.copy()
@@ -203,7 +247,6 @@ def to_kaggle_csv(dataset: Dataset, folder) -> None:
     train["StateHoliday"] = np.asarray(STATE_HOLIDAY_LEVELS)[train["StateHoliday"].to_numpy()]
     train["Sales"] = train["Sales"].round().astype(np.int64)
     # Kaggle writes whole numbers; a float column would come out as "775.0".
-    train["Customers"] = (train["Customers"].round().astype(np.int64) if "Customers" in train
-                          else 0)
+    train["Customers"] = train["Customers"].round().astype(np.int64) if "Customers" in train else 0
     train[list(KAGGLE_TRAIN_COLUMNS)].to_csv(folder / "train.csv", index=False)
     dataset.stores.to_csv(folder / "store.csv", index=False)

@@ -1,445 +1,338 @@
-"""Feature encoding: raw per-cell covariates -> an index-coded design.
+"""The feature-group registry: every group of the design declared once.
 
-Layout choice: every feature group contributes one or more *slots* per cell, each slot holding the
-column index of the active feature and its value. A categorical group (weekday, state holiday, store
-variant) fills one slot with value 1, a binary or real feature fills one slot with its value. The
-linear predictor is then ``eta[s, t] = sum_k theta[s, index[s, t, k]] * value[s, t, k]``: a gather of
-K numbers per cell instead of a dot product with a dense one-hot row. For the reference features
-that is 6 slots instead of 23 columns (Rossmann: 38 MB int16+float32 instead of 97 MB float32), and
-the fit touches only K parameters per cell. New feature groups add slots here without any change to
-the cube or the model.
+A group declares its name, its encoder (encoders.py: covariates -> labels and slots), whether it is
+on by default and in the published reference model, its default prior, its title and help text (the
+dashboard's prior editor and Effects page read them), and how its effects are read as contrasts.
+`FeatureSpec` (which groups are on), `model.config.Priors` (one prior per group) and the prior
+editor are all built from this registry, so adding a group is one entry here plus its encoder.
+
+Feature columns follow the registry's order, then each group's labels; the weekday group is always
+on: its seven dummies are the model's intercept.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, make_dataclass
 
 import numpy as np
 
+from bhm_core.data import encoders
+from bhm_core.data.covariates import Covariates, Design
 from bhm_core.errors import ConfigError
 
-WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-STATE_HOLIDAY_LEVELS = ("0", "a", "b", "c")
-STATE_HOLIDAY_LABELS = {"0": "none", "a": "public", "b": "Easter", "c": "Christmas"}
-FEATURE_GROUPS = ("weekday", "promo", "state_holiday", "school_holiday", "promo2", "store_variant",
-                  "yearly", "promo_weekday", "day_of_month", "month", "holiday_window", "promo2_active",
-                  "trend", "promo_window", "christmas", "trend_changes", "closure_window", "competition",
-                  "school_weekday", "season", "carnival", "easter", "recent_level")
-REFERENCE_GROUPS = ("promo", "state_holiday", "school_holiday", "promo2", "store_variant")  # + weekday
-# The Christmas run-up is counted in shopping days (Mon-Sat) left before Christmas Eve, not in
-# calendar dates: Dec 22 was a Sunday in 2013 and the busy last Monday in 2014, so a per-date effect
-# learnt from one year is wrong the next.
-CHRISTMAS_SHOPPING_DAYS = 12
-CHRISTMAS_DAYS = ("advent_sunday", "christmas_eve", "christmas_holidays", "between_the_years",
-                  "new_years_eve", "new_year_first_days")  # after the run-up, in code order
-MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-HOLIDAY_WINDOW_DAYS = 3  # days before and after a state holiday that get their own effect
 MAX_YEARLY_HARMONICS = 10
-TREND_KNOTS_DAYS = (365, 182, 91)  # changepoints of the per-store trend, in days before the origin
-CLOSURE_MIN_DAYS = 3     # a closure: at least this many consecutive closed days (refurbishments)
-CLOSURE_WINDOW_DAYS = 7  # days before / after a closure that get their own effect
-CARNIVAL_DAYS = {"weiberfastnacht": -52, "rosenmontag": -48, "shrove_tuesday": -47}  # from Easter Sunday
-EASTER_DAYS = {"holy_monday": -6, "holy_tuesday": -5, "holy_wednesday": -4, "maundy_thursday": -3,
-               "good_friday": -2, "holy_saturday": -1, "easter_sunday": 0, "easter_monday": 1,
-               "easter_tuesday": 2}
-RECENT_LEVEL_DAYS = 91  # the store's level over its last weeks before the origin, carried forward
-SEASON_WEEKS = 52        # bins of the yearly profile (day of year // 7; the last holds days 357-365)
-# Groups whose values need the days up to the origin (Covariates.origin), so a fit must not stop
-# before it. (The linear trend only counts from it: another origin re-parametrises it.)
-ORIGIN_GROUPS = ("trend_changes", "season", "recent_level")
+DEFAULT_PRIOR = (0.0, 1.0, 2.0)  # (mu_loc, mu_scale, sigma_scale): the design notes' reference values
 
 
 @dataclass(frozen=True)
-class FeatureSpec:
-    """Which feature groups the model sees. The weekday dummies are always on: they are the intercept."""
-
-    promo: bool = True
-    state_holiday: bool = True
-    school_holiday: bool = True
-    promo2: bool = True
-    store_variant: bool = True
-    yearly_harmonics: int = 0
-    # Extensions beyond the reference model. On by default: the ones the Rossmann backtests kept
-    # (README: ablation over three cutoffs); off: the ones that did not help there.
-    promo_weekday: bool = True     # promo effect that differs by weekday
-    day_of_month: bool = True      # pay-day pattern: one effect per day of the month
-    holiday_window: bool = True    # days just before / after a state holiday
-    promo2_active: bool = True     # the months a store's Promo2 coupon campaign runs
-    trend: bool = True             # per-store linear trend (per year)
-    christmas: bool = True         # the last shopping days before Christmas Eve, Dec 24, Dec 25-26,
-                                   # Dec 27-30, New Year's Eve, Jan 2-4
-    closure_window: bool = True    # days just before / after a closure of >= 3 days (refurbishments)
-    season: bool = True            # the store's own yearly profile, from its history before the origin
-    carnival: bool = True          # Weiberfastnacht, Rosenmontag, Shrove Tuesday (from the Easter date)
-    easter: bool = True            # each day of Holy Week to Easter Tuesday (shopping before the holidays)
-    recent_level: bool = True      # a level shift over the last RECENT_LEVEL_DAYS before the origin,
-                                   # carried into the forecast (the store's current level)
-    competition: bool = True       # after a competitor opened (when that falls inside the data)
-    month: bool = False            # one effect per calendar month
-    promo_window: bool = False     # non-promo days right after / before a promo run
-    trend_changes: bool = False    # trend changepoints 1 year, 6 and 3 months before the origin
-    school_weekday: bool = False   # school holiday effect that differs by weekday
-
-    @classmethod
-    def reference(cls) -> "FeatureSpec":
-        """The published reference model's 23 features (weekday, promo, state and school holiday,
-        promo2, store variant) and nothing else."""
-        return cls(**{f.name: f.name in REFERENCE_GROUPS for f in fields(cls) if f.name != "yearly_harmonics"})
-
-    def origin_groups(self) -> tuple:
-        """The groups on here whose values depend on the origin (ORIGIN_GROUPS)."""
-        return tuple(g for g in ORIGIN_GROUPS if getattr(self, g))
-
-    def __post_init__(self):
-        # A string such as "no" from a form or a config file is truthy and would switch a group on.
-        for name in (f.name for f in fields(self) if f.name != "yearly_harmonics"):
-            flag = getattr(self, name)
-            if not isinstance(flag, (bool, np.bool_)):
-                raise ConfigError(f"FeatureSpec.{name} must be True or False, got {flag!r}")
-            object.__setattr__(self, name, bool(flag))  # np.bool_ -> bool: one repr per cache key
-        h = self.yearly_harmonics
-        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h <= MAX_YEARLY_HARMONICS:
-            raise ConfigError(
-                f"FeatureSpec.yearly_harmonics must be an integer in 0..{MAX_YEARLY_HARMONICS}, got {h!r}")
-        object.__setattr__(self, "yearly_harmonics", int(h))
-
-
-@dataclass(frozen=True, eq=False)
-class Covariates:
-    """Raw inputs on the store x day grid, before encoding. Codes, not one-hot."""
-
-    dates: np.ndarray          # (T,) datetime64[D]
-    promo: np.ndarray          # (S, T) int8, 0/1
-    state_holiday: np.ndarray  # (S, T) int8, index into STATE_HOLIDAY_LEVELS
-    school_holiday: np.ndarray  # (S, T) int8, 0/1
-    promo2: np.ndarray         # (S,) int8, 0/1
-    variant: np.ndarray        # (S,) int16, index into variant_levels
-    variant_levels: tuple      # e.g. ("a/a", "a/c", ...) as StoreType/Assortment
-    promo2_months: np.ndarray  # (S, 12) bool: months in which the store's Promo2 round starts
-    promo2_since: np.ndarray   # (S,) datetime64[D]: when Promo2 started (NaT: never)
-    # Day 0 of the trend: the last day of training (the data's last observed day; a backtest's
-    # cutoff; a new store's last known day), kept by every window of the cube. Intercepts are then
-    # the level where forecasts start; with a mean-field guide, a distant origin would inflate the
-    # level's uncertainty by the trend's (their posterior correlation is not represented).
-    # A datetime64 for every store, or an (S,) array: one origin per store.
-    origin: np.datetime64 | np.ndarray
-    # Per-store calendars that windows keep whole (take_days does not cut them, so a forecast window
-    # past the training days still sees them): looked up by date from grid_first on.
-    grid_first: np.datetime64   # the date of column 0 of `closed`
-    closed: np.ndarray          # (S, T0) bool: the store was closed that day
-    competition_since: np.ndarray  # (S,) datetime64[D]: competitor opened (NaT: unknown)
-    # Set by build_cube right after the rest (cube.season_profile reads the other covariates).
-    season: np.ndarray | None = None  # (S, SEASON_WEEKS) float32: the store's yearly log-sales profile
-    # The same without each year (cube.season_profile): training days (up to the origin) of a year in
-    # season_years read these, so the covariate never holds a day's own noise.
-    season_left_out: np.ndarray | None = None  # (S, Y, SEASON_WEEKS) float32
-    season_years: np.ndarray | None = None     # (Y,) int
-
-    def take_stores(self, rows: np.ndarray) -> "Covariates":
-        origin = self.origin[rows] if np.ndim(self.origin) else self.origin
-        return replace(self, promo=self.promo[rows], state_holiday=self.state_holiday[rows],
-                       school_holiday=self.school_holiday[rows], promo2=self.promo2[rows],
-                       variant=self.variant[rows], promo2_months=self.promo2_months[rows],
-                       promo2_since=self.promo2_since[rows], origin=origin, closed=self.closed[rows],
-                       competition_since=self.competition_since[rows], season=self.season[rows],
-                       season_left_out=self.season_left_out[rows])
-
-    def take_days(self, cols: np.ndarray) -> "Covariates":
-        return replace(self, dates=self.dates[cols], promo=self.promo[:, cols],
-                       state_holiday=self.state_holiday[:, cols], school_holiday=self.school_holiday[:, cols])
-
-
-@dataclass(frozen=True, eq=False)
-class Design:
-    """Index-coded design: see the module docstring."""
-
-    index: np.ndarray   # (S, T, K) int16 feature column per slot
-    value: np.ndarray   # (S, T, K) float32
-    names: tuple        # (F,) feature names
-    groups: tuple       # (F,) feature group of each feature, one of FEATURE_GROUPS
+class FeatureGroup:
+    name: str
+    encode: Callable  # (Covariates, setting) -> encoders.GroupEncoding
+    title: str
+    meaning: str  # what exp(theta) of one of its features means
+    help: str
+    default: bool | int = True  # its FeatureSpec value unless set (an int: the group's size, 0 = off)
+    reference: bool = False  # part of the published reference model
+    # Its values need the days up to the cube's origin, so a fit must not stop before it.
+    origin_dependent: bool = False
+    prior: tuple = DEFAULT_PRIOR
+    # How the Effects page reads its coefficients: "reference" (each level against the first level
+    # the data saw: the weekdays, which carry the level), "first" (against the group's first level:
+    # holiday levels against no holiday), "average" (one-hot levels that share the level with the
+    # weekdays: against their average), "each" (a feature per unit of its value).
+    contrast: str = "each"
+    effect_label: str = ""  # for a one-feature "each" group: the label of its effect
+    spec_field: str = ""  # its FeatureSpec field when that is not its name
 
     @property
-    def n_features(self) -> int:
-        return len(self.names)
+    def setting_name(self) -> str:
+        return self.spec_field or self.name
 
 
-def weekday_of(dates: np.ndarray) -> np.ndarray:
-    """Monday = 0 ... Sunday = 6 (1970-01-01 was a Thursday)."""
-    days = dates.astype("datetime64[D]").astype(np.int64)
-    return ((days + 3) % 7).astype(np.int16)
+GROUP_LIST = (
+    FeatureGroup(
+        "weekday",
+        encoders.weekday,
+        "Weekday",
+        "sales level exp(θ)",
+        "The seven weekday coefficients are the model's intercept: exp(θ) is a store's typical daily "
+        "sales on that weekday when nothing else applies. The reference prior N(0, 1) centres that on "
+        "1 €/day; the data then have to carry the level. Use *Centre on the data* for a prior that "
+        "starts near the observed sales.",
+        reference=True,
+        contrast="reference",
+    ),
+    FeatureGroup(
+        "promo",
+        encoders.promo,
+        "Promo",
+        "multiplier on promo days",
+        "How much a promo day changes sales: exp(θ) = 1.3 means +30 %.",
+        reference=True,
+        effect_label="Promo day",
+    ),
+    FeatureGroup(
+        "state_holiday",
+        encoders.state_holiday,
+        "State holidays",
+        "multiplier per holiday level",
+        "One coefficient per level (none, public, Easter, Christmas); with the weekday level, the "
+        "difference between levels is the holiday effect.",
+        reference=True,
+        contrast="first",
+    ),
+    FeatureGroup(
+        "school_holiday",
+        encoders.school_holiday,
+        "School holidays",
+        "multiplier on school holidays",
+        "How much a school holiday changes sales.",
+        reference=True,
+        effect_label="School holiday",
+    ),
+    FeatureGroup(
+        "promo2",
+        encoders.promo2,
+        "Promo2 (continuing promotion)",
+        "multiplier for Promo2 stores",
+        "Stores taking part in the continuing Promo2 campaign.",
+        reference=True,
+        effect_label="Promo2 store",
+    ),
+    FeatureGroup(
+        "store_variant",
+        encoders.store_variant,
+        "Store type × assortment",
+        "multiplier per variant",
+        "One coefficient per combination of store type and assortment; shares the level with the weekday coefficients.",
+        reference=True,
+        contrast="average",
+    ),
+    FeatureGroup(
+        "promo_weekday",
+        encoders.promo_weekday,
+        "Promo × weekday",
+        "extra promo multiplier on that weekday",
+        "How much more (or less) a promo lifts sales on each weekday, on top of the promo effect.",
+    ),
+    FeatureGroup(
+        "day_of_month",
+        encoders.day_of_month_group,
+        "Day of month",
+        "multiplier on that day of the month",
+        "Pay-day patterns: one coefficient per day of the month, against their average.",
+        contrast="average",
+    ),
+    FeatureGroup(
+        "month",
+        encoders.month,
+        "Month",
+        "multiplier in that month",
+        "One coefficient per calendar month, against their average.",
+        default=False,
+        contrast="average",
+    ),
+    FeatureGroup(
+        "holiday_window",
+        encoders.holiday_window,
+        "Around holidays",
+        "multiplier on that day",
+        f"The {encoders.HOLIDAY_WINDOW_DAYS} days before and after a state holiday, each with its own "
+        "effect (shopping ahead of a closed day, the quiet day after).",
+    ),
+    FeatureGroup(
+        "promo2_active",
+        encoders.promo2_active,
+        "Promo2 active",
+        "multiplier in a Promo2 round's months",
+        "The months in which a store's continuing Promo2 coupon round runs.",
+    ),
+    FeatureGroup(
+        "trend",
+        encoders.trend,
+        "Trend (per year)",
+        "multiplier per year",
+        "A per-store linear trend in log sales, counted from the last training day.",
+    ),
+    FeatureGroup(
+        "promo_window",
+        encoders.promo_window,
+        "Around promo runs",
+        "multiplier on that day",
+        "Non-promo days right after and before a promo run.",
+        default=False,
+    ),
+    FeatureGroup(
+        "christmas",
+        encoders.christmas,
+        "Christmas and New Year",
+        "multiplier on that day",
+        "The last shopping days before Christmas Eve (counted in shopping days, not dates), Christmas "
+        "Eve, the holidays, the days between the years, New Year's Eve and the first days of January.",
+    ),
+    FeatureGroup(
+        "recent_level",
+        encoders.recent_level,
+        "Recent level",
+        "multiplier on the store's recent level",
+        f"A level shift over the last {encoders.RECENT_LEVEL_DAYS} days before the origin, carried into "
+        "the forecast: the store's current level.",
+        origin_dependent=True,
+    ),
+    FeatureGroup(
+        "trend_changes",
+        encoders.trend_changes,
+        "Trend changes",
+        "multiplier per year after the change",
+        "Changes of the trend one year, six and three months before the origin.",
+        default=False,
+        origin_dependent=True,
+    ),
+    FeatureGroup(
+        "closure_window",
+        encoders.closure_window,
+        "Around closures",
+        "multiplier on that day",
+        f"The {encoders.CLOSURE_WINDOW_DAYS} days before and after a closure of at least "
+        f"{encoders.CLOSURE_MIN_DAYS} days (refurbishments): reopening spikes, the quiet day before.",
+    ),
+    FeatureGroup(
+        "competition",
+        encoders.competition,
+        "Competition",
+        "multiplier once a competitor opened",
+        "From the month a competitor opened nearby, where that falls inside the data.",
+        effect_label="Competitor opened",
+    ),
+    FeatureGroup(
+        "school_weekday",
+        encoders.school_weekday,
+        "School holiday × weekday",
+        "extra school-holiday multiplier on that weekday",
+        "How the school-holiday effect differs by weekday.",
+        default=False,
+    ),
+    FeatureGroup(
+        "season",
+        encoders.season,
+        "Season profile",
+        "multiplier per unit of the store's profile",
+        "Each store's own yearly profile of log sales by week of the year, built from its history "
+        "before the origin; 1 means the profile holds as it is.",
+        origin_dependent=True,
+        effect_label="Season profile",
+    ),
+    FeatureGroup(
+        "carnival",
+        encoders.carnival,
+        "Carnival",
+        "multiplier on that day",
+        "Weiberfastnacht, Rosenmontag and Shrove Tuesday, from the date of Easter.",
+    ),
+    FeatureGroup(
+        "easter",
+        encoders.easter,
+        "Easter week",
+        "multiplier on that day",
+        "Each day from Holy Monday to Easter Tuesday, from the date of Easter.",
+    ),
+    FeatureGroup(
+        "yearly",
+        encoders.yearly,
+        "Yearly seasonality",
+        "multiplier at a harmonic's peak",
+        "Sine and cosine terms of the day of the year; exp(θ) is the swing at the peak.",
+        default=0,
+        spec_field="yearly_harmonics",
+    ),
+)
+GROUPS = {g.name: g for g in GROUP_LIST}
+FEATURE_GROUPS = tuple(GROUPS)
+REFERENCE_GROUPS = tuple(g.name for g in GROUP_LIST if g.reference and g.name != "weekday")
+ORIGIN_GROUPS = tuple(g.name for g in GROUP_LIST if g.origin_dependent)
+_SWITCHABLE = tuple(g for g in GROUP_LIST if g.name != "weekday")  # the weekday group is the intercept
 
 
-def year_of(dates: np.ndarray) -> np.ndarray:
-    return dates.astype("datetime64[Y]").astype(np.int64) + 1970
+def group_title(group: str) -> str:
+    """A feature group's display title (a plain one for a name the registry does not know)."""
+    return GROUPS[group].title if group in GROUPS else group.replace("_", " ").capitalize()
 
 
-def month_of(dates: np.ndarray) -> np.ndarray:
-    """January = 0 ... December = 11."""
-    return dates.astype("datetime64[M]").astype(np.int64) % 12
+def _reference(cls):
+    """The published reference model's 23 features (weekday, promo, state and school holiday,
+    promo2, store variant) and nothing else."""
+    return cls(**{g.setting_name: (g.reference if isinstance(g.default, bool) else 0) for g in _SWITCHABLE})
 
 
-def day_of_month(dates: np.ndarray) -> np.ndarray:
-    """1 ... 31."""
-    return (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+def _origin_groups(self) -> tuple:
+    """The groups on here whose values depend on the origin."""
+    return tuple(g for g in ORIGIN_GROUPS if getattr(self, GROUPS[g].setting_name))
 
 
-def day_of_year(dates: np.ndarray) -> np.ndarray:
-    """0 on Jan 1."""
-    return (dates - dates.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
+def _setting(self, group: str):
+    """The group's value in this spec: True/False, or its size; the weekday group is always on."""
+    return True if group == "weekday" else getattr(self, GROUPS[group].setting_name)
 
 
-def _yearly_terms(dates: np.ndarray, harmonics: int) -> np.ndarray:
-    """(T, 2H) Fourier terms of the day of year, period 365.25 days."""
-    days = dates.astype("datetime64[D]").astype(np.float64)
-    k = np.arange(1, harmonics + 1)
-    angle = 2 * np.pi * days[:, None] * k[None, :] / 365.25
-    return np.concatenate([np.sin(angle), np.cos(angle)], axis=1).astype(np.float32)
-
-
-def _days_to_holiday(holiday: np.ndarray, direction: int) -> np.ndarray:
-    """(S, T) distance in days to the next (direction=+1) or last (-1) state holiday, capped."""
-    cap = HOLIDAY_WINDOW_DAYS + 1
-    out = np.full(holiday.shape, cap, np.int16)
-    for shift in range(1, cap):
-        hit = np.zeros_like(holiday, bool)
-        if direction > 0:
-            hit[:, :-shift] = holiday[:, shift:] > 0
+def _check(self):
+    # A string such as "no" from a form or a config file is truthy and would switch a group on.
+    for g in _SWITCHABLE:
+        value = getattr(self, g.setting_name)
+        if isinstance(g.default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"FeatureSpec.{g.setting_name} must be True or False, got {value!r}")
+            object.__setattr__(self, g.setting_name, bool(value))  # np.bool_ -> bool: one repr per cache key
         else:
-            hit[:, shift:] = holiday[:, :-shift] > 0
-        out = np.where(hit & (out == cap) & (holiday == 0), shift, out)
-    return out
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or not (0 <= value <= MAX_YEARLY_HARMONICS)
+            ):
+                raise ConfigError(
+                    f"FeatureSpec.{g.setting_name} must be an integer in 0..{MAX_YEARLY_HARMONICS}, got {value!r}"
+                )
+            object.__setattr__(self, g.setting_name, int(value))
 
 
-def _christmas_code(dates: np.ndarray) -> np.ndarray:
-    """(T,) code into the christmas labels, -1 outside the season: 0..CHRISTMAS_SHOPPING_DAYS-1 for
-    the run-up (0 the earliest, CHRISTMAS_SHOPPING_DAYS-1 the last Mon-Sat before Dec 24), then
-    CHRISTMAS_DAYS in order (a Sunday inside the run-up is an advent Sunday)."""
-    month, day, weekday = month_of(dates), day_of_month(dates), weekday_of(dates)
-    n = CHRISTMAS_SHOPPING_DAYS
-    special = {name: n + j for j, name in enumerate(CHRISTMAS_DAYS)}
-    code = np.full(len(dates), -1, np.int64)
-    for t in np.flatnonzero((month == 11) & (day < 24)):
-        # Mon-Sat days from this date to Dec 23: 1 on the last shopping day before Christmas Eve.
-        span = weekday_of(dates[t] + np.arange(24 - day[t]))
-        left = int((span != 6).sum())  # a Sunday gets the count of the Monday after it
-        if left <= n:
-            code[t] = special["advent_sunday"] if weekday[t] == 6 else n - left
-    december, january = month == 11, month == 0
-    code[december & (day == 24)] = special["christmas_eve"]
-    code[december & ((day == 25) | (day == 26))] = special["christmas_holidays"]
-    code[december & (day >= 27) & (day <= 30)] = special["between_the_years"]
-    code[december & (day == 31)] = special["new_years_eve"]
-    code[january & (day >= 2) & (day <= 4)] = special["new_year_first_days"]
-    return code
-
-
-def _near_promo(promo: np.ndarray, reach: int = 2):
-    """(S, T) 0/1: a non-promo day within `reach` days after / before a promo day."""
-    after = np.zeros(promo.shape, bool)
-    before = np.zeros(promo.shape, bool)
-    for shift in range(1, reach + 1):
-        after[:, shift:] |= promo[:, :-shift] > 0
-        before[:, :-shift] |= promo[:, shift:] > 0
-    off = promo == 0
-    return (after & off).astype(np.float32), (before & off).astype(np.float32)
-
-
-def _promo2_active(cov: Covariates) -> np.ndarray:
-    month = month_of(cov.dates)
-    running = cov.promo2_months[:, month]
-    started = cov.dates[None, :] >= cov.promo2_since[:, None]  # NaT compares False
-    return (running & started & (cov.promo2[:, None] == 1)).astype(np.float32)
-
-
-def _days_from_origin(cov: Covariates) -> np.ndarray:
-    """(1 or S, T) int days from the trend's origin (negative before it)."""
-    origin = np.asarray(cov.origin, dtype="datetime64[D]")
-    origin = origin[:, None] if origin.ndim else origin[None, None]
-    return (cov.dates[None, :] - origin).astype(np.int64)
-
-
-def _years_from_origin(cov: Covariates) -> np.ndarray:
-    return _days_from_origin(cov) / 365.25
-
-
-def _closure_distances(cov: Covariates) -> tuple[np.ndarray, np.ndarray]:
-    """(S, T) days since the last day of the latest closure (>= CLOSURE_MIN_DAYS closed days in a row)
-    and days to the first day of the next one; a large number where there is none."""
-    n_stores, n_days = cov.promo.shape
-    far = np.int64(10_000)
-    if cov.closed.shape[1] == 0:
-        return np.full((n_stores, n_days), far), np.full((n_stores, n_days), far)
-    closed = cov.closed.astype(bool)
-    t0 = closed.shape[1]
-    idx = np.arange(t0)
-    # Length of each closed cell's run: from the last open day before it to the next open day after.
-    prev_open = np.maximum.accumulate(np.where(~closed, idx, -1), axis=1)
-    next_open = np.minimum.accumulate(np.where(~closed, idx, t0)[:, ::-1], axis=1)[:, ::-1]
-    long = closed & (next_open - prev_open - 1 >= CLOSURE_MIN_DAYS)
-    last = np.maximum.accumulate(np.where(long, idx, -far), axis=1)
-    nxt = np.minimum.accumulate(np.where(long, idx, 2 * far)[:, ::-1], axis=1)[:, ::-1]
-    col = (cov.dates - cov.grid_first).astype(np.int64)
-    inside = (col >= 0) & (col < t0)
-    safe = np.clip(col, 0, t0 - 1)
-    since = np.where(inside[None, :], col[None, :] - last[:, safe], far)
-    until = np.where(inside[None, :], nxt[:, safe] - col[None, :], far)
-    return np.minimum(since, far), np.minimum(until, far)
-
-
-def _competition_open(cov: Covariates) -> np.ndarray:
-    """(S, T) 1 from the day a competitor opened, for stores where that day is inside the data
-    (an opening before the data's first day is a constant the intercept already holds)."""
-    since = cov.competition_since.astype("datetime64[D]")
-    inside = since > cov.grid_first  # NaT compares False
-    return (inside[:, None] & (cov.dates[None, :] >= since[:, None])).astype(np.float32)
-
-
-def easter_sunday(year: int) -> np.datetime64:
-    """Western (Gregorian) Easter Sunday: the anonymous Gregorian algorithm."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l) // 451
-    month = (h + l - 7 * m + 114) // 31
-    day = (h + l - 7 * m + 114) % 31 + 1
-    return np.datetime64(f"{year:04d}-{month:02d}-{day:02d}", "D")
-
-
-def _easter_offset_code(dates: np.ndarray, offsets: dict) -> np.ndarray:
-    """(T,) index into `offsets` (name -> days from Easter Sunday) for those days, -1 elsewhere."""
-    code = np.full(len(dates), -1, np.int64)
-    for year in np.unique(year_of(dates)):
-        easter = easter_sunday(int(year))
-        for j, offset in enumerate(offsets.values()):
-            code[dates == easter + np.timedelta64(offset, "D")] = j
-    return code
-
-
-def week_of_year(dates: np.ndarray) -> np.ndarray:
-    """0..SEASON_WEEKS-1: the day of the year // 7, the year's last day or two in the last bin."""
-    return np.minimum(day_of_year(dates) // 7, SEASON_WEEKS - 1)
-
-
-def _season_values(cov: Covariates) -> np.ndarray:
-    """(S, T) the season covariate: the all-years profile, or on a store's days up to its origin the
-    profile without that day's year (cross-fitting; see Covariates.season_left_out)."""
-    week = week_of_year(cov.dates)
-    years = year_of(cov.dates)
-    index = np.minimum(np.searchsorted(cov.season_years, years), len(cov.season_years) - 1)
-    known = cov.season_years[index] == years
-    training = (_days_from_origin(cov) <= 0) & known[None, :]
-    return np.where(training, cov.season_left_out[:, index, week], cov.season[:, week])
+FeatureSpec = make_dataclass(
+    "FeatureSpec",
+    [(g.setting_name, type(g.default), field(default=g.default)) for g in _SWITCHABLE],
+    frozen=True,
+    namespace={
+        "reference": classmethod(_reference),
+        "origin_groups": _origin_groups,
+        "setting": _setting,
+        "__post_init__": _check,
+        "__doc__": "Which feature groups the model sees: one field per group of the registry (True/False, "
+        "or a size for yearly_harmonics). The weekday dummies are always on.",
+    },
+)
+FeatureSpec.__module__ = __name__
 
 
 def encode(spec: FeatureSpec, cov: Covariates) -> Design:
-    """Encode covariates into slots; feature order is fixed by the spec and the variant levels."""
+    """Encode covariates into slots; feature order is the registry's, then each group's labels."""
     n_stores, n_days = cov.promo.shape
-    names: list[str] = []
-    groups: list[str] = []
-    slot_index: list[np.ndarray] = []
-    slot_value: list[np.ndarray] = []
-
-    def add_group(group, labels):
+    names, groups, slot_index, slot_value = [], [], [], []
+    for group in GROUP_LIST:
+        setting = spec.setting(group.name)
+        if not setting:
+            continue
         start = len(names)
-        names.extend(labels)
-        groups.extend([group] * len(labels))
-        return start
+        encoding = group.encode(cov, setting)
+        names.extend(encoding.labels)
+        groups.extend([group.name] * len(encoding.labels))
+        for index, value in encoding.slots:
+            slot_index.append(np.broadcast_to(start + np.asarray(index), (n_stores, n_days)).astype(np.int16))
+            slot_value.append(np.broadcast_to(value, (n_stores, n_days)).astype(np.float32))
+    return Design(
+        index=np.stack(slot_index, axis=-1),
+        value=np.stack(slot_value, axis=-1),
+        names=tuple(names),
+        groups=tuple(groups),
+    )
 
-    def add_slot(index, value):
-        slot_index.append(np.broadcast_to(index, (n_stores, n_days)).astype(np.int16))
-        slot_value.append(np.broadcast_to(value, (n_stores, n_days)).astype(np.float32))
 
-    def add_day_code(start, code):
-        """A (T,) code into the group's labels, -1 on days without any of them."""
-        add_slot(start + np.maximum(code, 0)[None, :], (code >= 0)[None, :])
-
-    start = add_group("weekday", [f"weekday_{d}" for d in WEEKDAY_NAMES])
-    add_slot(start + weekday_of(cov.dates)[None, :], 1.0)
-    if spec.promo:
-        start = add_group("promo", ["promo"])
-        add_slot(start, cov.promo)
-    if spec.state_holiday:
-        start = add_group("state_holiday", [f"state_holiday_{lvl}" for lvl in STATE_HOLIDAY_LEVELS])
-        add_slot(start + cov.state_holiday, 1.0)
-    if spec.school_holiday:
-        start = add_group("school_holiday", ["school_holiday"])
-        add_slot(start, cov.school_holiday)
-    if spec.promo2:
-        start = add_group("promo2", ["promo2"])
-        add_slot(start, cov.promo2[:, None])
-    if spec.store_variant:
-        start = add_group("store_variant", [f"variant_{v}" for v in cov.variant_levels])
-        add_slot(start + cov.variant[:, None], 1.0)
-    if spec.promo_weekday:
-        start = add_group("promo_weekday", [f"promo_x_{d}" for d in WEEKDAY_NAMES])
-        add_slot(start + weekday_of(cov.dates)[None, :], cov.promo)
-    if spec.day_of_month:
-        start = add_group("day_of_month", [f"day_{d}" for d in range(1, 32)])
-        add_slot(start + day_of_month(cov.dates)[None, :] - 1, 1.0)
-    if spec.month:
-        start = add_group("month", [f"month_{m}" for m in MONTH_NAMES])
-        add_slot(start + month_of(cov.dates)[None, :], 1.0)
-    if spec.holiday_window:
-        w = HOLIDAY_WINDOW_DAYS
-        labels = [f"before_holiday_{d}" for d in range(1, w + 1)] + [f"after_holiday_{d}" for d in range(1, w + 1)]
-        start = add_group("holiday_window", labels)
-        for offset, direction in ((start - 1, +1), (start + w - 1, -1)):
-            distance = _days_to_holiday(cov.state_holiday, direction)
-            inside = distance <= w
-            add_slot(np.where(inside, offset + distance, start), inside)
-    if spec.promo2_active:
-        start = add_group("promo2_active", ["promo2_active"])
-        add_slot(start, _promo2_active(cov))
-    if spec.trend:
-        start = add_group("trend", ["trend_per_year"])
-        add_slot(start, _years_from_origin(cov))
-    if spec.promo_window:
-        start = add_group("promo_window", ["after_promo", "before_promo"])
-        after, before = _near_promo(cov.promo)
-        add_slot(start, after)
-        add_slot(start + 1, before)
-    if spec.christmas:
-        labels = [f"christmas_run_up_{k}" for k in range(CHRISTMAS_SHOPPING_DAYS, 0, -1)] + list(CHRISTMAS_DAYS)
-        start = add_group("christmas", labels)
-        add_day_code(start, _christmas_code(cov.dates))
-    if spec.recent_level:
-        start = add_group("recent_level", ["recent_level"])
-        add_slot(start, _days_from_origin(cov) > -RECENT_LEVEL_DAYS)
-    if spec.trend_changes:
-        labels = [f"trend_change_{d}d" for d in TREND_KNOTS_DAYS]
-        start = add_group("trend_changes", labels)
-        years = _years_from_origin(cov)
-        for j, knot in enumerate(TREND_KNOTS_DAYS):
-            add_slot(start + j, np.maximum(years + knot / 365.25, 0.0))
-    if spec.closure_window:
-        w = CLOSURE_WINDOW_DAYS
-        labels = [f"before_closure_{d}" for d in range(1, w + 1)] + [f"after_closure_{d}" for d in range(1, w + 1)]
-        start = add_group("closure_window", labels)
-        since, until = _closure_distances(cov)
-        for offset, distance in ((start - 1, until), (start + w - 1, since)):
-            inside = (distance >= 1) & (distance <= w)
-            add_slot(np.where(inside, offset + distance, start), inside)
-    if spec.competition:
-        start = add_group("competition", ["competition_open"])
-        add_slot(start, _competition_open(cov))
-    if spec.school_weekday:
-        start = add_group("school_weekday", [f"school_x_{d}" for d in WEEKDAY_NAMES])
-        add_slot(start + weekday_of(cov.dates)[None, :], cov.school_holiday)
-    if spec.season:
-        start = add_group("season", ["season_profile"])
-        add_slot(start, _season_values(cov))
-    for group, offsets in (("carnival", CARNIVAL_DAYS), ("easter", EASTER_DAYS)):
-        if getattr(spec, group):
-            add_day_code(add_group(group, list(offsets)), _easter_offset_code(cov.dates, offsets))
-    if spec.yearly_harmonics:
-        h = spec.yearly_harmonics
-        labels = [f"yearly_sin{k}" for k in range(1, h + 1)] + [f"yearly_cos{k}" for k in range(1, h + 1)]
-        start = add_group("yearly", labels)
-        terms = _yearly_terms(cov.dates, h)
-        for j in range(2 * h):
-            add_slot(start + j, terms[None, :, j])
-    return Design(index=np.stack(slot_index, axis=-1), value=np.stack(slot_value, axis=-1),
-                  names=tuple(names), groups=tuple(groups))
+def spec_fields() -> tuple:
+    return tuple(f.name for f in fields(FeatureSpec))

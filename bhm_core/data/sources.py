@@ -22,8 +22,18 @@ from bhm_core.data.features import FeatureSpec
 from bhm_core.data.validate import default_stores, validate_stores, validate_train
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: Rossmann's train.csv is 38 MB; far larger files are refused.
-MAPPABLE_COLUMNS = ("Store", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday",
-                    "StoreType", "Assortment", "Promo2")
+MAPPABLE_COLUMNS = (
+    "Store",
+    "Date",
+    "Sales",
+    "Open",
+    "Promo",
+    "StateHoliday",
+    "SchoolHoliday",
+    "StoreType",
+    "Assortment",
+    "Promo2",
+)
 STORE_LEVEL_COLUMNS = ("StoreType", "Assortment", "Promo2")
 
 
@@ -127,8 +137,9 @@ def read_csv_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFram
     try:
         with opener(path, "rb") as stream:
             capped = io.BufferedReader(_CappedReader(stream, max_bytes), buffer_size=1 << 20)
-            return pd.read_csv(capped, dtype=str, keep_default_na=False, na_values=[""],
-                               encoding="utf-8", skipinitialspace=True)
+            return pd.read_csv(
+                capped, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8", skipinitialspace=True
+            )
     except _TooLarge:
         raise DataError(f"{path.name}: the decompressed text is {advice}") from None
     except pd.errors.EmptyDataError:
@@ -138,8 +149,7 @@ def read_csv_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFram
     except UnicodeDecodeError:
         raise DataError(f"{path.name}: not a UTF-8 text file") from None
     except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
-        raise DataError(f"{path.name}: the compressed file is corrupt or truncated "
-                        f"({_one_line(exc)})") from None
+        raise DataError(f"{path.name}: the compressed file is corrupt or truncated ({_one_line(exc)})") from None
     except OSError as exc:  # permissions, a file removed mid-read: still the user's to fix
         raise DataError(f"{path.name}: cannot read the file ({_one_line(exc)})") from None
 
@@ -148,8 +158,9 @@ def _find(folder: Path, stem: str) -> Path:
     for name in (f"{stem}.csv", f"{stem}.csv.gz"):
         if (folder / name).is_file():
             return folder / name
-    raise DataError(f"{folder}: no {stem}.csv or {stem}.csv.gz (a Kaggle Rossmann folder holds "
-                    f"train.csv and store.csv)")
+    raise DataError(
+        f"{folder}: no {stem}.csv or {stem}.csv.gz (a Kaggle Rossmann folder holds train.csv and store.csv)"
+    )
 
 
 def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int) -> Dataset:
@@ -158,8 +169,7 @@ def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int) -> Dataset:
         raise DataError(f"{folder}: folder not found")
     train_path, store_path = _find(folder, "train"), _find(folder, "store")
     train = validate_train(read_csv_text(train_path, max_bytes), train_path.name)
-    stores = validate_stores(read_csv_text(store_path, max_bytes), np.unique(train["Store"]),
-                             store_path.name)
+    stores = validate_stores(read_csv_text(store_path, max_bytes), np.unique(train["Store"]), store_path.name)
     return Dataset(train, stores, source.kind, source.label)
 
 
@@ -168,12 +178,12 @@ def _load_csv(source: CsvSource, max_bytes: int) -> Dataset:
     mapping = dict(source.columns)
     unknown = set(mapping) - set(MAPPABLE_COLUMNS)
     if unknown:
-        raise DataError(f"column mapping names unknown field(s) {sorted(unknown)}; "
-                        f"allowed: {list(MAPPABLE_COLUMNS)}")
+        raise DataError(f"column mapping names unknown field(s) {sorted(unknown)}; allowed: {list(MAPPABLE_COLUMNS)}")
     absent = [f"{ours} <- '{theirs}'" for ours, theirs in mapping.items() if theirs not in raw.columns]
     if absent:
-        raise DataError(f"{Path(source.path).name}: mapped column(s) not in the file: {absent}; "
-                        f"the file has {list(raw.columns)}")
+        raise DataError(
+            f"{Path(source.path).name}: mapped column(s) not in the file: {absent}; the file has {list(raw.columns)}"
+        )
     # A file column that already bears a mapped name (e.g. 'Sales' while Sales <- 'revenue') would
     # otherwise survive the rename as a second, ambiguous 'Sales'.
     shadowed = [c for c in raw.columns if c in mapping and c not in mapping.values()]
@@ -194,6 +204,7 @@ def load_dataset(source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
     """Any source -> validated Dataset. Raises DataError with a readable message."""
     if isinstance(source, DemoSource):
         from bhm_core.data.demo import generate_demo
+
         return generate_demo(source)
     if isinstance(source, KaggleDirSource):
         return _load_kaggle_dir(source, max_bytes)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bhm_core.errors import DataError
-from bhm_core.data.features import STATE_HOLIDAY_LEVELS
+from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 
 TRAIN_REQUIRED = ("Store", "Date", "Sales")
 TRAIN_OPTIONAL_FLAGS = ("Open", "Promo", "SchoolHoliday")
@@ -34,7 +34,8 @@ def _example(raw: pd.DataFrame, bad: np.ndarray, column: str, what: str, table: 
         first = raw.index[first]
     return DataError(
         f"{table}: column '{column}' {what} in {len(rows):,} row(s); "
-        f"e.g. line {first + 2}: {', '.join(f'{k}={v}' for k, v in shown.items())}")
+        f"e.g. line {first + 2}: {', '.join(f'{k}={v}' for k, v in shown.items())}"
+    )
 
 
 def _numbers(text: pd.Series) -> pd.Series:
@@ -54,8 +55,7 @@ def _numbers(text: pd.Series) -> pd.Series:
 def require_columns(raw: pd.DataFrame, required, table: str) -> None:
     missing = [c for c in required if c not in raw.columns]
     if missing:
-        raise DataError(f"{table}: missing required column(s) {missing}; "
-                        f"found {list(raw.columns)}")
+        raise DataError(f"{table}: missing required column(s) {missing}; found {list(raw.columns)}")
     if raw.empty:
         raise DataError(f"{table}: the file has a header but no data rows")
 
@@ -102,8 +102,7 @@ def _as_sales(raw, column, table) -> np.ndarray:
 def _as_state_holiday(raw, column, table) -> np.ndarray:
     # The real file mixes the string '0' and the integer 0, which pandas may read as "0" or "0.0".
     # fillna first: pandas >= 3 keeps NaN through astype(str), so a blank cell would not become "".
-    text = (raw[column].fillna("").astype(str).str.strip().str.lower()
-            .replace({"0.0": "0", "": "0", "nan": "0"}))
+    text = raw[column].fillna("").astype(str).str.strip().str.lower().replace({"0.0": "0", "": "0", "nan": "0"})
     # get_indexer gives -1 for an unknown level; pd.Categorical with unknown values is deprecated.
     codes = pd.Index(STATE_HOLIDAY_LEVELS).get_indexer(text)
     bad = codes < 0
@@ -115,16 +114,16 @@ def _as_state_holiday(raw, column, table) -> np.ndarray:
 def validate_train(raw: pd.DataFrame, table: str = "train.csv") -> pd.DataFrame:
     """Raw text table -> canonical typed frame; raises DataError on the first problem found."""
     require_columns(raw, TRAIN_REQUIRED, table)
-    out = pd.DataFrame({
-        "Store": _as_integer(raw, "Store", table),
-        "Date": _as_dates(raw, "Date", table),
-        "Sales": _as_sales(raw, "Sales", table),
-    })
+    out = pd.DataFrame(
+        {
+            "Store": _as_integer(raw, "Store", table),
+            "Date": _as_dates(raw, "Date", table),
+            "Sales": _as_sales(raw, "Sales", table),
+        }
+    )
     for column in TRAIN_OPTIONAL_FLAGS:
-        out[column] = _as_flag(raw, column, table) if column in raw.columns else np.int8(
-            1 if column == "Open" else 0)
-    out["StateHoliday"] = (_as_state_holiday(raw, "StateHoliday", table)
-                           if "StateHoliday" in raw.columns else np.int8(0))
+        out[column] = _as_flag(raw, column, table) if column in raw.columns else np.int8(1 if column == "Open" else 0)
+    out["StateHoliday"] = _as_state_holiday(raw, "StateHoliday", table) if "StateHoliday" in raw.columns else np.int8(0)
     if "Customers" in raw.columns:
         out["Customers"] = _numbers(raw["Customers"]).to_numpy()
     days = out["Date"].to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -143,8 +142,7 @@ def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "stor
     if duplicated.any():
         raise _example(raw, duplicated, "Store", "repeats a store id", table)
     for column in ("StoreType", "Assortment"):
-        values = (raw[column].fillna("").astype(str).str.strip().str.lower()
-                  if column in raw.columns else "a")
+        values = raw[column].fillna("").astype(str).str.strip().str.lower() if column in raw.columns else "a"
         # By position: raw may carry a filtered index (CsvSource's per-store rows), and an
         # index-aligned assignment would leave NaN in every row past the first.
         out[column] = values.to_numpy() if isinstance(values, pd.Series) else values
@@ -154,18 +152,24 @@ def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "stor
     out["Promo2"] = _as_flag(raw, "Promo2", table) if "Promo2" in raw.columns else np.int8(0)
     if "CompetitionDistance" in raw.columns:
         out["CompetitionDistance"] = _numbers(raw["CompetitionDistance"]).to_numpy()
-    for column in ("PromoInterval", "Promo2SinceWeek", "Promo2SinceYear",
-                   "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear"):
+    for column in (
+        "PromoInterval",
+        "Promo2SinceWeek",
+        "Promo2SinceYear",
+        "CompetitionOpenSinceMonth",
+        "CompetitionOpenSinceYear",
+    ):
         if column in raw.columns:
             out[column] = raw[column].to_numpy()
     missing = np.setdiff1d(store_ids, out["Store"].to_numpy())
     if missing.size:
-        raise DataError(f"{table}: column 'Store' lacks {missing.size:,} store(s) of the sales table "
-                        f"in its rows, e.g. store {missing[0]}")
+        raise DataError(
+            f"{table}: column 'Store' lacks {missing.size:,} store(s) of the sales table "
+            f"in its rows, e.g. store {missing[0]}"
+        )
     return out[out["Store"].isin(store_ids)].sort_values("Store").reset_index(drop=True)
 
 
 def default_stores(store_ids: np.ndarray) -> pd.DataFrame:
     """Store table for data that comes without one: one variant, no Promo2."""
-    return pd.DataFrame({"Store": np.sort(store_ids), "StoreType": "a", "Assortment": "a",
-                         "Promo2": np.int8(0)})
+    return pd.DataFrame({"Store": np.sort(store_ids), "StoreType": "a", "Assortment": "a", "Promo2": np.int8(0)})

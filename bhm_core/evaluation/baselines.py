@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from bhm_core.data.calendar import weekday_of
 from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
-from bhm_core.data.features import weekday_of
 from bhm_core.errors import DataError
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, interval_columns
 from bhm_core.model.hierarchy import grid_linear_predictor, linear_predictor

@@ -16,41 +16,14 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.data.cells import observed_cells
+from bhm_core.data.covariates import STATE_HOLIDAY_LABELS
 from bhm_core.data.cube import SalesCube
-from bhm_core.data.features import STATE_HOLIDAY_LABELS
+from bhm_core.data.features import GROUPS
 from bhm_core.forecast.sampling import draw_latents
 from bhm_core.inference.state import FitResult
 from bhm_core.model.hierarchy import store_coefficients
 from bhm_core.model.lsq import fit_log_linear
 
-GROUP_TITLES = {
-    "weekday": "Weekday",
-    "promo": "Promo",
-    "state_holiday": "State holiday",
-    "school_holiday": "School holiday",
-    "promo2": "Promo2",
-    "store_variant": "Store variant",
-    "yearly": "Yearly",
-    "promo_weekday": "Promo × weekday",
-    "day_of_month": "Day of month",
-    "month": "Month",
-    "holiday_window": "Around holidays",
-    "promo2_active": "Promo2 active",
-    "trend": "Trend (per year)",
-    "promo_window": "Around promo runs",
-    "christmas": "Christmas and New Year",
-    "easter": "Easter week",
-    "recent_level": "Recent level",
-}
-
-
-def group_title(group: str) -> str:
-    """A feature group's display title; groups added to the library later get a plain one."""
-    return GROUP_TITLES.get(group) or group.replace("_", " ").capitalize()
-
-
-ONE_HOT = ("store_variant", "month", "day_of_month")
-KNOWN = ("weekday", "promo", "school_holiday", "promo2", "state_holiday", *ONE_HOT)
 LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable
 
 
@@ -63,10 +36,10 @@ class Contrast:
 
 
 def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
-    """The effects to show. seen (one bool per feature: has observed days) picks the references:
-    the first seen weekday and the average of the seen store variants, so that a reference is
-    never a coefficient only the prior knows."""
-    names, groups = list(feature_names), list(feature_groups)
+    """The effects to show, group by group as the registry says to read them (FeatureGroup.contrast).
+    seen (one bool per feature: has observed days) picks the references: the first seen weekday and
+    the average of the seen levels, so that a reference is never a coefficient only the prior knows."""
+    names = list(feature_names)
     n = len(names)
     seen = np.ones(n, bool) if seen is None else np.asarray(seen, bool)
 
@@ -78,40 +51,35 @@ def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
         return tuple(w)
 
     out = []
-    at = {g: [i for i, x in enumerate(groups) if x == g] for g in dict.fromkeys(groups)}
-    weekdays = at.get("weekday", [])
-    base = next((i for i in weekdays if seen[i]), weekdays[0] if weekdays else None)
-    for i in weekdays:
-        if i != base:
-            label = f"{names[i].split('_')[-1]} vs {names[base].split('_')[-1]}"
-            out.append(Contrast(label, "weekday", i, vec(i, [base])))
-    for group, label in (("promo", "Promo day"), ("school_holiday", "School holiday"), ("promo2", "Promo2 store")):
-        for i in at.get(group, []):
-            out.append(Contrast(label, group, i, vec(i)))
-    levels = at.get("state_holiday", [])
-    for i in levels[1:]:
-        level = names[i].rsplit("_", 1)[-1]
-        out.append(
-            Contrast(
-                f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday",
-                "state_holiday",
-                i,
-                vec(i, [levels[0]]),
-            )
-        )
-    for group in ONE_HOT:  # levels that share the level with the weekdays: vs their average
-        levels = at.get(group, [])
-        reference = [i for i in levels if seen[i]] or levels
-        if len(levels) > 1:
-            for i in levels:
-                out.append(Contrast(_label(names[i]), group, i, vec(i, reference, 1.0 / len(reference))))
-    for group, indices in at.items():  # any other group: each feature per unit of its value
-        if group not in KNOWN:
-            out.extend(Contrast(_label(names[i]), group, i, vec(i)) for i in indices)
+    at = {g: [i for i, x in enumerate(feature_groups) if x == g] for g in dict.fromkeys(feature_groups)}
+    for group, levels in at.items():
+        kind = GROUPS[group].contrast if group in GROUPS else "each"
+        if kind == "reference":
+            base = next((i for i in levels if seen[i]), levels[0])
+            out += [
+                Contrast(f"{_level(names[i])} vs {_level(names[base])}", group, i, vec(i, [base]))
+                for i in levels
+                if i != base
+            ]
+        elif kind == "first":
+            out += [Contrast(_label(names[i]), group, i, vec(i, [levels[0]])) for i in levels[1:]]
+        elif kind == "average" and len(levels) > 1:
+            reference = [i for i in levels if seen[i]] or levels
+            out += [Contrast(_label(names[i]), group, i, vec(i, reference, 1.0 / len(reference))) for i in levels]
+        elif kind in ("each", "average"):
+            label = GROUPS[group].effect_label if group in GROUPS and len(levels) == 1 else ""
+            out += [Contrast(label or _label(names[i]), group, i, vec(i)) for i in levels]
     return out
 
 
+def _level(name: str) -> str:
+    return name.split("_")[-1]
+
+
 def _label(name: str) -> str:
+    if name.startswith("state_holiday_"):
+        level = name.rsplit("_", 1)[-1]
+        return f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday"
     if name.startswith("variant_"):
         kind, assortment = name.removeprefix("variant_").split("/")
         return f"Type {kind}, assortment {assortment}"

@@ -12,8 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from bhm_core.data.calendar import weekday_of
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
-from bhm_core.data.features import weekday_of
 from bhm_core.evaluation.metrics import crps_from_samples
 from bhm_core.forecast.sampling import CHUNK_STORES, Scenario, forecast_dates, sample_forecast
 from bhm_core.forecast.summaries import LEVELS, summarise, summarise_cells

@@ -118,16 +118,7 @@ def fit_cells(
     params = pad_stores(params, s_pad)
     state = _start_state(params, init, trainable, config, s_pad)
     fixed = {k: v for k, v in params.items() if k not in trainable}
-    # A warm start runs a fresh schedule over its own steps while the optimizer's step count continues.
-    hyper = optim.Hyper(
-        np.float32(config.learning_rate),
-        np.float32(config.final_lr_fraction),
-        np.float32(config.clip_norm),
-        np.int32(int(state.step)),
-        np.int32(config.steps),
-        np.int32(config.warmup_steps),
-        np.int32(config.chunk_steps),
-    )
+    hyper = _hyper(config, state)
     key = jax.random.PRNGKey(config.seed)
     plan = split_plan((key, state, fixed, packed, prior, hyper), batch)
     key, state, fixed, prior = place((key, state, fixed, prior), mesh, (*plan[:3], plan[4]))
@@ -150,6 +141,20 @@ def fit_cells(
     }
     run = _Run(data, priors, config, trainable, timing, {"devices": n_devices(mesh), "batch_size": batch})
     return run.until_done(compiled, args, on_progress, should_stop)
+
+
+def _hyper(config: FitConfig, state: FitState) -> optim.Hyper:
+    """The run's numeric settings. A warm start runs a fresh schedule over its own steps while the
+    optimizer's step count continues."""
+    return optim.Hyper(
+        np.float32(config.learning_rate),
+        np.float32(config.final_lr_fraction),
+        np.float32(config.clip_norm),
+        np.int32(int(state.step)),
+        np.int32(config.steps),
+        np.int32(config.warmup_steps),
+        np.int32(config.chunk_steps),
+    )
 
 
 def _start_state(params: dict, init: FitResult | None, trainable: tuple, config: FitConfig, s_pad: int) -> FitState:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 
 import numpy as np
 
-from bhm_core.data.features import FEATURE_GROUPS
+from bhm_core.data.features import FEATURE_GROUPS, GROUPS
 from bhm_core.errors import ConfigError
 
 OPTIMIZERS = ("adam", "clipped_adam")
@@ -48,59 +48,57 @@ class EffectPrior:
         _check_number(f"Priors.{group}", "sigma_scale", self.sigma_scale, low=0, high=100, low_open=True)
 
 
-@dataclass(frozen=True)
-class Priors:
-    """Every hyperprior of the model; defaults are the reference values of the design notes."""
+DISPERSION_PRIORS = (  # (field, default, low, high, low open): the dispersion's hyperpriors
+    ("r_mu_loc", 4.0, -20, 20, False),  # log-dispersion: Var[y] = E[y] (1 + exp(r))
+    ("r_mu_scale", 1.0, 0, 100, True),
+    ("r_sigma_scale", 1.0, 0, 100, True),
+    ("w_scale", 0.1, 0, 100, True),  # scale of the per-store dispersion offsets
+)
 
-    weekday: EffectPrior = field(default_factory=EffectPrior)
-    promo: EffectPrior = field(default_factory=EffectPrior)
-    state_holiday: EffectPrior = field(default_factory=EffectPrior)
-    school_holiday: EffectPrior = field(default_factory=EffectPrior)
-    promo2: EffectPrior = field(default_factory=EffectPrior)
-    store_variant: EffectPrior = field(default_factory=EffectPrior)
-    yearly: EffectPrior = field(default_factory=EffectPrior)
-    promo_weekday: EffectPrior = field(default_factory=EffectPrior)
-    day_of_month: EffectPrior = field(default_factory=EffectPrior)
-    month: EffectPrior = field(default_factory=EffectPrior)
-    holiday_window: EffectPrior = field(default_factory=EffectPrior)
-    promo2_active: EffectPrior = field(default_factory=EffectPrior)
-    trend: EffectPrior = field(default_factory=EffectPrior)
-    promo_window: EffectPrior = field(default_factory=EffectPrior)
-    christmas: EffectPrior = field(default_factory=EffectPrior)
-    trend_changes: EffectPrior = field(default_factory=EffectPrior)
-    closure_window: EffectPrior = field(default_factory=EffectPrior)
-    competition: EffectPrior = field(default_factory=EffectPrior)
-    school_weekday: EffectPrior = field(default_factory=EffectPrior)
-    season: EffectPrior = field(default_factory=EffectPrior)
-    carnival: EffectPrior = field(default_factory=EffectPrior)
-    easter: EffectPrior = field(default_factory=EffectPrior)
-    recent_level: EffectPrior = field(default_factory=EffectPrior)
-    r_mu_loc: float = 4.0  # log-dispersion: Var[y] = E[y] (1 + exp(r))
-    r_mu_scale: float = 1.0
-    r_sigma_scale: float = 1.0
-    w_scale: float = 0.1  # scale of the per-store dispersion offsets
 
-    def __post_init__(self):
-        for group in FEATURE_GROUPS:
-            prior = getattr(self, group)
-            if not isinstance(prior, EffectPrior):
-                raise ConfigError(f"Priors.{group} must be an EffectPrior, got {prior!r}")
-            prior.check(group)
-        _check_number("Priors", "r_mu_loc", self.r_mu_loc, low=-20, high=20)
-        for name in ("r_mu_scale", "r_sigma_scale", "w_scale"):
-            _check_number("Priors", name, getattr(self, name), low=0, high=100, low_open=True)
+def _check_priors(self) -> None:
+    for group in FEATURE_GROUPS:
+        prior = getattr(self, group)
+        if not isinstance(prior, EffectPrior):
+            raise ConfigError(f"Priors.{group} must be an EffectPrior, got {prior!r}")
+        prior.check(group)
+    for name, _, low, high, low_open in DISPERSION_PRIORS:
+        _check_number("Priors", name, getattr(self, name), low=low, high=high, low_open=low_open)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Priors:
-        _reject_unknown_fields(cls, data)
-        values = {k: EffectPrior(**v) if k in FEATURE_GROUPS else v for k, v in data.items()}
-        return cls(**values)
+def _priors_to_dict(self) -> dict:
+    return asdict(self)
 
-    def with_group(self, group: str, **changes) -> Priors:
-        return replace(self, **{group: replace(getattr(self, group), **changes)})
+
+def _priors_from_dict(cls, data: dict):
+    _reject_unknown_fields(cls, data)
+    values = {k: EffectPrior(**v) if k in FEATURE_GROUPS else v for k, v in data.items()}
+    return cls(**values)
+
+
+def _with_group(self, group: str, **changes):
+    return replace(self, **{group: replace(getattr(self, group), **changes)})
+
+
+def _effect_default(group: str):
+    return lambda: EffectPrior(*GROUPS[group].prior)
+
+
+# One EffectPrior per feature group of the registry (its default there), then the dispersion's.
+Priors = make_dataclass(
+    "Priors",
+    [(g, EffectPrior, field(default_factory=_effect_default(g))) for g in FEATURE_GROUPS]
+    + [(name, float, field(default=default)) for name, default, *_ in DISPERSION_PRIORS],
+    frozen=True,
+    namespace={
+        "__post_init__": _check_priors,
+        "to_dict": _priors_to_dict,
+        "from_dict": classmethod(_priors_from_dict),
+        "with_group": _with_group,
+        "__doc__": "Every hyperprior of the model; defaults are the reference values of the design notes.",
+    },
+)
+Priors.__module__ = __name__
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class FitConfig:
         _check_number("FitConfig", "seed", self.seed, low=0, high=2**31 - 1, integer=True)
         if self.batch_size is not None:
             _check_number("FitConfig", "batch_size", self.batch_size, low=1, high=10_000_000, integer=True)
-        from bhm_core.model import likelihoods  # brings JAX: not at import, so the Data page stays light
+        from bhm_core.model import likelihoods
 
         choices = (
             ("optimizer", OPTIMIZERS),

@@ -78,8 +78,6 @@ def run_scale(
     on_progress=None,
 ) -> dict:
     """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
-    import jax
-
     from bhm_core.inference.fit import fit_cells
     from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
@@ -99,15 +97,25 @@ def run_scale(
             on_progress(step, loss)
 
     result = fit_cells(series.data, config, devices=devices, on_progress=progress)
-    meta = result.meta
     # steady time per step: between the first and the last chunk (the first call pays one-off costs)
-    per_step = (
-        meta["seconds_per_step"] if len(ticks) < 2 else ((ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]))
-    )
-    out = {
+    per_step = (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]) if len(ticks) >= 2 else None
+    out = _report(series, result, per_step, build_seconds)
+    if summaries:
+        from bhm_core.forecast.stream import posterior_to_parquet
+
+        written = posterior_to_parquet(result, summaries, seed=seed)
+        out.update(summaries=written["path"], summary_rows=written["rows"], peak_rss_mb=round(peak_rss_mb(), 1))
+    return out
+
+
+def _report(series, result, per_step: float | None, build_seconds: float) -> dict:
+    import jax
+
+    meta = result.meta
+    return {
         "n_series": series.data.n_stores,
         "n_cells": int(meta["n_cells"]),
-        "seconds_per_step": round(per_step, 6),
+        "seconds_per_step": round(meta["seconds_per_step"] if per_step is None else per_step, 6),
         "steps": meta["steps_this_run"],
         "fit_seconds": round(meta["seconds"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -123,9 +131,3 @@ def run_scale(
         "loss_drift": _finite(loss_drift(result.losses)),
         "loss_tenths": [round(float(np.mean(part)), 1) for part in np.array_split(result.losses, 10) if len(part)],
     }
-    if summaries:
-        from bhm_core.forecast.stream import posterior_to_parquet
-
-        written = posterior_to_parquet(result, summaries, seed=seed)
-        out.update(summaries=written["path"], summary_rows=written["rows"], peak_rss_mb=round(peak_rss_mb(), 1))
-    return out

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bhm_core.data.calendar import WEEKDAY_NAMES, weekday_of
 from bhm_core.data.cells import Cells, FitData, fingerprint_of, observed_cells
+from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 from bhm_core.data.cube import SalesCube
-from bhm_core.data.features import STATE_HOLIDAY_LEVELS, WEEKDAY_NAMES, weekday_of
 from bhm_core.errors import ConfigError
 from bhm_core.model.hierarchy import linear_predictor, store_parameters
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL
@@ -178,7 +179,7 @@ def synthetic_series(
     n_series: int, *, seed: int = 0, n_days: int = 942, min_weeks: int = MIN_WEEKS, max_weeks: int = MAX_WEEKS
 ) -> Series:
     """n_series series drawn from the model (Sundays and state holidays closed), a block at a time."""
-    from bhm_core.data.demo import FIRST_DATE, _holiday_calendar, _school_calendar, _true_parameters
+    from bhm_core.data.demo import true_parameters
 
     _check(n_series, min_weeks, max_weeks)
     if not 7 * max_weeks <= n_days <= 5000:
@@ -189,14 +190,11 @@ def synthetic_series(
     # synthetic truth is the demo's and the rng's state afterwards is unchanged by this reuse.
     truth = {
         k: v
-        for k, v in _true_parameters(rng, names, range(n_variants), 0).items()
+        for k, v in true_parameters(rng, names, range(n_variants), 0).items()
         if k in ("theta_mu", "theta_sigma", "r_mu", "r_sigma")
     }
-    dates = FIRST_DATE + np.arange(n_days)
-    weekday = weekday_of(dates).astype(np.int64)
-    holiday = _holiday_calendar(dates, np.arange(n_states))  # (states, T)
-    school = _school_calendar(dates, np.arange(n_states))
-    open_ = (weekday[None, :] < 6) & (holiday == 0)
+    calendar = _synthetic_calendar(n_days, n_states, n_variants)
+    open_, dates = calendar[1], calendar[4]
     open_before = np.concatenate([np.zeros((n_states, 1), np.int64), np.cumsum(open_, axis=1)], axis=1)
     length = 7 * rng.integers(min_weeks, max_weeks + 1, n_series)
     first = rng.integers(0, n_days - length + 1)
@@ -223,15 +221,22 @@ def synthetic_series(
             length[start:stop],
             state[start:stop],
             truth,
-            (weekday, open_, holiday, school, dates, n_variants),
+            calendar,
         )
+    return _synthetic_result(
+        cells, first, length, truth, dates, (n_series, seed, n_days, min_weeks, max_weeks), names, groups
+    )
+
+
+def _synthetic_result(cells, first, length, truth, dates, identity: tuple, names, groups) -> Series:
+    n_series = len(first)
     origin = {
         "source_store": np.full(n_series, -1),
         "pass_": np.zeros(n_series, np.int64),
         "first_day": first,
         "last_day": first + length - 1,
     }
-    fingerprint = fingerprint_of("synthetic", n_series, seed, n_days, min_weeks, max_weeks)
+    fingerprint = fingerprint_of("synthetic", *identity)
     data = FitData(
         cells,
         np.arange(n_series, dtype=np.int64),
@@ -241,6 +246,18 @@ def synthetic_series(
         {"series": "synthetic", "first_date": str(dates[0]), "last_date": str(dates[-1])},
     )
     return Series(data, origin, truth)
+
+
+def _synthetic_calendar(n_days: int, n_states: int, n_variants: int):
+    """The demo's calendar for every state: (weekday, open, holiday, school, dates, n_variants)."""
+    from bhm_core.data.demo import FIRST_DATE, holiday_calendar, school_calendar
+
+    dates = FIRST_DATE + np.arange(n_days)
+    weekday = weekday_of(dates).astype(np.int64)
+    holiday = holiday_calendar(dates, np.arange(n_states))  # (states, T)
+    school = school_calendar(dates, np.arange(n_states))
+    open_ = (weekday[None, :] < 6) & (holiday == 0)
+    return weekday, open_, holiday, school, dates, n_variants
 
 
 def _synthetic_block(rng, cells: Cells, out: slice, series, first, length, state, truth, calendar):
