@@ -15,7 +15,16 @@ class DataError(BhmError):
 
 
 class ConfigError(BhmError):
-    """A prior, a setting or a feature option is outside its allowed range."""
+    """A prior, a setting or a feature option is outside its allowed range.
+
+    When the problem is one value, `key` names it as a dotted path of the settings ("fit.learning_rate",
+    "priors.promo.mu_scale", "features.trend"), with the `value` given and the `allowed` range in
+    words, so that a settings file can name the file and the key, and a form the widget's label.
+    """
+
+    def __init__(self, message, *, key: str | None = None, value=None, allowed: str | None = None):
+        super().__init__(message)
+        self.key, self.value, self.allowed = key, value, allowed
 
 
 class FitDivergedError(BhmError):

@@ -15,23 +15,48 @@ SCHEDULES = ("constant", "cosine", "exponential")
 INITS = ("least_squares", "prior")
 
 
+# The settings' names in files and forms (see ConfigError.key): FitConfig -> fit, Priors -> priors.
+SECTIONS = {"FitConfig": "fit", "Priors": "priors"}
+
+
+def _settings_key(owner: str, name: str) -> str:
+    section, _, rest = owner.partition(".")
+    return ".".join(p for p in (SECTIONS.get(section, section), rest, name) if p)
+
+
 def _check_number(owner: str, name: str, value, *, low=None, high=None, low_open=False, integer=False) -> None:
+    left = "(" if low_open else "["
+    allowed = f"{left}{low}, {high if high is not None else 'inf'}]"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     if isinstance(value, bool) or not ok_type or not math.isfinite(float(value)):
         kind = "an integer" if integer else "a finite number"
-        raise ConfigError(f"{owner}.{name} must be {kind}, got {value!r}")
+        raise ConfigError(
+            f"{owner}.{name} must be {kind}, got {value!r}",
+            key=_settings_key(owner, name),
+            value=value,
+            allowed=f"{kind} in {allowed}",
+        )
     below = value <= low if low_open else value < low if low is not None else False
     if below or (high is not None and value > high):
-        left = "(" if low_open else "["
         raise ConfigError(
-            f"{owner}.{name} must be in {left}{low}, {high if high is not None else 'inf'}], got {value!r}"
+            f"{owner}.{name} must be in {allowed}, got {value!r}",
+            key=_settings_key(owner, name),
+            value=value,
+            allowed=allowed,
         )
 
 
 def _reject_unknown_fields(cls, data: dict) -> None:
-    unknown = set(data) - {f.name for f in fields(cls)}
+    known = [f.name for f in fields(cls)]
+    unknown = set(data) - set(known)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s) {sorted(unknown)}")
+        name = sorted(unknown)[0]
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s) {sorted(unknown)}",
+            key=_settings_key(cls.__name__, name),
+            value=data[name],
+            allowed=f"one of {', '.join(known)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,12 @@ class FitConfig:
         )
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"FitConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"FitConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}",
+                    key=f"fit.{name}",
+                    value=getattr(self, name),
+                    allowed=f"one of {', '.join(allowed)}",
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
