@@ -21,7 +21,7 @@ TRUE_STRINGS = {"1", "1.0", "true", "yes"}
 FALSE_STRINGS = {"0", "0.0", "false", "no"}
 
 
-def _example(raw: pd.DataFrame, bad: np.ndarray, column: str, what: str, table: str) -> DataError:
+def row_error(raw: pd.DataFrame, bad: np.ndarray, column: str, what: str, table: str) -> DataError:
     rows = np.flatnonzero(bad)
     first = rows[0]
     # The offending column(s) first: on Kaggle's layout StateHoliday is the 8th column and would
@@ -38,7 +38,7 @@ def _example(raw: pd.DataFrame, bad: np.ndarray, column: str, what: str, table: 
     )
 
 
-def _numbers(text: pd.Series) -> pd.Series:
+def as_numbers(text: pd.Series) -> pd.Series:
     """pd.to_numeric(text, errors="coerce") as float64, fast when every cell parses.
 
     pandas >= 3 reads text into Arrow strings, and to_numeric converts them through Python objects
@@ -60,46 +60,46 @@ def require_columns(raw: pd.DataFrame, required, table: str) -> None:
         raise DataError(f"{table}: the file has a header but no data rows")
 
 
-def _as_integer(raw, column, table) -> np.ndarray:
+def as_integer(raw, column, table) -> np.ndarray:
     text = raw[column]
-    values = _numbers(text)
+    values = as_numbers(text)
     bad = (values.isna() | ~np.isfinite(values) | (values != np.round(values))).to_numpy()
     if bad.any():
-        raise _example(raw, bad, column, "is not a whole number", table)
+        raise row_error(raw, bad, column, "is not a whole number", table)
     return values.to_numpy().astype(np.int64)
 
 
-def _as_flag(raw, column, table) -> np.ndarray:
+def as_flag(raw, column, table) -> np.ndarray:
     text = raw[column].astype(str).str.strip().str.lower()
     is_true = text.isin(TRUE_STRINGS).to_numpy()
     bad = ~(is_true | text.isin(FALSE_STRINGS).to_numpy())
     if bad.any():
-        raise _example(raw, bad, column, "is not 0/1", table)
+        raise row_error(raw, bad, column, "is not 0/1", table)
     return is_true.astype(np.int8)
 
 
-def _as_dates(raw, column, table) -> np.ndarray:
+def as_dates(raw, column, table) -> np.ndarray:
     dates = pd.to_datetime(raw[column], format="ISO8601", errors="coerce")
     bad = dates.isna().to_numpy()
     if bad.any():
-        raise _example(raw, bad, column, "is not a date (expected YYYY-MM-DD)", table)
+        raise row_error(raw, bad, column, "is not a date (expected YYYY-MM-DD)", table)
     return dates.dt.normalize().to_numpy().astype("datetime64[D]")
 
 
-def _as_sales(raw, column, table) -> np.ndarray:
+def as_sales(raw, column, table) -> np.ndarray:
     text = raw[column]
     blank = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
-    values = _numbers(text).to_numpy()
+    values = as_numbers(text).to_numpy()
     bad = np.isnan(values) & ~blank
     if bad.any():
-        raise _example(raw, bad, column, "is not a number", table)
+        raise row_error(raw, bad, column, "is not a number", table)
     bad = values < 0
     if bad.any():
-        raise _example(raw, bad, column, "is negative (sales must be >= 0)", table)
+        raise row_error(raw, bad, column, "is negative (sales must be >= 0)", table)
     return values
 
 
-def _as_state_holiday(raw, column, table) -> np.ndarray:
+def as_state_holiday(raw, column, table) -> np.ndarray:
     # The real file mixes the string '0' and the integer 0, which pandas may read as "0" or "0.0".
     # fillna first: pandas >= 3 keeps NaN through astype(str), so a blank cell would not become "".
     text = raw[column].fillna("").astype(str).str.strip().str.lower().replace({"0.0": "0", "": "0", "nan": "0"})
@@ -107,7 +107,7 @@ def _as_state_holiday(raw, column, table) -> np.ndarray:
     codes = pd.Index(STATE_HOLIDAY_LEVELS).get_indexer(text)
     bad = codes < 0
     if bad.any():
-        raise _example(raw, bad, column, f"is not one of {list(STATE_HOLIDAY_LEVELS)}", table)
+        raise row_error(raw, bad, column, f"is not one of {list(STATE_HOLIDAY_LEVELS)}", table)
     return codes.astype(np.int8)
 
 
@@ -116,31 +116,31 @@ def validate_train(raw: pd.DataFrame, table: str = "train.csv") -> pd.DataFrame:
     require_columns(raw, TRAIN_REQUIRED, table)
     out = pd.DataFrame(
         {
-            "Store": _as_integer(raw, "Store", table),
-            "Date": _as_dates(raw, "Date", table),
-            "Sales": _as_sales(raw, "Sales", table),
+            "Store": as_integer(raw, "Store", table),
+            "Date": as_dates(raw, "Date", table),
+            "Sales": as_sales(raw, "Sales", table),
         }
     )
     for column in TRAIN_OPTIONAL_FLAGS:
-        out[column] = _as_flag(raw, column, table) if column in raw.columns else np.int8(1 if column == "Open" else 0)
-    out["StateHoliday"] = _as_state_holiday(raw, "StateHoliday", table) if "StateHoliday" in raw.columns else np.int8(0)
+        out[column] = as_flag(raw, column, table) if column in raw.columns else np.int8(1 if column == "Open" else 0)
+    out["StateHoliday"] = as_state_holiday(raw, "StateHoliday", table) if "StateHoliday" in raw.columns else np.int8(0)
     if "Customers" in raw.columns:
-        out["Customers"] = _numbers(raw["Customers"]).to_numpy()
+        out["Customers"] = as_numbers(raw["Customers"]).to_numpy()
     days = out["Date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     key = out["Store"].to_numpy() * 10_000_000 + days
     duplicated = pd.Series(key).duplicated(keep="first").to_numpy()
     if duplicated.any():
-        raise _example(raw, duplicated, "Store, Date", "repeats an earlier (store, date) pair", table)
+        raise row_error(raw, duplicated, "Store, Date", "repeats an earlier (store, date) pair", table)
     return out
 
 
 def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "store.csv") -> pd.DataFrame:
     """Store attributes for exactly the stores in the sales table; missing optional columns get defaults."""
     require_columns(raw, ("Store",), table)
-    out = pd.DataFrame({"Store": _as_integer(raw, "Store", table)})
+    out = pd.DataFrame({"Store": as_integer(raw, "Store", table)})
     duplicated = out["Store"].duplicated().to_numpy()
     if duplicated.any():
-        raise _example(raw, duplicated, "Store", "repeats a store id", table)
+        raise row_error(raw, duplicated, "Store", "repeats a store id", table)
     for column in ("StoreType", "Assortment"):
         values = raw[column].fillna("").astype(str).str.strip().str.lower() if column in raw.columns else "a"
         # By position: raw may carry a filtered index (CsvSource's per-store rows), and an
@@ -148,10 +148,10 @@ def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "stor
         out[column] = values.to_numpy() if isinstance(values, pd.Series) else values
         blank = (out[column].isin(["", "nan"])).to_numpy()
         if blank.any():
-            raise _example(raw, blank, column, "is empty", table)
-    out["Promo2"] = _as_flag(raw, "Promo2", table) if "Promo2" in raw.columns else np.int8(0)
+            raise row_error(raw, blank, column, "is empty", table)
+    out["Promo2"] = as_flag(raw, "Promo2", table) if "Promo2" in raw.columns else np.int8(0)
     if "CompetitionDistance" in raw.columns:
-        out["CompetitionDistance"] = _numbers(raw["CompetitionDistance"]).to_numpy()
+        out["CompetitionDistance"] = as_numbers(raw["CompetitionDistance"]).to_numpy()
     for column in (
         "PromoInterval",
         "Promo2SinceWeek",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bhm_core.data.calendar import weekday_of
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
+from bhm_core.data.future import UNKNOWN
 from bhm_core.evaluation.metrics import crps_from_samples
 from bhm_core.forecast.sampling import CHUNK_STORES, Scenario, forecast_dates, sample_forecast
 from bhm_core.forecast.summaries import LEVELS, summarise, summarise_cells
@@ -110,7 +111,7 @@ def _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chun
     for ids, samples, cov in sample_forecast(
         result, cube, store_ids, dates, n_samples=n_samples, seed=seed, scenario=scenario, chunk_stores=chunk_stores
     ):
-        actual, status, expected = _actuals(cube, ids, dates)
+        actual, status, expected = _actuals(cube, ids, dates, scenario)
         yield _Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)
 
 
@@ -173,11 +174,12 @@ def usual_closing_days(cube: SalesCube, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _actuals(cube: SalesCube, ids, dates):
+def _actuals(cube: SalesCube, ids, dates, scenario: Scenario):
     """Observed sales (NaN elsewhere) and status on the window, for stores of the cube.
 
-    Days after the data on a store's usual closing weekday count as CLOSED (expected): a store
-    shut on Sundays for years gets no Sunday forecast from a weekday effect it never showed.
+    Days after the data count as CLOSED (expected) where the scenario's calendar says the store is
+    closed, and where it does not know, on the store's usual closing weekdays: a store shut on
+    Sundays for years gets no Sunday forecast from a weekday effect it never showed.
     """
     rows = cube.store_rows(ids)
     col = (dates - cube.dates[0]).astype(np.int64)
@@ -187,7 +189,9 @@ def _actuals(cube: SalesCube, ids, dates):
     actual = np.where(observed, cube.sales[rows][:, safe], np.nan)
     status = np.where(inside[None, :], cube.status[rows][:, safe], MISSING)
     after = col >= cube.n_days
-    expected = after[None, :] & usual_closing_days(cube, rows)[:, weekday_of(dates)]
+    planned = scenario.ahead(ids, dates)[0]["open"]
+    usual = usual_closing_days(cube, rows)[:, weekday_of(dates)]
+    expected = after[None, :] & np.where(planned != UNKNOWN, planned == 0, usual)
     return actual, np.where(expected, CLOSED, status), expected
 
 

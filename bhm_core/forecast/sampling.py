@@ -17,6 +17,7 @@ import numpy as np
 
 from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import encode
+from bhm_core.data.future import FIELDS, UNKNOWN, FutureCalendar
 from bhm_core.errors import DataError
 from bhm_core.inference.packing import bucket
 from bhm_core.inference.state import FitResult
@@ -30,25 +31,40 @@ DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the 
 
 @dataclass(frozen=True)
 class Scenario:
-    """What to assume for days the data do not cover (and, with promo set, for every forecast day).
+    """What to assume for days the data do not cover.
 
-    promo: None = as recorded (future days: no promo), 0 = promo off, 1 = promo on Mon-Fri.
+    promo: None = as recorded (days past the data: as the calendar says, else no promo), 0 = promo
+    off, 1 = promo on Mon-Fri, on every forecast day. calendar: what is known about days after
+    the data (future.FutureCalendar): open days, promo, holidays per store-day; unknown cells keep
+    the defaults (no promo, no holiday, closed on the store's usual closing weekdays).
     """
 
     promo: int | None = None
+    calendar: FutureCalendar | None = None
+
+    def ahead(self, store_ids, dates) -> tuple[dict, np.ndarray]:
+        """The calendar's values and sources for these stores and dates (all UNKNOWN without one)."""
+        if self.calendar is None:
+            shape = (len(store_ids), len(dates))
+            return {f: np.full(shape, UNKNOWN, np.int8) for f in FIELDS}, np.full(shape, UNKNOWN, np.int8)
+        return self.calendar.lookup(store_ids, dates)
 
 
 def window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, scenario: Scenario):
-    """Covariates of the given stores on the given dates; days past the data get calendar defaults."""
+    """Covariates of the given stores on the given dates: the data's inside the data; after it, the
+    scenario's calendar where it knows a day, else the defaults (no promo, no holiday)."""
     base = cube.covariates.take_stores(rows)
     col = (dates - cube.dates[0]).astype(np.int64)
     known = (col >= 0) & (col < cube.n_days)
     safe = np.clip(col, 0, cube.n_days - 1)
+    ahead, _ = scenario.ahead(cube.store_ids[rows], dates)
 
-    def per_cell(grid):
-        return np.where(known[None, :], grid[:, safe], 0).astype(grid.dtype)
+    def per_cell(grid, name):
+        planned = (ahead[name] != UNKNOWN) & (col >= cube.n_days)[None, :]
+        default = np.where(planned, ahead[name], 0)
+        return np.where(known[None, :], grid[:, safe], default).astype(grid.dtype)
 
-    promo = per_cell(base.promo)
+    promo = per_cell(base.promo, "promo")
     if scenario.promo is not None:
         weekday = ((dates.astype(np.int64) + 3) % 7)[None, :]
         promo = np.broadcast_to((weekday < 5) & (scenario.promo == 1), promo.shape).astype(np.int8)
@@ -56,9 +72,21 @@ def window_covariates(cube: SalesCube, rows: np.ndarray, dates: np.ndarray, scen
         base,
         dates=dates,
         promo=promo,
-        state_holiday=per_cell(base.state_holiday),
-        school_holiday=per_cell(base.school_holiday),
+        state_holiday=per_cell(base.state_holiday, "state_holiday"),
+        school_holiday=per_cell(base.school_holiday, "school_holiday"),
+        closed=_closed_ahead(base, cube.store_ids[rows], dates, scenario),
     )
+
+
+def _closed_ahead(base, store_ids, dates, scenario: Scenario) -> np.ndarray:
+    """The stores' closed calendar (Covariates.closed) continued past the data with the days the
+    scenario's calendar says are closed, so the features around closures see planned ones too."""
+    grid_last = base.grid_first + np.timedelta64(base.closed.shape[1] - 1, "D")
+    if scenario.calendar is None or dates[-1] <= grid_last:
+        return base.closed
+    more = np.arange(grid_last + np.timedelta64(1, "D"), dates[-1] + np.timedelta64(1, "D"))
+    ahead, _ = scenario.calendar.lookup(store_ids, more)
+    return np.concatenate([base.closed, ahead["open"] == 0], axis=1)
 
 
 def draw_latents(key, result: FitResult, n_samples: int, rows: np.ndarray) -> dict:
