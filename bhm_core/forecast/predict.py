@@ -77,8 +77,8 @@ def forecast_chunks(
     """`forecast`'s frame, one chunk of stores at a time (memory bounded by the chunk)."""
     store_ids = result.store_ids if store_ids is None else np.asarray(store_ids, dtype=np.int64)
     dates = forecast_dates(first if first is not None else cube.dates[0], last if last is not None else cube.dates[-1])
-    for draws in _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
-        yield _cell_frame(draws, dates, levels)
+    for draws in chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
+        yield cell_frame(draws, dates, levels)
 
 
 def forecast_with_total(
@@ -86,17 +86,17 @@ def forecast_with_total(
 ) -> tuple:
     """(`forecast`'s frame, `forecast_total(observed_only=True)`'s frame) from one set of draws."""
     dates = forecast_dates(first, last)
-    total = _DailyTotal(n_samples, dates, observed_only=True)
+    total = DailyTotal(n_samples, dates, observed_only=True)
     frames = []
-    for draws in _chunk_draws(
+    for draws in chunk_draws(
         result, cube, np.asarray(store_ids, dtype=np.int64), dates, n_samples, seed, Scenario(), CHUNK_STORES
     ):
-        frames.append(_cell_frame(draws, dates, levels))
+        frames.append(cell_frame(draws, dates, levels))
         total.add(draws)
     return pd.concat(frames, ignore_index=True), total.frame(levels)
 
 
-class _Draws(NamedTuple):
+class Draws(NamedTuple):
     """One chunk of stores over the window: its draws (closed days 0) and what the cube knows."""
 
     ids: np.ndarray
@@ -107,15 +107,15 @@ class _Draws(NamedTuple):
     covariates: object
 
 
-def _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
+def chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
     for ids, samples, cov in sample_forecast(
         result, cube, store_ids, dates, n_samples=n_samples, seed=seed, scenario=scenario, chunk_stores=chunk_stores
     ):
         actual, status, expected = _actuals(cube, ids, dates, scenario)
-        yield _Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)
+        yield Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)
 
 
-def _cell_frame(draws: _Draws, dates: np.ndarray, levels) -> pd.DataFrame:
+def cell_frame(draws: Draws, dates: np.ndarray, levels) -> pd.DataFrame:
     ids, samples, actual, status, expected, cov = draws
     stats, ordered = summarise_cells(samples.reshape(samples.shape[0], -1).T, levels)
     frame = pd.DataFrame(
@@ -137,7 +137,7 @@ def _cell_frame(draws: _Draws, dates: np.ndarray, levels) -> pd.DataFrame:
     return frame
 
 
-class _DailyTotal:
+class DailyTotal:
     """The daily sum of sampled store paths (not of quantiles), added chunk by chunk.
 
     observed_only: sum only the store-days whose sales were observed, so that the forecast total
@@ -149,7 +149,7 @@ class _DailyTotal:
         self.total = np.zeros((n_samples, len(dates)))
         self.actual = np.zeros(len(dates))
 
-    def add(self, draws: _Draws) -> None:
+    def add(self, draws: Draws) -> None:
         counted = ~np.isnan(draws.actual) if self.observed_only else draws.status != CLOSED
         self.total += np.where(counted, draws.samples, 0.0).sum(1)
         self.actual += np.nansum(draws.actual, 0)
@@ -209,10 +209,10 @@ def forecast_total(
     observed_only: bool = False,
 ) -> pd.DataFrame:
     """Daily sum over the stores with an interval from summed samples (not summed quantiles);
-    observed_only as in `_DailyTotal`."""
+    observed_only as in `DailyTotal`."""
     dates = forecast_dates(first, last)
-    total = _DailyTotal(n_samples, dates, observed_only)
-    for draws in _chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, CHUNK_STORES):
+    total = DailyTotal(n_samples, dates, observed_only)
+    for draws in chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, CHUNK_STORES):
         total.add(draws)
     return total.frame(levels)
 

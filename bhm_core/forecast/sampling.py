@@ -177,7 +177,8 @@ def sample_forecast(
     rows_fit = fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
     latent_key, _ = jax.random.split(jax.random.PRNGKey(seed))
-    chunk_stores = min(chunk_stores, len(rows_cube))
+    # Chunks of a power of two stores (the last padded): a few compiled programs serve every count.
+    chunk_stores = min(chunk_stores, 1 << (len(rows_cube) - 1).bit_length())
     # Window lengths are padded to a bucket too, so a new horizon rarely compiles again.
     padded_dates = dates[0] + np.arange(bucket(len(dates), minimum=8))
     shape = (n_samples, chunk_stores, len(padded_dates))

@@ -1,0 +1,106 @@
+"""A saved fit reopened together with the data it was made on, for forecasting outside the dashboard.
+
+A fit artifact holds the guide, the settings and the fingerprint of its data, not the data; the
+record says where the data came from (a demo's size and seed, a folder, a CSV with its column
+mapping). Reopening loads those data (or the folder given instead), rebuilds the cube with the fit's
+features for the fit's stores, and checks its fingerprint against the fit's, so a forecast is never
+drawn from covariates the fit did not see. The data folder's calendar ahead (`test.csv` or
+`test.csv.gz`) comes along when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bhm_core.artifacts import FitStore
+from bhm_core.data.cube import SalesCube
+from bhm_core.data.features import FeatureSpec
+from bhm_core.data.future import FutureCalendar, read_calendar
+from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, load_dataset
+from bhm_core.errors import ArtifactError, DataError
+from bhm_core.inference.state import FitResult
+
+CALENDAR_NAMES = ("test.csv", "test.csv.gz")
+
+
+@dataclass(frozen=True, eq=False)
+class Reopened:
+    key: str
+    result: FitResult
+    cube: SalesCube  # the fit's stores, encoded with the fit's features
+    record: dict
+    calendar: FutureCalendar | None
+    source: object  # the data source the cube was loaded from
+
+
+def source_from_record(source: dict | None):
+    """The data source a fit's record names, or None when it names none (older fits)."""
+    if not source:
+        return None
+    kind = source.get("kind")
+    if kind == "demo":
+        return DemoSource(n_stores=source["n_stores"], n_days=source["n_days"], seed=source["seed"])
+    if kind == "kaggle-dir":
+        return KaggleDirSource(source["path"])
+    if kind == "csv":
+        return CsvSource(source["path"], columns=tuple(tuple(pair) for pair in source.get("columns", ())))
+    raise ArtifactError(f"the fit's record names an unknown data source {kind!r}")
+
+
+def source_record(source) -> dict:
+    """What a fit's record keeps of its data source (the inverse of `source_from_record`)."""
+    if isinstance(source, DemoSource):
+        return {"kind": "demo", "n_stores": source.n_stores, "n_days": source.n_days, "seed": source.seed}
+    if isinstance(source, KaggleDirSource):
+        return {"kind": "kaggle-dir", "path": str(Path(source.path).expanduser().absolute())}
+    if isinstance(source, CsvSource):
+        return {"kind": "csv", "path": str(Path(source.path).absolute()), "columns": [list(p) for p in source.columns]}
+    return {}
+
+
+def locate(fit: str, fits_root: str | Path) -> tuple[FitStore, str]:
+    """(the store, the key) of FIT given as a key under `fits_root` or as a fit's folder."""
+    path = Path(fit).expanduser()
+    if path.is_dir() and (path / "record.json").is_file():
+        return FitStore(path.parent), path.name
+    store = FitStore(fits_root)
+    store.path(fit)  # refuses anything but a key
+    if not store.path(fit).is_dir():
+        raise ArtifactError(f"no saved fit {fit!r} under {store.root} (give a fit's key or its folder)")
+    return store, fit
+
+
+def reopen(
+    fit: str,
+    fits_root: str | Path,
+    *,
+    data_dir: str | None = None,
+    calendar: str | None = None,
+    max_bytes: int | None = None,
+) -> Reopened:
+    store, key = locate(fit, fits_root)
+    result = store.load(key)
+    record = store.record(key)
+    source = KaggleDirSource(data_dir) if data_dir else source_from_record(record.get("source"))
+    if source is None:
+        raise DataError(f"fit {key} does not say which data it was made on; give them with --data-dir")
+    options = {} if max_bytes is None else {"max_bytes": max_bytes}
+    cube = load_dataset(source, **options).cube(FeatureSpec(**record["spec"])).select_stores(result.store_ids)
+    if cube.fingerprint != result.data_fingerprint:
+        raise DataError(
+            f"the data of {source.label} are not the data fit {key} was made on (their fingerprints "
+            "differ); give the data it was fitted on, or fit again"
+        )
+    return Reopened(key, result, cube, record, _calendar(source, calendar), source)
+
+
+def _calendar(source, path: str | None) -> FutureCalendar | None:
+    if path:
+        return read_calendar(path)
+    if isinstance(source, KaggleDirSource):
+        for name in CALENDAR_NAMES:
+            candidate = Path(source.path).expanduser() / name
+            if candidate.is_file():
+                return read_calendar(candidate)
+    return None
