@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test bench info clean
+.PHONY: run test test-fast lint serve bench info clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.test
 	$(PY) -m pytest -q
+
+# The core maths and data, without fits, pages, browsers or servers: under 90 s.
+test-fast: $(VENV)/.test
+	$(PY) -m pytest -q -m "not slow and not app and not browser and not server"
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.runtime
 	$(PY) bench/bench_cube.py

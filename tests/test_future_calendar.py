@@ -66,6 +66,7 @@ def fitted():
     return cube, fit(cube, FitConfig(steps=60))
 
 
+@pytest.mark.slow
 def test_a_promo_week_in_the_calendar_raises_exactly_those_days(fitted):
     from bhm_core.forecast.predict import forecast
     from bhm_core.forecast.sampling import Scenario
@@ -89,6 +90,7 @@ def test_a_promo_week_in_the_calendar_raises_exactly_those_days(fitted):
     assert planned.loc[on, "promo"].all() and not planned.drop(on)["promo"].any()
 
 
+@pytest.mark.slow
 def test_a_day_the_calendar_closes_is_forecast_closed_and_an_opened_sunday_open(fitted):
     from bhm_core.forecast.predict import forecast
     from bhm_core.forecast.sampling import Scenario

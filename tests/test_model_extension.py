@@ -43,6 +43,7 @@ class LogNormalSales(likelihoods.Likelihood):
 
 
 likelihoods.register(LogNormalSales())
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
