@@ -30,6 +30,10 @@ Baselines (``BASELINES``, the registry the backtest runs):
   same weekday of the last week, or further back when that day was closed); falls back to the
   store's last observed day, then the median over all stores.
 - ``mean`` (cold start): the store's mean sales over its training days.
+- ``gbm``: the global LightGBM model a practitioner would pick instead (evaluation/gbm.py), with
+  split-conformal intervals on log sales.
+- ``legacy_ols``: per-store ordinary least squares on log sales with the reference features only,
+  the regression the original research compared against.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ from scipy.special import ndtr, ndtri
 from bhm_core.data.calendar import weekday_of
 from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
+from bhm_core.data.features import FeatureSpec
 from bhm_core.errors import DataError
+from bhm_core.evaluation.gbm import gbm
 from bhm_core.evaluation.metrics import INTERVAL_LEVELS, interval_columns
 from bhm_core.model.hierarchy import grid_linear_predictor, linear_predictor
 from bhm_core.model.lsq import normal_equations, ridge
@@ -212,6 +218,24 @@ def ols_log(train: SalesCube, horizon: SalesCube, *, penalty: float = OLS_PENALT
     return _lognormal_frame(horizon, "ols_log", _linear_predictor(theta, horizon), np.sqrt(resid_var))
 
 
+def legacy_ols(train: SalesCube, horizon: SalesCube) -> pd.DataFrame:
+    """Per-store ordinary least squares on log sales with the reference features only: the
+    regression the original research compared against (min-norm where the one-hot levels are
+    collinear), with log-normal intervals from the store's residual variance."""
+    _check_pair(train, horizon)
+    reference = FeatureSpec.reference()
+    train, horizon = train.with_spec(reference), horizon.with_spec(reference)
+    cells, target, xtx, xty, counts = _log_cells(train, "legacy_ols")
+    theta = np.einsum("sfg,sg->sf", np.linalg.pinv(xtx, hermitian=True), xty)
+    eta = linear_predictor(theta, cells.store, cells.index, cells.value)
+    rss = np.bincount(cells.store, weights=(target - eta) ** 2, minlength=train.n_stores)
+    rank = np.linalg.matrix_rank(xtx, hermitian=True)
+    resid_var = rss / np.maximum(counts - rank, 1.0)
+    usable = counts > rank
+    resid_var = np.where(usable, resid_var, float(np.median(resid_var[usable])) if usable.any() else 0.1)
+    return _lognormal_frame(horizon, "legacy_ols", _linear_predictor(theta, horizon), np.sqrt(resid_var))
+
+
 def pooled(train: SalesCube, horizon: SalesCube, *, penalty: float = POOLED_PENALTY) -> pd.DataFrame:
     """One log-linear regression for all stores: what no store-level parameters give."""
     _check_pair(train, horizon)
@@ -314,7 +338,9 @@ def mean(train: SalesCube, horizon: SalesCube) -> pd.DataFrame:
 
 
 BASELINES: dict[str, Baseline] = {
+    "gbm": gbm,
     "ols_log": ols_log,
+    "legacy_ols": legacy_ols,
     "median_dow_promo": median_dow_promo,
     "seasonal_naive": seasonal_naive,
     "pooled": pooled,
@@ -326,7 +352,9 @@ BASELINES: dict[str, Baseline] = {
 # seed 0) penalties 0.001 / 0.1 / 1 / 3 / 7 / 20 / 100 gave RMSPE 0.490 / 0.457 / 0.402 / 0.410 /
 # 0.430 / 0.449 / 0.459: penalty 1 is about the best this baseline can do, so it is a fair opponent.
 COLDSTART_BASELINES: dict[str, Baseline] = {
+    "gbm": gbm,
     "ols_log": ols_log,
+    "legacy_ols": legacy_ols,
     "mean": mean,
     "median_dow_promo": median_dow_promo,
     "seasonal_naive": seasonal_naive,

@@ -1,0 +1,71 @@
+"""The peers a practitioner would compare against: the global LightGBM model and the legacy
+per-store regression with the reference features."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bhm_core.data.features import FeatureSpec
+from bhm_core.data.sources import DemoSource, load_dataset
+from bhm_core.evaluation.baselines import FRAME_COLUMNS, legacy_ols
+from bhm_core.evaluation.metrics import score_dict
+
+pytest.importorskip("lightgbm")
+
+
+@pytest.fixture(scope="module")
+def split():
+    cube = load_dataset(DemoSource(n_stores=24, n_days=500, seed=6)).cube()
+    cutoff = cube.dates[-43]
+    sub = cube.with_origin(cutoff)
+    return sub.select_days(None, cutoff), sub.select_days(cutoff + np.timedelta64(1, "D"), None)
+
+
+@pytest.fixture(scope="module")
+def gbm_frame(split):
+    from bhm_core.evaluation.gbm import gbm
+
+    return gbm(*split)
+
+
+def test_gbm_frame_has_the_baseline_columns_and_closed_days_at_zero(split, gbm_frame):
+    horizon = split[1]
+    assert list(gbm_frame.columns) == list(FRAME_COLUMNS) and len(gbm_frame) == horizon.n_stores * horizon.n_days
+    assert (gbm_frame.loc[~gbm_frame["open"], "point"] == 0).all()
+    open_ = gbm_frame[gbm_frame["open"]]
+    assert (open_["lo_90"] <= open_["lo_50"]).all() and (open_["lo_50"] <= open_["hi_50"]).all()
+    assert (open_["hi_50"] <= open_["hi_90"]).all() and (open_["point_rmspe"] < open_["point"]).all()
+
+
+def test_gbm_is_accurate_and_its_conformal_intervals_hold_on_the_models_own_data(gbm_frame):
+    scores = score_dict(gbm_frame[gbm_frame["y"].notna()])["gbm"]
+    assert scores["rmspe"] < 0.2
+    assert 0.40 <= scores["coverage_50"] <= 0.60 and 0.84 <= scores["coverage_90"] <= 0.96
+
+
+def test_gbm_never_reads_the_horizons_sales(split, gbm_frame):
+    from bhm_core.evaluation.gbm import gbm
+
+    train, horizon = split
+    scrambled = replace(horizon, sales=horizon.sales[:, ::-1].copy())
+    again = gbm(train, scrambled)
+    np.testing.assert_allclose(again["point"], gbm_frame["point"])
+
+
+def test_legacy_ols_recovers_noise_free_log_linear_sales_with_the_reference_features():
+    cube = load_dataset(DemoSource(n_stores=5, n_days=300, seed=2)).cube(FeatureSpec.reference())
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 0.2, (cube.n_stores, cube.design.n_features)) + 8.0 * (np.arange(cube.design.n_features) < 7)
+    from bhm_core.model.hierarchy import grid_linear_predictor
+
+    sales = np.exp(grid_linear_predictor(theta, cube.design.index, cube.design.value)).astype(np.float32)
+    exact = replace(cube, sales=np.where(cube.observed, sales, 0).astype(np.float32))
+    train, horizon = exact.select_days(None, exact.dates[-31]), exact.select_days(exact.dates[-30], None)
+    frame = legacy_ols(train, horizon)
+    seen = frame[frame["y"].notna()]
+    np.testing.assert_allclose(seen["median"], seen["y"], rtol=1e-4)
+    assert isinstance(frame, pd.DataFrame) and set(frame["method"]) == {"legacy_ols"}
