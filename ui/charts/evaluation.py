@@ -13,9 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from bhm_core.forecast.predict import METHOD
-
-from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
-from .charts_forecast import ACTUAL_COLOUR, _band_polygons
+from ui.charts.forecast import ACTUAL_COLOUR, band_polygons
+from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
 
 METHOD_COLOURS = {
     METHOD: SERIES_COLOUR,
@@ -51,7 +50,7 @@ def label(method: str) -> str:
 def _model_traces(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     x = part["date"]
     for level, alpha in ((90, 0.18), (50, 0.35)):
-        xs, ys = _band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
+        xs, ys = band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
         fig.add_trace(
             go.Scatter(
                 x=xs,

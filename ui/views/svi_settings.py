@@ -7,8 +7,7 @@ import streamlit as st
 
 from bhm_core.errors import ConfigError
 from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
-
-from . import state
+from ui.session import state
 
 PROGRESS_EVERY = 25  # steps per chunk: how often the progress bar moves and Cancel is checked
 OPTIMIZER_LABELS = {"adam": "Adam", "clipped_adam": "Adam, clipped gradients"}
