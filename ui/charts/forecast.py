@@ -55,7 +55,7 @@ def band_polygons(x: pd.Series, lo: pd.Series, hi: pd.Series):
     return xs, ys
 
 
-def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "Forecast mean"):
+def _interval_bands(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     x = part["date"]
     for level, alpha in ((90, 0.2), (50, 0.4)):
         xs, ys = band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
@@ -75,6 +75,12 @@ def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "F
             row,
             1,
         )
+
+
+def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "Forecast mean"):
+    """The 90 % and 50 % bands, mean, median and actual sales of one panel."""
+    _interval_bands(fig, part, row, legend)
+    x = part["date"]
     fig.add_trace(
         go.Scatter(
             x=x,
