@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from ui import data, nav, state, widgets
+from ui.session import state, warmup
+from ui.views import nav, status
 
 st.set_page_config(page_title="Sales forecasting", page_icon=":material/insights:", layout="wide")
 page = st.navigation(nav.pages())
 st.session_state[state.ROUTED] = True
-status = st.sidebar.empty()
-widgets.sidebar_status(status)  # drawn first, so it is there even when a page stops early
+slot = st.sidebar.empty()
+status.sidebar_status(slot)  # drawn first, so it is there even when a page stops early
 page.run()
-widgets.sidebar_status(status)  # and again: the page may have changed the data or the picks
-data.warm_up()  # once per process, after the first page: JAX loads while the user reads it
+status.sidebar_status(slot)  # and again: the page may have changed the data or the picks
+warmup.warm_up()  # once per process, after the first page: JAX loads while the user reads it

@@ -166,7 +166,7 @@ def _fit(at, state, steps=None, seed=None) -> tuple[float, object]:
 def bench_app(repeats: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    from ui import state
+    from ui.session import state
 
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600).run()
     out = {}

@@ -49,19 +49,51 @@ def library_versions() -> dict:
     }
 
 
+def _key_part(value):
+    """A key part as plain JSON data. Settings that do not change a result (CONFIG_FIELDS_NOT_IN_KEY)
+    are left out, so that reporting progress more often never misses a saved fit."""
+    if isinstance(value, FitConfig):
+        return {k: v for k, v in value.to_dict().items() if k not in CONFIG_FIELDS_NOT_IN_KEY}
+    if isinstance(value, Priors):
+        return value.to_dict()
+    if isinstance(value, FeatureSpec):
+        return asdict(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _key_part(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_key_part(v) for v in value]
+    return value if isinstance(value, (int, float, str, type(None))) else str(value)
+
+
+def content_key(kind: str | None, **parts) -> str:
+    """20 hex digits naming everything that decides a result (a fit, a backtest, a cold start):
+    the same parts give the same key in every process, so results can be shared and saved under it.
+
+    kind None leaves the kind out of the hash: fit keys name saved folders and were hashed
+    without one, and a changed hash would orphan every saved fit.
+    """
+    payload = {name: _key_part(value) for name, value in parts.items()}
+    if kind is not None:
+        payload["kind"] = kind
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
 def fit_key(
     data_fingerprint: str, config: FitConfig, priors: Priors, spec: FeatureSpec, extra: dict | None = None
 ) -> str:
-    settings = {k: v for k, v in config.to_dict().items() if k not in CONFIG_FIELDS_NOT_IN_KEY}
-    payload = {
-        "data": data_fingerprint,
-        "config": settings,
-        "priors": priors.to_dict(),
-        "spec": asdict(spec),
-        "versions": library_versions(),
-        "extra": extra or {},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return content_key(
+        None,
+        data=data_fingerprint,
+        config=config,
+        priors=priors,
+        spec=spec,
+        versions=library_versions(),
+        extra=extra or {},
+    )
 
 
 def _flatten(result: FitResult) -> dict:

@@ -3,19 +3,22 @@
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import baselines_view, data, eval_view, evaluating, fitting, nav, state
+from ui.session import evaluations, fits, loaders, state
+from ui.views import baselines as baselines_view
+from ui.views import evaluation as eval_view
+from ui.views import guards, nav
 
 nav.route_through_app()
 st.title("Baselines")
-cube = data.current_cube()
+cube = loaders.current_cube()
 if cube is None:
     st.stop()
-evaluating.collect("backtest")  # a run that ended in the background: its notice, then the button
-config, priors = evaluating.model_settings()
+evaluations.lifecycle("backtest").collect()  # a run that ended in the background: its notice, then the button
+config, priors = guards.model_settings()
 if config is None:
     st.stop()
 
-store_ids, by_default = fitting.stores_to_fit(cube)
+store_ids, by_default = fits.stores_to_fit(cube)
 which = (
     f"the first {len(store_ids)} stores (none picked on the Stores page)"
     if by_default
@@ -32,14 +35,14 @@ request = baselines_view.controls(cube)
 key = (
     None
     if request is None
-    else evaluating.backtest_key(cube, store_ids, request["cutoff"], request["horizon"], config, priors)
+    else evaluations.backtest_key(cube, store_ids, request["cutoff"], request["horizon"], config, priors)
 )
 evaluation = eval_view.run(
     "backtest",
     f"Run the backtest ({len(store_ids)} stores)",
     request is not None,
     key,
-    lambda: evaluating.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config, priors),
+    lambda: evaluations.start_backtest(cube, store_ids, request["cutoff"], request["horizon"], config, priors),
     "Run the backtest to compare the model with the baselines on these days.",
 )
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from ui import charts, data, nav, source_forms, state, widgets
+from ui.charts import sales
+from ui.session import loaders, state
+from ui.views import nav, source_forms, status
 
 nav.route_through_app()
 st.title("Data")
@@ -11,16 +13,16 @@ st.caption("Choose the sales data to work with. Every other page uses the data c
 with st.container(border=True):
     source_forms.choose_source()
 
-cube = data.current_cube()
+cube = loaders.current_cube()
 if cube is None:
     st.stop()
 
 st.subheader(f"In use: {state.current_source().label}")
-widgets.dataset_summary(cube)
+status.dataset_summary(cube)
 
 st.subheader("Coverage by store and day")
-grid = data.cached_status_grid(cube.fingerprint, cube)
-st.plotly_chart(charts.missingness_figure(grid), width="stretch", config={"displaylogo": False})
+grid = loaders.status_grid(cube.fingerprint, cube)
+st.plotly_chart(sales.missingness_figure(grid), width="stretch", config={"displaylogo": False})
 if grid["days_per_cell"] > 1 or grid["stores_per_cell"] > 1:
     st.caption(
         f"Each cell is {grid['stores_per_cell']} store(s) × {grid['days_per_cell']} days "

@@ -4,11 +4,13 @@ and how the hierarchy pulls stores with little data toward the chain."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, effects_view, fit_history, fitting, nav
+from ui.session import fit_results
+from ui.views import effects as effects_view
+from ui.views import fit_history, guards, nav
 
 nav.route_through_app()
 st.title("Effects")
-fit, sub = fitting.require_fit("the effects are summaries of a fitted posterior.")
+fit, sub = guards.require_fit("the effects are summaries of a fitted posterior.")
 
 st.caption(
     f"Current fit: {fit.summary()}. Effects multiply expected sales: ×1.2 is +20 %, ×0.8 is "
@@ -16,8 +18,8 @@ st.caption(
     "the average variant."
 )
 try:
-    seen = data.seen_features(sub.fingerprint, sub)
-    tables = data.effect_tables(fit.key, seen, fit.result, sub)
+    seen = fit_results.seen_features(sub.fingerprint, sub)
+    tables = fit_results.effect_tables(fit.key, seen, fit.result, sub)
     effects, groups = effects_view.choose_effects(tables)
     if not effects:
         st.info("Choose at least one feature group.", icon=":material/arrow_upward:")

@@ -2,17 +2,18 @@
 
 import streamlit as st
 
-from ui import data, fit_history, fit_runner, fitting, nav, prior_editor, state, svi_settings
+from ui.session import fits, loaders, state
+from ui.views import fit_history, fit_runner, nav, prior_editor, svi_settings
 
 nav.route_through_app()
 st.title("Model & fit")
-cube = data.current_cube()
+cube = loaders.current_cube()
 if cube is None:
     st.stop()
 
-fitting.collect()  # a fit that ended in the background becomes current (or says why not)
-store_ids, by_default = fitting.stores_to_fit(cube)
-sub = data.fit_cube(cube, store_ids)
+fits.collect()  # a fit that ended in the background becomes current (or says why not)
+store_ids, by_default = fits.stores_to_fit(cube)
+sub = loaders.fit_cube(cube, store_ids)
 if by_default:
     st.info(
         f"No stores picked: the fit uses the first {len(store_ids)} stores. Pick stores on the "
@@ -48,9 +49,9 @@ with st.container(border=True):
 fit_runner.fit_button(cube, store_ids, config, priors)
 fit_runner.progress()
 fit_runner.notice()
-fit_runner.current_fit(fitting.current())
+fit_runner.current_fit(fits.current())
 
 st.subheader("Saved fits")
-saved_keys = fit_history.table(cube, fitting.current())
+saved_keys = fit_history.table(cube, fits.current())
 with st.expander("Compare two fits"):
-    fit_history.compare(cube, fitting.current(), saved_keys)
+    fit_history.compare(cube, fits.current(), saved_keys)

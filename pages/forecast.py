@@ -4,11 +4,13 @@ distribution, and a what-if on future promotions."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import fitting, forecast_view, nav, state
+from ui.session import state
+from ui.views import forecast as forecast_view
+from ui.views import guards, nav
 
 nav.route_through_app()
 st.title("Forecast")
-fit, sub = fitting.require_fit("the forecast is drawn from the model's posterior.")
+fit, sub = guards.require_fit("the forecast is drawn from the model's posterior.")
 
 st.caption(
     f"Current fit: {fit.summary()}. Days after {sub.dates[-1]} are forecast from the "

@@ -4,15 +4,18 @@ and compare with baselines that only have those days."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui import data, eval_view, evaluating, nav, new_stores_view, state
+from ui.session import evaluations, loaders, state
+from ui.views import evaluation as eval_view
+from ui.views import guards, nav
+from ui.views import new_stores as new_stores_view
 
 nav.route_through_app()
 st.title("New stores")
-cube = data.current_cube()
+cube = loaders.current_cube()
 if cube is None:
     st.stop()
-evaluating.collect("coldstart")  # a run that ended in the background: its notice, then the button
-config, priors = evaluating.model_settings()
+evaluations.lifecycle("coldstart").collect()  # a run that ended in the background: its notice, then the button
+config, priors = guards.model_settings()
 if config is None:
     st.stop()
 st.caption(
@@ -25,16 +28,16 @@ st.caption(
 request = new_stores_view.controls(cube)
 key = None
 if request is not None:
-    reuse, others = evaluating.hierarchy_plan(cube, request["new"])
+    reuse, others = evaluations.hierarchy_plan(cube, request["new"])
     new_stores_view.hierarchy_caption(reuse, others)
-    h_key = evaluating.hierarchy_key(cube, reuse, others, config, priors)
-    key = evaluating.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key, config)
+    h_key = evaluations.hierarchy_key(cube, reuse, others, config, priors)
+    key = evaluations.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key, config)
 evaluation = eval_view.run(
     "coldstart",
     "Fit and forecast the new stores",
     request is not None,
     key,
-    lambda: evaluating.start_coldstart(cube, request["new"], request["known"], request["horizon"], config, priors),
+    lambda: evaluations.start_coldstart(cube, request["new"], request["known"], request["horizon"], config, priors),
     "Press the button to fit the new stores and compare the forecasts.",
 )
 

@@ -1,6 +1,6 @@
 """Shared helpers of the engine pages' AppTests: a small demo, a private fit folder, a quick fit.
 
-A fit runs in a background thread (ui.jobs.FitJob); a test waits for it and reruns the script,
+A fit runs in a background thread (ui.session.jobs.FitJob); a test waits for it and reruns the script,
 as the page's polling fragment would.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from ui import data, state
+from ui.session import loaders, state
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 FIT_PAGE = "pages/fit.py"
@@ -25,7 +25,7 @@ def small_demo(monkeypatch, tmp_path) -> Path:
     monkeypatch.setenv(state.DEMO_STORES_ENV, "30")
     monkeypatch.setenv(state.DEMO_DAYS_ENV, "200")
     monkeypatch.setenv("BHM_FIT_DIR", str(tmp_path / "fits"))
-    data.evaluations.clear()  # backtests and cold starts of earlier tests (one cache per process)
+    loaders.evaluations.clear()  # backtests and cold starts of earlier tests (one cache per process)
     return tmp_path / "fits"
 
 
@@ -104,7 +104,7 @@ def evaluation_app(monkeypatch, tmp_path, page: str) -> AppTest:
 
 
 def wait_for_eval(at, kind: str, timeout: float = 300) -> AppTest:
-    """Wait for the page's background backtest / cold-start job (ui.evaluating), then rerun."""
+    """Wait for the page's background backtest / cold-start job (ui.session.evaluations), then rerun."""
     key = f"{state.EVAL_JOB}.{kind}"
     job = at.session_state.get(key, None)
     if job is not None:

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 from app_helpers import FIT_PAGE, STEPS, button, chart, evaluation_app, texts, wait_for_eval
 
-from ui import charts, state
+from ui.charts import style
+from ui.session import state
 
 PAGE = "pages/baselines.py"
 LAST_DAY = dt.date(2013, 7, 19)  # the 200-day demo's last day
@@ -68,12 +69,12 @@ def test_backtest_tables_charts_and_cache(app):
     assert "Per-store regression" in names and "Seasonal naive" not in names  # no intervals
     drill = chart(at, "bt.stores")
     by_name = {t.get("name"): t for t in drill["data"]}
-    assert by_name["Hierarchical model"]["line"]["color"] == charts.SERIES_COLOUR  # as on Forecast
+    assert by_name["Hierarchical model"]["line"]["color"] == style.SERIES_COLOUR  # as on Forecast
     colours = {
         by_name[n]["line"]["color"]
         for n in ("Per-store regression", "Pooled regression", "Median by weekday × promo", "Seasonal naive")
     }
-    assert len(colours) == 4 and charts.SERIES_COLOUR not in colours
+    assert len(colours) == 4 and style.SERIES_COLOUR not in colours
     assert "Actual sales" in by_name and "Sales before the cutoff" in by_name
 
     other = at.selectbox(key="w.bt.store").options[3]
@@ -127,7 +128,7 @@ def test_a_running_backtest_can_be_cancelled(app):
 
 
 def test_lift_percent_reads_without_a_negative_zero():
-    from ui.charts_eval import signed_percent
+    from ui.charts.evaluation import signed_percent
 
     assert [signed_percent(v) for v in (12.345, -3.21, -0.04, 0.0, 0.04, -0.06)] == [
         "+12.3 %",

@@ -16,7 +16,7 @@ from bhm_core.data import kaggle
 from bhm_core.data.demo import generate_demo, to_kaggle_csv
 from bhm_core.data.sources import DemoSource
 from bhm_core.errors import DataError
-from ui import state
+from ui.session import state
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TIMEOUT = 30
@@ -198,11 +198,11 @@ def test_kaggle_download_success_switches_to_the_downloaded_data(app, tmp_path, 
 
 
 def test_coverage_grid_keeps_the_majority_status_of_each_block():
-    from ui.charts import _block_mode, status_grid
+    from bhm_core.data.summaries import block_mode, status_grid
 
     codes = np.array([[0, 0, 3, 3, 3, 2, 2], [0, 2, 2, 1, 1, 1, 2]], np.int8)
     # 2 x 3 blocks: the last block is 2 x 1 plus padding, which never counts.
-    assert _block_mode(codes, 2, 3).tolist() == [[0, 1, 2]]
+    assert block_mode(codes, 2, 3).tolist() == [[0, 1, 2]]
     cube = generate_demo(DemoSource(n_stores=30, n_days=200)).cube()
     assert status_grid(cube)["z"].shape == (30, 200)
     weekly = status_grid(cube, max_days=50, max_stores=10)
@@ -211,7 +211,7 @@ def test_coverage_grid_keeps_the_majority_status_of_each_block():
 
 
 def test_the_data_page_never_waits_for_jax(tmp_path):
-    """A fresh server's first page: no JAX/NumPyro import before it is drawn (ui.data.warm_up
+    """A fresh server's first page: no JAX/NumPyro import before it is drawn (ui.session.warmup.warm_up
     loads them afterwards in the background)."""
     import os
     import subprocess

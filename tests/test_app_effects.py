@@ -7,7 +7,7 @@ import pytest
 from app_helpers import FIT_PAGE, chart, current, fit, fitted_app, open_page, small_demo, texts
 
 from bhm_core.forecast import effects
-from ui import state
+from ui.session import state
 
 PAGE = "pages/effects.py"
 

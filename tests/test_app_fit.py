@@ -24,7 +24,7 @@ from bhm_core.artifacts import FitStore
 from bhm_core.errors import FitDivergedError
 from bhm_core.forecast import prior_check
 from bhm_core.model.config import Priors
-from ui import state
+from ui.session import state
 
 
 @pytest.fixture
@@ -236,10 +236,10 @@ def test_download_zip_holds_the_arrays_and_record(app):
     import io
     import zipfile
 
-    from ui import fitting
+    from ui.session import fits
 
     fit(app, steps=30)
-    with zipfile.ZipFile(io.BytesIO(fitting.zip_bytes(current(app).key))) as archive:
+    with zipfile.ZipFile(io.BytesIO(fits.zip_bytes(current(app).key))) as archive:
         names = sorted(archive.namelist())
     assert [n.split("/")[-1] for n in names] == ["arrays.npz", "record.json"]
 

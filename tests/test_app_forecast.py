@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from app_helpers import chart, fitted_app, open_page, small_demo, texts
 
-from ui import data
+from ui.session import fit_results
 
 PAGE = "pages/forecast.py"
 TAB = "w.fc.tab"
@@ -90,13 +90,13 @@ def test_total_and_one_day_density(app):
 
 def test_chart_options_reuse_the_cached_forecast(app, monkeypatch):
     calls = []
-    real = data.forecast
+    real = fit_results.forecast
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "forecast", counting)
+    monkeypatch.setattr(fit_results, "forecast", counting)
     zoom = next(s for s in app.slider if s.label == "Zoom (dates)")
     first, last = zoom.value
     zoom.set_value((first + (last - first) / 2, last))

@@ -21,7 +21,8 @@ from bhm_core.artifacts import FitStore
 from bhm_core.data.sources import load_dataset
 from bhm_core.errors import ConfigError
 from bhm_core.evaluation.backtest import coldstart
-from ui import charts, state
+from ui.charts import style
+from ui.session import state
 
 PAGE = "pages/new_stores.py"
 
@@ -67,7 +68,7 @@ def test_cold_start_fits_the_others_then_scores_model_and_baselines(app, tmp_pat
     titles = [a["text"] for a in figure["layout"]["annotations"] if a["text"].startswith("Store ")]
     assert titles == ["Store 28", "Store 29", "Store 30"]
     by_name = {t.get("name"): t for t in figure["data"] if t.get("showlegend", True)}
-    assert by_name["Hierarchical model"]["line"]["color"] == charts.SERIES_COLOUR
+    assert by_name["Hierarchical model"]["line"]["color"] == style.SERIES_COLOUR
     known = [t for t in figure["data"] if t.get("name", "").startswith("Known days")]
     assert sum(len(t["x"]) for t in known) == 3 * 7  # each store's K known days
     assert chart(at, "ns.calibration") and chart(at, "ns.lift")

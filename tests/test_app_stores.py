@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import state
-from ui.widgets import parse_id_query
+from ui.session import state
+from ui.views.store_picker import parse_id_query
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 STORES_PAGE = "pages/stores.py"

@@ -222,3 +222,29 @@ def sniff_header(path: Path) -> list[str]:
             return next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DataError(f"{Path(path).name}: cannot read the header ({exc})") from None
+
+
+def source_files(source) -> list[Path]:
+    """The files a source reads (those that may exist; the demo reads none)."""
+    if isinstance(source, KaggleDirSource):
+        folder = Path(source.path).expanduser()
+        return [folder / f"{stem}{ext}" for stem in ("train", "store") for ext in (".csv", ".csv.gz")]
+    if isinstance(source, CsvSource):
+        return [Path(source.path)]
+    return []
+
+
+def file_stamp(source) -> str:
+    """Name, size and modification time of each file the source reads ("" for the demo).
+
+    A source is a path, and a folder or a file can change under the same path: a cache keyed on
+    the source alone would keep serving the old data. Files that do not exist are left out.
+    """
+    stamps = []
+    for path in source_files(source):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        stamps.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
+    return ",".join(stamps)

@@ -1,5 +1,6 @@
-"""Parts shared by the Baselines and New stores pages: the run button and its job, the metrics table, the
-headline lift, the per-store lift histogram, interval calibration and the per-store drill-down."""
+"""Parts shared by the Baselines and New stores pages: the run button and its job (the one job
+panel of ui.views.job_progress), the metrics table, the headline lift, the per-store lift histogram,
+interval calibration and the per-store drill-down."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import streamlit as st
 
 from bhm_core.evaluation.backtest import best_baseline, calibration, lift_percent, metrics_table, store_lifts
 from bhm_core.forecast.predict import METHOD
-
-from . import charts, charts_eval, data, evaluating
+from ui.charts import evaluation as eval_charts
+from ui.charts import style
+from ui.session import evaluations, figures
+from ui.views import job_progress
 
 PERCENT = ("rmspe", "mape", "coverage_50", "coverage_90")
 COLUMNS = {
@@ -27,12 +30,13 @@ COLUMNS = {
 def run(kind: str, label: str, ready: bool, key: str | None, start, idle_hint: str):
     """The run button, the job's progress and its last notice; returns the evaluation for these
     inputs (key), or stops the page while there is none (with `idle_hint` when nothing runs)."""
-    _run_button(kind, label, ready, key is not None and evaluating.cached(key) is not None, start)
-    evaluating.progress(kind)
-    evaluating.notice(kind)
-    evaluation = evaluating.cached(key) if key else None  # a job that just finished is collected
+    lifecycle = evaluations.lifecycle(kind)
+    _run_button(kind, label, ready, evaluations.cached(key) is not None, start)
+    job_progress.progress(lifecycle)
+    job_progress.show_notice(lifecycle)
+    evaluation = evaluations.cached(key)  # a job that just finished is collected
     if evaluation is None:
-        if ready and evaluating.job(kind) is None:
+        if ready and lifecycle.job() is None:
             st.info(idle_hint, icon=":material/info:")
         st.stop()
     return evaluation
@@ -41,7 +45,7 @@ def run(kind: str, label: str, ready: bool, key: str | None, start, idle_hint: s
 def _run_button(kind: str, label: str, ready: bool, have_result: bool, start) -> None:
     """The button that starts the job (disabled while one runs, the inputs are invalid, or the
     result for these inputs is already there)."""
-    running = evaluating.job(kind) is not None
+    running = evaluations.lifecycle(kind).job() is not None
     if have_result and not running:
         label = "Done for these inputs (shown below)"
     help_text = (
@@ -84,14 +88,14 @@ def headline(evaluation) -> None:
         "Best baseline RMSPE",
         _pct(best_rmspe),
         border=True,
-        delta=charts_eval.label(best) if best else None,
+        delta=eval_charts.label(best) if best else None,
         delta_color="off",
         delta_arrow="off",
         help="The baseline with the lowest RMSPE over all stores of this run",
     )
     cols[2].metric(
         "Lift over the best baseline",
-        "—" if lift is None else charts_eval.signed_percent(lift),
+        "—" if lift is None else eval_charts.signed_percent(lift),
         border=True,
         help="How much lower the model's RMSPE is, in % of the baseline's",
     )
@@ -110,13 +114,13 @@ def table(evaluation) -> None:
     lifts = [None if m == METHOD else lift_percent(model_rmspe, r) for m, r in zip(frame["method"], frame["rmspe"])]
     for column in PERCENT:
         frame[column] = 100 * frame[column]
-    frame["method"] = frame["method"].map(charts_eval.label)
+    frame["method"] = frame["method"].map(eval_charts.label)
     frame["lift"] = np.array(lifts, dtype=float)
     frame = frame.rename(columns={**COLUMNS, "method": "Method", "lift": "Model's lift (RMSPE)"})
     formats = {COLUMNS[c]: "{:.1f} %" for c in PERCENT}
     formats.update(dict.fromkeys(("MAE", "RMSE", "CRPS"), "{:,.0f}"))
     formats = {name: pattern.format for name, pattern in formats.items()}
-    formats["Model's lift (RMSPE)"] = charts_eval.signed_percent
+    formats["Model's lift (RMSPE)"] = eval_charts.signed_percent
     for name, show in formats.items():  # as text: a dash, not "None", where a method has none
         frame[name] = [show(v) if pd.notna(v) else "—" for v in frame[name]]
     right = {name: st.column_config.TextColumn(alignment="right") for name in formats}
@@ -130,7 +134,7 @@ def table(evaluation) -> None:
 
 
 def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
-    """ekey: the evaluation's content key (ui.evaluating), which names the cached figures."""
+    """ekey: the evaluation's content key (ui.session.evaluations), which names the cached figures."""
     summary = evaluation.summary
     best, best_rmspe = best_baseline(summary)
     left, right = st.columns([1.15, 1], gap="large")
@@ -138,10 +142,10 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
         lifts = store_lifts(summary)
         overall = lift_percent(summary["model"].get("rmspe"), best_rmspe)
         st.markdown(
-            f"**Per-store lift over {charts_eval.label(best) if best else 'the best baseline'}"
-            "** (RMSPE)" + ("" if overall is None else f": {charts_eval.signed_percent(overall)} over all stores")
+            f"**Per-store lift over {eval_charts.label(best) if best else 'the best baseline'}"
+            "** (RMSPE)" + ("" if overall is None else f": {eval_charts.signed_percent(overall)} over all stores")
         )
-        figure = data.figure(f"{key}.lift|{ekey}", lambda: charts_eval.lift_histogram(lifts))
+        figure = figures.figure(f"{key}.lift|{ekey}", lambda: eval_charts.lift_histogram(lifts))
         st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key=f"{key}.lift")
         st.caption(
             "Each store's RMSPE under the model against the same baseline on that store "
@@ -150,8 +154,8 @@ def lift_and_calibration(evaluation, key: str, ekey: str) -> None:
         )
     with right:
         st.markdown("**Interval calibration**")
-        figure = data.figure(
-            f"{key}.calibration|{ekey}", lambda: charts_eval.calibration_figure(calibration(evaluation.forecasts))
+        figure = figures.figure(
+            f"{key}.calibration|{ekey}", lambda: eval_charts.calibration_figure(calibration(evaluation.forecasts))
         )
         st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key=f"{key}.calibration")
         st.caption(
@@ -176,7 +180,7 @@ def error_anatomy(evaluation) -> None:
     the chain-wide shock of each day, and neither explain (Evaluation.anatomy)."""
     rows = [
         {
-            "Method": charts_eval.label(method),
+            "Method": eval_charts.label(method),
             "RMSPE": parts["rmspe"],
             "Each store's level known": parts["without_store_level"],
             "Each day's chain-wide shock known": parts["without_day_shocks"],
@@ -215,11 +219,11 @@ def drill_down(
 
     def build():
         past = history() if callable(history) else history
-        return charts_eval.methods_figure(
+        return eval_charts.methods_figure(
             evaluation.forecasts, stores, y_label, past, history_name, shared_x=shared_x, marker=marker
         )
 
-    figure = data.figure(f"{key}.stores|{ekey}|{stores}|{y_label}", build)
+    figure = figures.figure(f"{key}.stores|{ekey}|{stores}|{y_label}", build)
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key=f"{key}.stores")
     st.caption(
         "Blue: the model's mean with its 50 % (dark) and 90 % (light) intervals; dashed: "
@@ -227,21 +231,5 @@ def drill_down(
     )
 
 
-def history(cube, stores, first, last) -> pd.DataFrame:
-    """Observed sales (store, date, y) of these stores between first and last (inclusive)."""
-    rows = cube.store_rows(stores)
-    keep = (cube.dates >= np.datetime64(first, "D")) & (cube.dates <= np.datetime64(last, "D"))
-    cols = np.flatnonzero(keep)
-    observed = cube.observed[np.ix_(rows, cols)]
-    r, c = np.nonzero(observed)
-    return pd.DataFrame(
-        {
-            "store": np.asarray(stores)[r],
-            "date": pd.to_datetime(cube.dates[cols[c]]),
-            "y": cube.sales[rows[r], cols[c]].astype(float),
-        }
-    )
-
-
 def y_label(kind: str) -> str:
-    return charts.sales_axis_label(kind)
+    return style.sales_axis_label(kind)

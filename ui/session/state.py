@@ -3,7 +3,7 @@
 Pages never spell a key themselves. Plain data lives under the ``bhm.`` keys and survives page
 switches; widget keys (``w.``) belong to one widget and Streamlit drops them when a page without
 that widget runs, so a widget that must remember its value across pages is seeded from a ``bhm.``
-key and writes back to it (see ``seed_widget`` and ``ui.widgets.store_picker``).
+key and writes back to it (see ``seed_widget`` and ``ui.views.store_picker.store_picker``).
 """
 
 from __future__ import annotations
@@ -17,23 +17,24 @@ from bhm_core.data.sources import DemoSource
 # Plain data, kept for the whole session.
 SOURCE = "bhm.source"  # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
-FIT = "bhm.fit"  # ui.fitting.CurrentFit: the fit the engine pages show
-FIT_JOB = "bhm.fit_job"  # ui.jobs.FitJob: a fit running in the background (or just done)
-FIT_NOTICE = "bhm.fit_notice"  # ui.fitting.Notice about the last fit attempt (Model & fit page)
-FIT_PARTIAL = "bhm.fit_partial"  # ui.fitting.CurrentFit of a cancelled or diverged fit, unsaved
+FIT = "bhm.fit"  # ui.session.fits.CurrentFit: the fit the engine pages show
+FIT_JOB = "bhm.fit_job"  # ui.session.jobs.FitJob: a fit running in the background (or just done)
+FIT_NOTICE = "bhm.fit_notice"  # ui.session.lifecycle.Notice about the last fit attempt (Model & fit)
+FIT_PARTIAL = "bhm.fit_partial"  # ui.session.fits.CurrentFit of a cancelled or diverged fit, unsaved
 UPLOAD = "bhm.upload"  # (uploader file_id, saved path) of the last CSV upload
-ROUTED = "bhm.routed"  # True once app.py has run in this session (ui.nav.route_through_app)
+ROUTED = "bhm.routed"  # True once app.py has run in this session (ui.views.nav.route_through_app)
 # Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
-# The Evaluations themselves live in a process-wide cache (ui.data.evaluations), keyed by content.
-EVAL_JOB = "bhm.eval_job"  # prefix: f"{EVAL_JOB}.{kind}" -> ui.jobs.TaskJob
-EVAL_NOTICE = "bhm.eval_notice"  # prefix: f"{EVAL_NOTICE}.{kind}" -> ui.fitting.Notice
+# The Evaluations themselves live in a process-wide cache (ui.session.loaders.evaluations), keyed by
+# content.
+EVAL_JOB = "bhm.eval_job"  # prefix: f"{EVAL_JOB}.{kind}" -> ui.session.jobs.TaskJob
+EVAL_NOTICE = "bhm.eval_notice"  # prefix: f"{EVAL_NOTICE}.{kind}" -> ui.session.lifecycle.Notice
 EVAL_KINDS = ("backtest", "coldstart")
 
 # Widget keys that other code sets on purpose (buttons that change the picks, tests).
 W_SOURCE_KIND = "w.source_kind"
 W_STORE_PICKER = "w.store_picker"
-W_PRIOR = "w.prior"  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.prior_editor)
-W_SVI = "w.svi"  # prefix: f"{W_SVI}.{field}" (ui.svi_settings)
+W_PRIOR = "w.prior"  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.views.prior_editor)
+W_SVI = "w.svi"  # prefix: f"{W_SVI}.{field}" (ui.views.svi_settings)
 
 # The built-in demo's default size; tests shrink it through the environment.
 DEMO_STORES_ENV = "BHM_DEMO_STORES"
@@ -63,15 +64,22 @@ def set_source(source) -> None:
     drop_fit()
 
 
+def eval_job_key(kind: str) -> str:
+    return f"{EVAL_JOB}.{kind}"
+
+
+def eval_notice_key(kind: str) -> str:
+    return f"{EVAL_NOTICE}.{kind}"
+
+
 def drop_fit() -> None:
     """Forget the current fit and any fit or evaluation in progress (they refer to data no longer
     in use)."""
-    jobs = [FIT_JOB] + [f"{EVAL_JOB}.{kind}" for kind in EVAL_KINDS]
-    for key in jobs:
+    for key in (FIT_JOB, *(eval_job_key(kind) for kind in EVAL_KINDS)):
         job = st.session_state.pop(key, None)
         if job is not None:
             job.cancel()
-    for key in (FIT, FIT_NOTICE, FIT_PARTIAL, *(f"{EVAL_NOTICE}.{kind}" for kind in EVAL_KINDS)):
+    for key in (FIT, FIT_NOTICE, FIT_PARTIAL, *(eval_notice_key(kind) for kind in EVAL_KINDS)):
         st.session_state.pop(key, None)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba
-from .charts_fit import COMPARE_COLOURS
+from ui.charts.fit import COMPARE_COLOURS
+from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba
 
 ROW = 1.0  # vertical room per effect
 GROUP_GAP = 0.5  # extra room between groups

@@ -7,10 +7,11 @@ import datetime as dt
 import numpy as np
 import streamlit as st
 
+from bhm_core.data.summaries import observed_sales
 from bhm_core.errors import BhmError
 from bhm_core.evaluation.backtest import DEFAULT_HORIZON, check_window
-
-from . import charts_eval, eval_view
+from ui.charts import evaluation as eval_charts
+from ui.views import evaluation as eval_view
 
 HISTORY_DAYS = 28  # sales before the cutoff shown in the drill-down
 
@@ -69,7 +70,7 @@ def results(evaluation, cube, kind: str, ekey: str) -> None:
         eval_view.y_label(kind),
         "bt",
         ekey,
-        lambda: eval_view.history(cube, [store], first, cutoff),
+        lambda: observed_sales(cube, [store], first, cutoff),
         "Sales before the cutoff",
         marker=cutoff,
     )
@@ -81,5 +82,5 @@ def _store_text(store: int, lifts: dict) -> str:
         return f"Store {store}"
     return (
         f"Store {store}: model RMSPE {100 * entry['rmspe']:.1f} %, "
-        f"{charts_eval.label(entry['baseline'])} {100 * entry['baseline_rmspe']:.1f} %"
+        f"{eval_charts.label(entry['baseline'])} {100 * entry['baseline_rmspe']:.1f} %"
     )

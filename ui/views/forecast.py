@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import charts, charts_forecast, data
+from bhm_core.data.summaries import observed_sale
+from ui.charts import forecast as forecast_charts
+from ui.charts import style
+from ui.session import figures, fit_results
 
 MAX_PANELS = 8
 HORIZONS = (0, 7, 14, 28, 42, 56, 91, 182)
@@ -83,7 +86,7 @@ def shown_frame(fit, sub, request, window) -> pd.DataFrame | None:
     """The per-store forecast of the chosen stores inside the zoom window (None: no stores)."""
     if not request["stores"]:
         return None
-    frame = data.store_forecast(
+    frame = fit_results.store_forecast(
         fit.key,
         request["stores"],
         request["first"],
@@ -101,10 +104,10 @@ def stores_tab(fit, sub, request, window, kind) -> None:
     if shown is None:
         st.info("Choose stores to show above.", icon=":material/arrow_upward:")
         return
-    figure = data.figure(
+    figure = figures.figure(
         f"fc.stores|{fit.key}|{sorted(request.items())}|{window}|{kind}",
-        lambda: charts_forecast.forecast_figure(
-            shown, list(request["stores"]), charts.sales_axis_label(kind), request["end"], _x_range(window)
+        lambda: forecast_charts.forecast_figure(
+            shown, list(request["stores"]), style.sales_axis_label(kind), request["end"], _x_range(window)
         ),
     )
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fc.stores")
@@ -115,13 +118,13 @@ def stores_tab(fit, sub, request, window, kind) -> None:
 
 
 def total_tab(fit, sub, request, window, kind) -> None:
-    total = data.total_forecast(
+    total = fit_results.total_forecast(
         fit.key, request["first"], request["last"], request["promo"], request["n_samples"], fit.result, sub
     )
     shown = _in(total, window)
     st.plotly_chart(
-        charts_forecast.total_figure(
-            shown, len(fit.result.store_ids), charts.sales_axis_label(kind), request["end"], _x_range(window)
+        forecast_charts.total_figure(
+            shown, len(fit.result.store_ids), style.sales_axis_label(kind), request["end"], _x_range(window)
         ),
         width="stretch",
         config={"displaylogo": False},
@@ -158,8 +161,8 @@ def day_tab(fit, sub, request, window, kind) -> None:
     day = left.date_input(
         "Day", value=default, min_value=window[0], max_value=window[1], key=f"w.fc.day.{window[0]}.{window[1]}"
     )
-    samples = data.day_samples(fit.key, int(store), str(day), request["promo"], 4000, fit.result, sub)
-    actual = _actual(sub, store, day)
+    samples = fit_results.day_samples(fit.key, int(store), str(day), request["promo"], 4000, fit.result, sub)
+    actual = observed_sale(sub, store, day)
     p5, p95 = np.percentile(samples, [5, 95])
     left.metric("Mean", f"{samples.mean():,.0f}", border=True)
     left.metric("90 % interval", f"{p5:,.0f} – {p95:,.0f}", border=True)
@@ -167,19 +170,11 @@ def day_tab(fit, sub, request, window, kind) -> None:
         left.metric("Actual", f"{actual:,.0f}", border=True)
     title = f"Store {store}, {day:%A %d %B %Y}: {len(samples):,} posterior predictive draws"
     right.plotly_chart(
-        charts_forecast.day_density_figure(samples, actual, title, charts.sales_axis_label(kind)),
+        forecast_charts.day_density_figure(samples, actual, title, style.sales_axis_label(kind)),
         width="stretch",
         config={"displaylogo": False},
         key="fc.day",
     )
-
-
-def _actual(sub, store, day) -> float | None:
-    col = (np.datetime64(day, "D") - sub.dates[0]).astype(int)
-    row = sub.store_rows([store])[0]
-    if 0 <= col < sub.n_days and sub.observed[row, col]:
-        return float(sub.sales[row, col])
-    return None
 
 
 def table_tab(shown: pd.DataFrame | None) -> None:

@@ -7,8 +7,7 @@ import streamlit as st
 
 from bhm_core.errors import ConfigError
 from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
-
-from . import state
+from ui.session import state
 
 PROGRESS_EVERY = 25  # steps per chunk: how often the progress bar moves and Cancel is checked
 OPTIMIZER_LABELS = {"adam": "Adam", "clipped_adam": "Adam, clipped gradients"}
@@ -62,43 +61,60 @@ def current_config() -> FitConfig:
     return _build(values)
 
 
+KEEP = {"key": None, "persist_state": "session"}  # every widget here keeps its value for the session
+
+
 def settings(n_stores: int) -> FitConfig | None:
     for name, value in _widget_values(FitConfig()).items():
         state.seed_widget(_key(name), value)
-    keep = {"key": None, "persist_state": "session"}
+    values = _optimizer_row()
+    values |= _schedule_row(values["schedule"], values["optimizer"])
+    values |= _batch_row(n_stores)
+    try:
+        return _build(values)
+    except ConfigError as exc:
+        st.error(f"Settings not valid: {exc}", icon=":material/error:")
+        return None
+
+
+def _optimizer_row() -> dict:
     top = st.columns([1, 1, 1.6, 1.8])
     steps = top[0].number_input(
         "Steps",
         step=25,
         help="SVI iterations; the fit starts from a Gaussian "
         "approximation of the posterior, so about a hundred usually suffice",
-        **_k("steps", keep),
+        **_k("steps", KEEP),
     )
     lr = top[1].number_input(
         "Learning rate",
         step=0.005,
         format="%.4f",
         help="Adam's step size at the start of the schedule",
-        **_k("learning_rate", keep),
+        **_k("learning_rate", KEEP),
     )
     optimizer = top[2].segmented_control(
-        "Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get, required=True, **_k("optimizer", keep)
+        "Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get, required=True, **_k("optimizer", KEEP)
     )
     schedule = top[3].segmented_control(
         "Learning-rate schedule",
         SCHEDULES,
         required=True,
         format_func=str.capitalize,
-        **_k("schedule", keep),
+        **_k("schedule", KEEP),
         help="Constant, or decaying to the final fraction by the last step",
     )
+    return {"steps": steps, "learning_rate": lr, "optimizer": optimizer, "schedule": schedule}
+
+
+def _schedule_row(schedule: str, optimizer: str) -> dict:
     mid = st.columns([1, 1, 1, 1, 2])
     final = mid[0].number_input(
         "Final LR fraction",
         step=0.01,
         format="%.3f",
         disabled=schedule == "constant",
-        **_k("final_lr_fraction", keep),
+        **_k("final_lr_fraction", KEEP),
         help="The schedule ends at learning rate × this",
     )
     clip = mid[1].number_input(
@@ -106,43 +122,30 @@ def settings(n_stores: int) -> FitConfig | None:
         step=1.0,
         disabled=optimizer != "clipped_adam",
         help="Largest gradient norm (clipped Adam only)",
-        **_k("clip_norm", keep),
+        **_k("clip_norm", KEEP),
     )
     particles = mid[2].number_input(
         "Particles",
         step=1,
         help="Samples of the guide per step (more: smoother loss, slower steps)",
-        **_k("particles", keep),
+        **_k("particles", KEEP),
     )
-    seed = mid[3].number_input("Seed", step=1, **_k("seed", keep))
-    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True, **_k("init", keep))
+    seed = mid[3].number_input("Seed", step=1, **_k("seed", KEEP))
+    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True, **_k("init", KEEP))
+    return {"final_lr_fraction": final, "clip_norm": clip, "particles": particles, "seed": seed, "init": init}
+
+
+def _batch_row(n_stores: int) -> dict:
     low = st.columns([1.2, 1.2, 3.6], vertical_alignment="center")
     minibatch = low[0].toggle(
         "Minibatch stores",
         help="Each step sees a random subset of the stores, scaled up: cheaper steps on large data",
-        **_k("minibatch", keep),
+        **_k("minibatch", KEEP),
     )
     batch = low[1].number_input(
-        f"Stores per step (of {n_stores})", step=1, disabled=not minibatch, **_k("batch_size", keep)
+        f"Stores per step (of {n_stores})", step=1, disabled=not minibatch, **_k("batch_size", KEEP)
     )
-    values = {
-        "steps": steps,
-        "learning_rate": lr,
-        "optimizer": optimizer,
-        "schedule": schedule,
-        "final_lr_fraction": final,
-        "clip_norm": clip,
-        "particles": particles,
-        "minibatch": minibatch,
-        "batch_size": batch,
-        "init": init,
-        "seed": seed,
-    }
-    try:
-        return _build(values)
-    except ConfigError as exc:
-        st.error(f"Settings not valid: {exc}", icon=":material/error:")
-        return None
+    return {"minibatch": minibatch, "batch_size": batch}
 
 
 def _k(name: str, keep: dict) -> dict:

@@ -9,8 +9,8 @@ import streamlit as st
 from bhm_core.data.features import group_title
 from bhm_core.errors import BhmError
 from bhm_core.forecast.effects import summary_table
-
-from . import charts_effects, data, fitting
+from ui.charts import effects as effect_charts
+from ui.session import figures, fit_results, fits, loaders
 
 
 def choose_effects(tables: dict) -> tuple[list[str], list[str]]:
@@ -58,23 +58,23 @@ def overlay_choice(fit, saved_keys: list[str], seen: tuple):
     if key is None:
         return None
     try:
-        other = data.saved_fit(str(fitting.fit_store().root), key)
+        other = loaders.saved_fit(str(fits.fit_store().root), key)
     except BhmError as exc:
         st.error(str(exc))
         return None
     if tuple(other.feature_names) != tuple(fit.result.feature_names):
         st.error(f"Fit {key[:12]} has other features ({len(other.feature_names)}); it cannot be overlaid.")
         return None
-    return f"other fit {key[:8]}", data.effect_tables(key, seen, other)["global"]
+    return f"other fit {key[:8]}", fit_results.effect_tables(key, seen, other)["global"]
 
 
 def densities(tables: dict, fit, overlay, effects: list[str], groups: list[str]) -> None:
     samples = {f"current fit {fit.key[:8]}": tables["global"]}
     if overlay is not None:
         samples[overlay[0]] = overlay[1]
-    figure = data.figure(
+    figure = figures.figure(
         f"fx.ridge|{fit.key}|{list(samples)}|{effects}|{groups}",
-        lambda: charts_effects.ridgeline_figure(samples, effects, groups),
+        lambda: effect_charts.ridgeline_figure(samples, effects, groups),
     )
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fx.ridgeline")
     with st.expander("Medians and 90 % intervals"):
@@ -86,10 +86,10 @@ def densities(tables: dict, fit, overlay, effects: list[str], groups: list[str])
 def per_store(tables: dict, effects: list[str], groups: list[str], fit_key: str) -> None:
     def build():
         medians = summary_table(tables["global"]).set_index("effect")["median"]
-        return charts_effects.store_strip_figure(tables["stores"], medians, effects, groups)
+        return effect_charts.store_strip_figure(tables["stores"], medians, effects, groups)
 
     st.plotly_chart(
-        data.figure(f"fx.strip|{fit_key}|{effects}|{groups}", build),
+        figures.figure(f"fx.strip|{fit_key}|{effects}|{groups}", build),
         width="stretch",
         config={"displaylogo": False},
         key="fx.strip",
@@ -106,10 +106,10 @@ def shrinkage(tables: dict, effects: list[str], fit_key: str) -> None:
 
     def build():
         medians = summary_table(tables["global"]).set_index("effect")["median"]
-        return charts_effects.shrinkage_figure(frame[frame["effect"] == effect], effect, float(medians[effect]))
+        return effect_charts.shrinkage_figure(frame[frame["effect"] == effect], effect, float(medians[effect]))
 
     st.plotly_chart(
-        data.figure(f"fx.shrink|{fit_key}|{effect}", build),
+        figures.figure(f"fx.shrink|{fit_key}|{effect}", build),
         width="stretch",
         config={"displaylogo": False},
         key="fx.shrinkage",

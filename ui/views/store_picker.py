@@ -1,4 +1,4 @@
-"""Widgets shared by pages: sidebar status, dataset summary, store filters, picks, history chart.
+"""The Stores page's widgets: store filters, the filtered table, the picks, their sales history.
 
 Widgets whose options depend on the data carry the cube fingerprint in their key, so new data
 starts them fresh instead of leaving a stale value outside the new options. Filters use
@@ -14,61 +14,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import charts, data, state
+from bhm_core.data.summaries import GAP_DAYS
+from ui.charts import sales, style
+from ui.session import loaders, state
 
 MAX_PANELS = 12  # small multiples drawn at once
 ANY, YES, NO = "Any", "Yes", "No"
-
-
-def sidebar_status(slot) -> None:
-    """Data in use and number of picks, into an st.empty() slot in the sidebar."""
-    n_picked = len(state.selected_stores())
-    with slot.container():
-        st.caption(f"**Data:** {state.current_source().label}")
-        st.caption(f"**Picked stores:** {n_picked}" if n_picked else "No stores picked yet (see Stores).")
-        fit, job = st.session_state.get(state.FIT), st.session_state.get(state.FIT_JOB)
-        if job is not None and not job.done:
-            st.caption(f"**Fitting** {job.n_stores} stores… (see Model & fit)")
-        if fit is not None:
-            st.caption(
-                f"**Fit in use:** {len(fit.result.store_ids)} stores, "
-                f"{len(fit.result.losses):,} steps" + ("" if fit.saved else " (not saved)")
-            )
-
-
-def dataset_summary(cube) -> None:
-    s = cube.summary()
-    cells = max(1, s["n_stores"] * s["n_days"])
-    top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("Stores", f"{s['n_stores']:,}", border=True)
-    top[1].metric("Days", f"{s['n_days']:,}", border=True)
-    top[2].metric("First day", s["first_date"], border=True)
-    top[3].metric("Last day", s["last_date"], border=True)
-    bottom[0].metric("Rows", f"{s['n_rows']:,}", border=True, help="Store-day rows in the data.")
-    bottom[1].metric(
-        "Observed cells",
-        f"{s['n_observed']:,}",
-        border=True,
-        help=f"{s['n_observed'] / cells:.1%} of stores × days: open with sales > 0. "
-        "Only these are observations for the model.",
-    )
-    bottom[2].metric(
-        "Closed days", f"{s['n_closed']:,}", border=True, help="Rows with Open = 0: not observations, never zeros."
-    )
-    bottom[3].metric(
-        "Cells without a row",
-        f"{s['n_missing_rows']:,}",
-        border=True,
-        help=f"{s['n_missing_rows'] / cells:.1%} of stores × days: gaps, late openings. Not observations.",
-    )
-    gappy = int((data.store_table(cube.fingerprint, cube)["NoRowDays"] > 0).sum())
-    notes = [f"{gappy:,} store(s) have days without a row."] if gappy else []
-    if s["n_open_not_observed"]:
-        notes.append(
-            f"{s['n_open_not_observed']:,} open day(s) with zero or blank sales are not counted as observations."
-        )
-    if notes:
-        st.caption(" ".join(notes))
 
 
 def parse_id_query(text: str) -> set[int] | None:
@@ -131,7 +82,7 @@ def _sales_level_mask(table: pd.DataFrame, key: str, kind: str) -> np.ndarray:
     lo, hi = math.floor(means.min() / step) * step, math.ceil(means.max() / step) * step
     if hi <= lo:
         return np.ones(len(table), bool)
-    label = charts.sales_axis_label(kind).replace("Sales", "Mean sales", 1)
+    label = style.sales_axis_label(kind).replace("Sales", "Mean sales", 1)
     chosen = st.slider(
         f"{label}, over observed days", lo, hi, (lo, hi), step=step, key=f"{key}.sales", persist_state="session"
     )
@@ -143,7 +94,7 @@ def _sales_level_mask(table: pd.DataFrame, key: str, kind: str) -> np.ndarray:
 def store_table(filtered: pd.DataFrame, kind: str) -> list[int]:
     """The filtered stores as a table with row selection; returns the selected store ids."""
     ids = filtered["Store"].tolist()
-    unit = charts.CURRENCY_KINDS.get(kind, "")
+    unit = style.CURRENCY_KINDS.get(kind, "")
     event = st.dataframe(
         filtered,
         hide_index=True,
@@ -217,11 +168,11 @@ def history_panel(cube, picks: list[int], kind: str) -> None:
         help="Mean sales per observed day of each week",
     )
     shown = picks[:MAX_PANELS]
-    frame = data.store_history(cube.fingerprint, cube, tuple(shown), weekly)
-    figure = charts.history_figure(frame, charts.sales_axis_label(kind, weekly))
+    frame = loaders.store_history(cube.fingerprint, cube, tuple(shown), weekly)
+    figure = sales.history_figure(frame, style.sales_axis_label(kind, weekly))
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False})
     extra = f" Showing the first {MAX_PANELS} of {len(picks)} picks." if len(picks) > MAX_PANELS else ""
     st.caption(
         f"Closed days and days without a row are left out; the line breaks over gaps of "
-        f"more than {charts.GAP_DAYS} days.{extra}"
+        f"more than {GAP_DAYS} days.{extra}"
     )

@@ -8,8 +8,9 @@ import streamlit as st
 from bhm_core.errors import BhmError
 from bhm_core.forecast.effects import summary_table
 from bhm_core.model.config import Priors
-
-from . import charts_fit, data, fitting, prior_editor, state, svi_settings
+from ui.charts import fit as fit_charts
+from ui.session import fit_results, fits, loaders, state
+from ui.views import prior_editor, svi_settings
 
 
 def _priors_text(saved: dict) -> str:
@@ -20,14 +21,14 @@ def _priors_text(saved: dict) -> str:
 
 def history_frame(cube, current_key: str | None) -> pd.DataFrame:
     """One row per saved fit, from the records alone (FitStore.list); stale ones say so."""
-    store = fitting.fit_store()
+    store = fits.fit_store()
     root = str(store.root)
     rows = []
     for item in store.list().itertuples():
         usable = (
             "other versions"
             if item.stale
-            else data.fit_usability(
+            else loaders.fit_usability(
                 cube.fingerprint, root, item.key, item.arrays_sha256, str(item.data_fingerprint), cube
             )
         )
@@ -56,7 +57,7 @@ def history_frame(cube, current_key: str | None) -> pd.DataFrame:
 
 
 def _reopen(key: str) -> None:
-    fitting.reopen(key)
+    fits.reopen(key)
     now = st.session_state.get(state.FIT)
     if now is not None and now.key == key:
         prior_editor.load(now.result.priors)
@@ -68,7 +69,7 @@ def table(cube, current) -> list[str]:
     """The saved fits as a selectable table with actions for the selected one; returns their keys."""
     frame = history_frame(cube, current.key if current else None)
     if frame.empty:
-        st.caption(f"No saved fits yet in {fitting.fit_store().root}.")
+        st.caption(f"No saved fits yet in {fits.fit_store().root}.")
         return []
     event = st.dataframe(
         frame,
@@ -107,7 +108,7 @@ def actions(key: str, usable: bool) -> None:
     )
     row.download_button(
         "Download (zip)",
-        data=lambda: fitting.zip_bytes(key),
+        data=lambda: fits.zip_bytes(key),
         file_name=f"fit-{key}.zip",
         mime="application/zip",
         on_click="ignore",
@@ -116,7 +117,7 @@ def actions(key: str, usable: bool) -> None:
     )
     with row.popover("Delete", icon=":material/delete:"):
         st.markdown(f"Delete saved fit `{key}`? This cannot be undone.")
-        st.button("Delete for good", type="primary", on_click=fitting.delete, args=(key,), key="fit.delete")
+        st.button("Delete for good", type="primary", on_click=fits.delete, args=(key,), key="fit.delete")
 
 
 def compare(cube, current, keys: list[str]) -> None:
@@ -136,20 +137,20 @@ def compare(cube, current, keys: list[str]) -> None:
     if other_key is None:
         return
     try:
-        other = data.saved_fit(str(fitting.fit_store().root), other_key)
+        other = loaders.saved_fit(str(fits.fit_store().root), other_key)
     except BhmError as exc:
         st.error(str(exc))
         return
     labels = (f"current ({current.key[:8]})", f"other ({other_key[:8]})")
     left, right = st.columns([1.2, 1])
     left.plotly_chart(
-        charts_fit.losses_compare_figure({labels[0]: current.result.losses, labels[1]: other.losses}),
+        fit_charts.losses_compare_figure({labels[0]: current.result.losses, labels[1]: other.losses}),
         width="stretch",
         config={"displayModeBar": False},
         key="fit.compare_losses",
     )
-    sub = data.fit_cube(cube, current.result.store_ids)
-    seen = data.seen_features(sub.fingerprint, sub)
+    sub = loaders.fit_cube(cube, current.result.store_ids)
+    seen = fit_results.seen_features(sub.fingerprint, sub)
     right.dataframe(effects_side_by_side(current, other, other_key, labels, seen), hide_index=True, height=300)
 
 
@@ -157,8 +158,8 @@ def effects_side_by_side(current, other, other_key: str, labels, seen: tuple) ->
     """Median multiplicative effects of two fits (same references for both)."""
     if tuple(other.feature_names) != tuple(current.result.feature_names):
         return pd.DataFrame({"Effect (×)": ["(the fits have different features)"]})
-    a = summary_table(data.effect_tables(current.key, seen, current.result)["global"])
-    b = summary_table(data.effect_tables(other_key, seen, other)["global"])
+    a = summary_table(fit_results.effect_tables(current.key, seen, current.result)["global"])
+    b = summary_table(fit_results.effect_tables(other_key, seen, other)["global"])
     merged = a[["effect", "median"]].merge(
         b[["effect", "median"]], on="effect", how="outer", sort=False, suffixes=(" a", " b")
     )
@@ -168,6 +169,6 @@ def effects_side_by_side(current, other, other_key: str, labels, seen: tuple) ->
 
 def saved_keys() -> list[str]:
     try:
-        return fitting.fit_store().list()["key"].tolist()
+        return fits.fit_store().list()["key"].tolist()
     except OSError:
         return []

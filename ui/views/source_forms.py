@@ -16,10 +16,9 @@ from bhm_core.data import kaggle, kaggle_auth
 from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
 from bhm_core.data.validate import TRAIN_REQUIRED
 from bhm_core.errors import DataError
+from ui.session import loaders, state
 
-from . import data, state
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.PROJECT_ROOT  # relative folder paths start here
 KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder", "csv": "CSV upload"}
 KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
 NOT_MAPPED = "(not in the file)"
@@ -33,7 +32,7 @@ def choose_source() -> None:
         "Data source", list(KINDS), format_func=KINDS.get, required=True, key=state.W_SOURCE_KIND
     )
     candidate = {"demo": _demo, "kaggle": _kaggle, "folder": _folder, "csv": _csv}[kind](current)
-    if candidate is not None and data.try_source(candidate):
+    if candidate is not None and loaders.try_source(candidate):
         st.success(f"Now using {candidate.label}.")
 
 
@@ -119,7 +118,7 @@ def _csv(current):
             f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}."
         )
         return None
-    path = data.save_upload(uploaded)
+    path = loaders.save_upload(uploaded)
     try:
         header = sniff_header(path)
     except DataError as exc:

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .charts import NEUTRAL_GREY, SERIES_COLOUR, band_shape, rgba, vline_shape
+from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, band_shape, rgba, vline_shape
 
 ACTUAL_COLOUR = "#f08c00"
 PROMO_FILL = "rgba(46,160,67,0.14)"
@@ -42,7 +42,7 @@ def _shade(dates, flags, fill, row) -> list[dict]:
     return [band_shape(row, first - half, last + half, fill) for first, last in _runs(dates, flags)]
 
 
-def _band_polygons(x: pd.Series, lo: pd.Series, hi: pd.Series):
+def band_polygons(x: pd.Series, lo: pd.Series, hi: pd.Series):
     """One closed polygon per run of days with a forecast, separated by None: a band with gaps
     (closed days) that fill="toself" draws without bridging the gaps."""
     ok = (lo.notna() & hi.notna()).to_numpy()
@@ -55,10 +55,10 @@ def _band_polygons(x: pd.Series, lo: pd.Series, hi: pd.Series):
     return xs, ys
 
 
-def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "Forecast mean"):
+def _interval_bands(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     x = part["date"]
     for level, alpha in ((90, 0.2), (50, 0.4)):
-        xs, ys = _band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
+        xs, ys = band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -75,6 +75,12 @@ def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "F
             row,
             1,
         )
+
+
+def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "Forecast mean"):
+    """The 90 % and 50 % bands, mean, median and actual sales of one panel."""
+    _interval_bands(fig, part, row, legend)
+    x = part["date"]
     fig.add_trace(
         go.Scatter(
             x=x,

@@ -13,9 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from bhm_core.forecast.predict import METHOD
-
-from .charts import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
-from .charts_forecast import ACTUAL_COLOUR, _band_polygons
+from ui.charts.forecast import ACTUAL_COLOUR, band_polygons
+from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
 
 METHOD_COLOURS = {
     METHOD: SERIES_COLOUR,
@@ -51,7 +50,7 @@ def label(method: str) -> str:
 def _model_traces(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     x = part["date"]
     for level, alpha in ((90, 0.18), (50, 0.35)):
-        xs, ys = _band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
+        xs, ys = band_polygons(x, part[f"lo_{level}"], part[f"hi_{level}"])
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -84,6 +83,69 @@ def _model_traces(fig, part: pd.DataFrame, row: int, legend: bool) -> None:
     )
 
 
+def _line(x, y, name: str, group: str, legend: bool, hover: str, **style) -> go.Scatter:
+    return go.Scatter(
+        x=x, y=y, name=name, legendgroup=group, showlegend=legend, hovertemplate=hover + "<extra></extra>", **style
+    )
+
+
+def _store_panel(fig, mine: pd.DataFrame, methods: list, row: int, past: pd.DataFrame | None, past_name: str):
+    """One store's traces: what the methods learned from, each method's forecast, the actuals."""
+    legend = row == 1
+    if past is not None:
+        fig.add_trace(
+            _line(
+                past["date"],
+                past["y"],
+                past_name,
+                "history",
+                legend,
+                "%{x|%a %d %b}<br>%{y:,.0f}",
+                mode="lines+markers",
+                line=dict(color=HISTORY_COLOUR, width=1),
+                marker=dict(color=HISTORY_COLOUR, size=4),
+            ),
+            row,
+            1,
+        )
+    for method in methods:
+        part = mine[mine["method"] == method].sort_values("date")
+        if part.empty:
+            continue
+        if method == METHOD:
+            _model_traces(fig, part, row, legend)
+            continue
+        fig.add_trace(
+            _line(
+                part["date"],
+                part["point"],
+                label(method),
+                method,
+                legend,
+                "%{x|%a %d %b}<br>" + label(method) + " %{y:,.0f}",
+                mode="lines",
+                line=dict(color=colour(method), width=1.4, dash="dash"),
+            ),
+            row,
+            1,
+        )
+    actual = mine[mine["method"] == METHOD].sort_values("date")
+    fig.add_trace(
+        _line(
+            actual["date"],
+            actual["y"],
+            "Actual sales",
+            "actual",
+            legend,
+            "%{x|%a %d %b}<br>actual %{y:,.0f}",
+            mode="markers",
+            marker=dict(color=ACTUAL_COLOUR, size=6),
+        ),
+        row,
+        1,
+    )
+
+
 def methods_figure(
     frame: pd.DataFrame,
     stores: list,
@@ -107,68 +169,14 @@ def methods_figure(
         subplot_titles=[f"Store {s}" for s in stores],
     )
     methods = [METHOD] + [m for m in dict.fromkeys(frame["method"]) if m != METHOD]
-    shapes = []
     for row, store in enumerate(stores, start=1):
-        legend = row == 1
         mine = frame[frame["store"] == store].copy()
         values = ["point", "median"] + [c for c in mine.columns if c[:3] in ("lo_", "hi_")]
         mine.loc[~mine["open"].astype(bool), values] = np.nan
-        if history is not None:
-            past = history[history["store"] == store]
-            fig.add_trace(
-                go.Scatter(
-                    x=past["date"],
-                    y=past["y"],
-                    mode="lines+markers",
-                    name=history_name,
-                    line=dict(color=HISTORY_COLOUR, width=1),
-                    marker=dict(color=HISTORY_COLOUR, size=4),
-                    legendgroup="history",
-                    showlegend=legend,
-                    hovertemplate="%{x|%a %d %b}<br>%{y:,.0f}<extra></extra>",
-                ),
-                row,
-                1,
-            )
-        for method in methods:
-            part = mine[mine["method"] == method].sort_values("date")
-            if part.empty:
-                continue
-            if method == METHOD:
-                _model_traces(fig, part, row, legend)
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=part["date"],
-                    y=part["point"],
-                    mode="lines",
-                    name=label(method),
-                    line=dict(color=colour(method), width=1.4, dash="dash"),
-                    legendgroup=method,
-                    showlegend=legend,
-                    hovertemplate="%{x|%a %d %b}<br>" + label(method) + " %{y:,.0f}<extra></extra>",
-                ),
-                row,
-                1,
-            )
-        actual = mine[mine["method"] == METHOD].sort_values("date")
-        fig.add_trace(
-            go.Scatter(
-                x=actual["date"],
-                y=actual["y"],
-                mode="markers",
-                name="Actual sales",
-                marker=dict(color=ACTUAL_COLOUR, size=6),
-                legendgroup="actual",
-                showlegend=legend,
-                hovertemplate="%{x|%a %d %b}<br>actual %{y:,.0f}<extra></extra>",
-            ),
-            row,
-            1,
-        )
-        if marker is not None:
-            shapes.append(vline_shape(row, pd.Timestamp(marker), NEUTRAL_GREY))
-    fig.update_layout(shapes=shapes)
+        past = None if history is None else history[history["store"] == store]
+        _store_panel(fig, mine, methods, row, past, history_name)
+    rows = range(1, len(stores) + 1) if marker is not None else ()
+    fig.update_layout(shapes=[vline_shape(row, pd.Timestamp(marker), NEUTRAL_GREY) for row in rows])
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True)
     fig.update_annotations(font_size=13)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from . import state
+from ui.session import state
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bhm_core.data.summaries import observed_sales
 from bhm_core.errors import BhmError
 from bhm_core.evaluation.backtest import check_coldstart
-
-from . import eval_view, evaluating
+from ui.session import evaluations
+from ui.views import evaluation as eval_view
 
 DEFAULT_NEW = 3
 MAX_PANELS = 8
@@ -17,7 +18,7 @@ MAX_PANELS = 8
 
 def controls(cube) -> dict | None:
     """New stores, K and horizon; None after an st.error (or an info) when they cannot be run."""
-    _reuse, hierarchy = evaluating.hierarchy_plan(cube, [])
+    _reuse, hierarchy = evaluations.hierarchy_plan(cube, [])
     in_use = set(hierarchy)
     candidates = [int(s) for s in cube.store_ids if int(s) not in in_use] or cube.store_ids.tolist()
     top = st.columns([2.4, 1, 1], vertical_alignment="bottom")
@@ -91,7 +92,7 @@ def results(evaluation, cube, kind: str, windows, ekey: str) -> None:
 
     def known_days():  # a store's known days: its observed days from the first to the K-th
         return pd.concat(
-            [eval_view.history(cube, [w.store], w.first_known, w.last_known) for w in windows if w.store in shown],
+            [observed_sales(cube, [w.store], w.first_known, w.last_known) for w in windows if w.store in shown],
             ignore_index=True,
         )
 

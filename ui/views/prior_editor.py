@@ -15,8 +15,9 @@ from bhm_core.data.features import FEATURE_GROUPS, GROUPS
 from bhm_core.errors import BhmError, ConfigError
 from bhm_core.forecast import prior_check
 from bhm_core.model.config import EffectPrior, Priors
-
-from . import charts, charts_fit, data, state
+from ui.charts import fit as fit_charts
+from ui.charts import style
+from ui.session import figures, fit_results, state
 
 EFFECT_FIELDS = ("mu_loc", "mu_scale", "sigma_scale")
 DISPERSION_FIELDS = ("r_mu_loc", "r_mu_scale", "r_sigma_scale", "w_scale")
@@ -146,7 +147,7 @@ def _group_editor(group: str):
             f"store spread σ ≈ {spread:.2g}: most stores within ×{math.exp(-spread):.2g} to "
             f"×{math.exp(spread):.2g} of the chain."
         )
-        figure = data.prior_figure(
+        figure = figures.prior_figure(
             prior.mu_loc,
             prior.mu_scale,
             prior.sigma_scale,
@@ -184,7 +185,7 @@ def _dispersion_editor():
         if problem:
             st.error(problem)
             return values, problem
-        figure = data.prior_figure(
+        figure = figures.prior_figure(
             float(values["r_mu_loc"]),
             float(values["r_mu_scale"]),
             float(values["r_sigma_scale"]),
@@ -198,15 +199,15 @@ def _dispersion_editor():
 def predictive_check(cube, priors: Priors, kind: str) -> None:
     """Expected daily sales the priors imply, against the data, before any fit."""
     try:
-        prior_log10, observed = data.prior_predictive(cube.fingerprint, repr(priors), cube, priors)
+        prior_log10, observed = fit_results.prior_predictive(cube.fingerprint, repr(priors), cube, priors)
     except BhmError as exc:
         st.error(str(exc))
         return
-    unit = charts.CURRENCY_KINDS.get(kind, "sales") + "/day"
+    unit = style.CURRENCY_KINDS.get(kind, "sales") + "/day"
     cover = prior_check.coverage(prior_log10, observed)
-    figure = data.figure(
+    figure = figures.figure(
         f"prior.predictive|{cube.fingerprint}|{priors!r}|{unit}",
-        lambda: charts_fit.prior_predictive_figure(prior_log10, observed, unit),
+        lambda: fit_charts.prior_predictive_figure(prior_log10, observed, unit),
     )
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="prior.predictive")
     verdict = (

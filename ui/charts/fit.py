@@ -1,6 +1,6 @@
 """Chart builders of the Model & fit page: prior densities, prior predictive check, loss curves.
 
-Tidy frames or arrays in, Plotly figures out; no Streamlit calls. Colours as in ui/charts.py:
+Tidy frames or arrays in, Plotly figures out; no Streamlit calls. Colours as in ui.charts.style:
 fixed per meaning, readable in the light and dark themes.
 """
 
@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .charts import SERIES_COLOUR, rgba
+from ui.charts.style import SERIES_COLOUR, rgba
 
 PRIOR_COLOUR = "#8957e5"
 COMPARE_COLOURS = (SERIES_COLOUR, "#e8590c", "#2ea043", "#8957e5")

@@ -1,8 +1,8 @@
 """Work running in a background thread, so the page stays live and the work can be cancelled.
 
-No Streamlit here: the thread only calls the library. The page keeps the job in session state and
-polls it (a fragment with run_every); the Cancel button sets an Event that the engine's
-should_stop callback reads between chunks of steps.
+No Streamlit here: the thread only calls the library. The session keeps the job in session state
+(ui.session.lifecycle) and a page polls it (ui.views.job_progress, a fragment with run_every); the
+Cancel button sets an Event that the engine's should_stop callback reads between chunks of steps.
 
 `FitJob` runs one fit_or_load; `TaskJob` runs any library call that reports progress and can be
 stopped (a backtest, a cold-start trial) and puts its value into a `ResultCache` shared by the
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bhm_core.data.cube import SalesCube
 from bhm_core.model.config import FitConfig, Priors
 
-if TYPE_CHECKING:  # the artifacts module brings JAX: imported when a fit runs (ui.data.warm_up)
+if TYPE_CHECKING:  # the artifacts module brings JAX: imported when a fit runs (ui.session.warmup)
     from bhm_core.artifacts import CachedFit, FitStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class BackgroundJob:
         self.key, self.label, self.source = key, label, source
         self.total_steps = max(int(total_steps), 1)
         self.phase = ""  # what the work is doing now, for the page
+        self._then = ""  # what it does after the current stage's last step
         self.trace: list[tuple[int, float]] = []  # (step, loss) after every chunk of steps
         self.outcome = None
         self.error: BaseException | None = None
@@ -63,11 +64,16 @@ class BackgroundJob:
             self._done.set()
 
     def progress(self, step, loss) -> None:
+        """on_progress of the library's fits: (step, loss) after every chunk of steps."""
         self.trace.append((int(step), float(loss)))
+        if self._then and step >= self.total_steps:
+            self.phase = self._then  # the stage's fit is done; what follows reports no steps
 
-    def begin(self, phase: str, total_steps: int = 1) -> None:
-        """A new stage of the work (its own steps count from 0)."""
+    def begin(self, phase: str, total_steps: int = 1, then: str = "") -> None:
+        """A new stage of the work (its own steps count from 0); `then`: what the page says once
+        its last step is done."""
         self.phase, self.total_steps, self.trace = phase, max(int(total_steps), 1), []
+        self._then = then
 
     def cancel(self) -> None:
         self._stop.set()

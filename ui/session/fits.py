@@ -1,0 +1,197 @@
+"""The current fit in session state, and the ways it changes: a new fit (a background job run by
+the one lifecycle of ui.session.lifecycle), a cached one, a reopened one, a partial one the user
+accepts; plus deleting and exporting saved fits.
+
+Pages call `current()` to get the fit they show; it first collects a background fit that has
+finished, so whichever page is open when a fit ends makes it current.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from dataclasses import dataclass, replace
+
+import streamlit as st
+
+from bhm_core import artifacts
+from bhm_core.artifacts import FitStore
+from bhm_core.errors import BhmError, FitDivergedError
+from bhm_core.inference.state import FitResult
+from bhm_core.model.config import FitConfig, Priors
+from ui.session import loaders, state, warmup
+from ui.session.jobs import FitJob
+from ui.session.lifecycle import Lifecycle, Notice
+
+DEFAULT_STORES = 20  # stores fitted when none are picked
+
+
+@dataclass(frozen=True, eq=False)
+class CurrentFit:
+    result: FitResult
+    key: str  # artifact key; a partial fit's key has a suffix and is not saved
+    saved: bool
+    from_cache: bool
+    seconds: float | None  # wall time of the attempt that produced it; None when reopened
+    note: str | None = None  # why a saved copy could not be used, if there was one
+
+    def summary(self) -> str:
+        r = self.result
+        return (
+            f"{len(r.store_ids)} stores, {len(r.losses):,} steps, final loss {r.final_loss:,.1f}, key `{self.key[:12]}`"
+        )
+
+
+def fit_store() -> FitStore:
+    return FitStore(artifacts.default_fit_root())
+
+
+def stores_to_fit(cube) -> tuple[list[int], bool]:
+    """The picked stores, or the first DEFAULT_STORES when none are picked (flag True)."""
+    picks = state.selected_stores(cube.store_ids)
+    if picks:
+        return sorted(picks), False
+    return cube.store_ids[:DEFAULT_STORES].tolist(), True
+
+
+def make_current(fit: CurrentFit) -> None:
+    st.session_state[state.FIT] = fit
+
+
+def _keep_partial(fit: CurrentFit) -> None:
+    st.session_state[state.FIT_PARTIAL] = fit
+
+
+def _succeeded(done: FitJob) -> Notice:
+    """A fit_or_load that returned: a cancelled fit is kept aside as a partial, others are current."""
+    out = done.outcome
+    result = out.result
+    if result.meta.get("cancelled"):
+        n = len(result.losses)
+        _keep_partial(CurrentFit(result, f"{out.key}-partial{n}", False, False, done.seconds))
+        return Notice(
+            "warning",
+            f"Fit cancelled after {n:,} of {done.config.steps:,} steps; it was not "
+            "saved. The previous fit stays current.",
+        )
+    make_current(CurrentFit(result, out.key, True, out.from_cache, done.seconds, out.note))
+    if out.from_cache:
+        return Notice("success", "Loaded from the cache: another session saved the same fit meanwhile.")
+    meta = result.meta
+    text = (
+        f"Fitted {len(result.store_ids)} stores in {done.seconds:.1f} s ({meta.get('steps', 0):,} "
+        f"steps; compiling took {meta.get('compile_seconds', 0):.1f} s) and saved it."
+    )
+    if out.note:
+        text += f" A saved copy could not be used: {out.note}"
+    return Notice("success", text)
+
+
+def _failed(done: FitJob, error: BaseException) -> Notice | None:
+    """A diverged fit keeps its last finite state aside (it can still be used)."""
+    if not isinstance(error, FitDivergedError):
+        return None
+    if error.last_good is not None:
+        _keep_partial(CurrentFit(error.last_good, f"{done.key}-diverged{error.step}", False, False, done.seconds))
+    return Notice("error", f"{error} The previous fit stays current.")
+
+
+LIFECYCLE = Lifecycle("fit", "fit", state.FIT_JOB, state.FIT_NOTICE, _succeeded, _failed)
+
+
+def job() -> FitJob | None:
+    return LIFECYCLE.job()
+
+
+def collect() -> None:
+    """Turn a finished background fit into the current fit (or a notice saying why not)."""
+    LIFECYCLE.collect()
+
+
+def current() -> CurrentFit | None:
+    collect()
+    return st.session_state.get(state.FIT)
+
+
+def notice() -> Notice | None:
+    return LIFECYCLE.notice()
+
+
+def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
+    """Use the saved fit for exactly these inputs at once, else start fitting in the background."""
+    if job() is not None:
+        return  # one fit at a time per session
+    warmup.compilation_cache()
+    sub = loaders.fit_cube(cube, store_ids)
+    key = artifacts.fit_key(sub.fingerprint, config, priors, sub.spec)
+    store = fit_store()
+    began = time.perf_counter()
+    saved, _ = store.get(key)  # a stale or corrupt copy: fit_or_load refits and says why
+    st.session_state.pop(state.FIT_PARTIAL, None)
+    if saved is not None:
+        seconds = time.perf_counter() - began
+        make_current(CurrentFit(saved, key, True, True, seconds))
+        LIFECYCLE.notify(
+            "success",
+            f"Loaded from the cache in {seconds * 1000:.0f} ms: a fit with the same "
+            "data, priors and settings was saved before.",
+        )
+        return
+    source = state.current_source()
+    label = f"{source.label}: {ids_text(sub.store_ids)}"
+    LIFECYCLE.start(lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source))
+
+
+def ids_text(ids) -> str:
+    ids = [int(i) for i in ids]
+    shown = ", ".join(map(str, ids[:6])) + (", …" if len(ids) > 6 else "")
+    return f"{len(ids)} store{'s' if len(ids) != 1 else ''} ({shown})"
+
+
+def use_partial() -> None:
+    partial = st.session_state.pop(state.FIT_PARTIAL, None)
+    if partial is not None:
+        make_current(partial)
+        LIFECYCLE.notify("info", "The partial fit is current. It is not saved: fit again to keep one.")
+
+
+def reopen(key: str) -> None:
+    """Make a saved fit current, if it belongs to the data in use. Callback of the history table."""
+    try:
+        result = loaders.saved_fit(str(fit_store().root), key)
+        sub = loaders.fit_cube(loaders.load_cube(state.current_source()), result.store_ids)
+        if sub.fingerprint != result.data_fingerprint:
+            raise BhmError(
+                f"fit {key[:12]} was made on other data (its stores differ from those "
+                "stores in the data in use); load that data on the Data page first"
+            )
+    except BhmError as exc:
+        LIFECYCLE.notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
+        return
+    make_current(CurrentFit(result, key, True, True, None))
+    LIFECYCLE.notify(
+        "success",
+        f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now in the editors.",
+    )
+
+
+def delete(key: str) -> None:
+    fit_store().delete(key)
+    loaders.saved_fit.clear()
+    now = st.session_state.get(state.FIT)
+    text = f"Deleted fit {key[:12]}."
+    if now is not None and now.key == key:
+        make_current(replace(now, saved=False))
+        text += " It stays current in this session until you fit or reopen another."
+    LIFECYCLE.notify("info", text)
+
+
+def zip_bytes(key: str) -> bytes:
+    """The saved fit's arrays.npz and record.json, zipped (for a download button)."""
+    folder = fit_store().path(key)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("record.json", "arrays.npz"):
+            archive.write(folder / name, f"fit-{key}/{name}")
+    return buffer.getvalue()

@@ -1,0 +1,67 @@
+"""The one progress panel of background work (a fit, a backtest, a cold-start trial) and its last
+notice, for any ui.session.lifecycle.Lifecycle.
+
+While a job runs, a fragment polls it every POLL_SECONDS: it redraws only itself (progress bar,
+loss so far, Cancel), and when the job has ended it reruns the whole page, which collects the
+outcome (Lifecycle.collect). Cancel sets the job's Event; the engine stops at the next chunk.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.charts import fit as fit_charts
+from ui.session.jobs import BackgroundJob
+from ui.session.lifecycle import Lifecycle
+
+POLL_SECONDS = 0.5
+SHOW = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
+
+
+def progress(lifecycle: Lifecycle) -> None:
+    """Collect a job that has ended; while one runs, its panel."""
+    lifecycle.collect()
+    if lifecycle.job() is not None:
+        _poll(lifecycle)
+
+
+def status_text(job: BackgroundJob) -> str:
+    """What the job is doing. A staged job (an evaluation) names its stage; a plain fit has none."""
+    if job.cancelling:
+        return f"Cancelling after step {job.step:,}…"
+    if job.step == 0:
+        if job.phase:
+            return f"{job.phase} ({job.elapsed:.0f} s; preparing and compiling)"
+        return f"Preparing and compiling ({job.elapsed:.0f} s; only the first fit of a size compiles)"
+    where = f"{job.phase}: step" if job.phase else "Step"
+    return f"{where} {job.step:,} of {job.total_steps:,} · {job.elapsed:.0f} s · loss {job.trace[-1][1]:,.1f}"
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _poll(lifecycle: Lifecycle) -> None:
+    job = lifecycle.job()
+    if job is None or job.done:
+        st.rerun()  # the whole page: progress() collects the outcome and stops polling
+    with st.container(border=True):
+        st.progress(min(job.step / job.total_steps, 1.0), text=status_text(job))
+        if job.trace and job.step < job.total_steps:  # after a stage's last step, what follows has no loss
+            steps, losses = zip(*job.trace)
+            st.plotly_chart(
+                fit_charts.loss_figure(steps, losses, title="Loss so far"),
+                width="stretch",
+                config={"displayModeBar": False},
+                key=f"{lifecycle.name}.live_loss",
+            )
+        st.button(
+            "Cancel",
+            icon=":material/stop:",
+            on_click=job.cancel,
+            disabled=job.cancelling,
+            key=f"{lifecycle.name}.cancel",
+        )
+
+
+def show_notice(lifecycle: Lifecycle) -> None:
+    note = lifecycle.notice()
+    if note is not None:
+        SHOW[note.kind](note.text)
