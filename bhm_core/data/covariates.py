@@ -50,7 +50,7 @@ class Covariates:
     season_left_out: np.ndarray | None = None  # (S, Y, calendar.SEASON_WEEKS) float32
     season_years: np.ndarray | None = None  # (Y,) int
 
-    def take_stores(self, rows: np.ndarray) -> "Covariates":
+    def take_stores(self, rows: np.ndarray) -> Covariates:
         origin = self.origin[rows] if np.ndim(self.origin) else self.origin
         return replace(
             self,
@@ -68,7 +68,7 @@ class Covariates:
             season_left_out=self.season_left_out[rows],
         )
 
-    def take_days(self, cols: np.ndarray) -> "Covariates":
+    def take_days(self, cols: np.ndarray) -> Covariates:
         return replace(
             self,
             dates=self.dates[cols],

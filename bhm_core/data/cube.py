@@ -17,11 +17,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from bhm_core.errors import DataError
-from bhm_core.data.encoders import CLOSURE_WINDOW_DAYS, closure_distances
 from bhm_core.data.calendar import MONTH_NAMES, SEASON_WEEKS, day_of_month, month_of, week_of_year, weekday_of, year_of
 from bhm_core.data.covariates import Covariates, Design
+from bhm_core.data.encoders import CLOSURE_WINDOW_DAYS, closure_distances
 from bhm_core.data.features import FeatureSpec, encode
+from bhm_core.errors import DataError
 
 MISSING, OPEN, CLOSED = 0, 1, 2
 
@@ -84,11 +84,11 @@ class SalesCube:
             )
         return rows
 
-    def select_stores(self, store_ids) -> "SalesCube":
+    def select_stores(self, store_ids) -> SalesCube:
         rows = self.store_rows(np.unique(np.asarray(store_ids, dtype=np.int64)))
         return self._take(rows, slice(None))
 
-    def select_days(self, first=None, last=None) -> "SalesCube":
+    def select_days(self, first=None, last=None) -> SalesCube:
         """Days in [first, last] (inclusive; None = open end)."""
         keep = np.ones(self.n_days, bool)
         if first is not None:
@@ -99,7 +99,7 @@ class SalesCube:
             raise DataError(f"no days between {first} and {last}; the data covers {self.dates[0]}..{self.dates[-1]}")
         return self._take(slice(None), np.flatnonzero(keep))
 
-    def _take(self, rows, cols) -> "SalesCube":
+    def _take(self, rows, cols) -> SalesCube:
         cov = self.covariates
         if not isinstance(rows, slice):
             cov = cov.take_stores(rows)
@@ -121,11 +121,11 @@ class SalesCube:
             self.label,
         )
 
-    def with_spec(self, spec: FeatureSpec) -> "SalesCube":
+    def with_spec(self, spec: FeatureSpec) -> SalesCube:
         """The same data encoded with other features (no re-reading of the source)."""
         return dataclasses.replace(self, design=encode(spec, self.covariates), spec=spec)
 
-    def with_origin(self, origin, season_fallback: np.ndarray | None = None) -> "SalesCube":
+    def with_origin(self, origin, season_fallback: np.ndarray | None = None) -> SalesCube:
         """The same data with the trend's origin moved (a date, or one date per store), re-encoded.
 
         The origin should be the last day the fit learns from: a backtest's cutoff, a new store's
@@ -216,7 +216,7 @@ def _moving_mean(values: np.ndarray, valid: np.ndarray, half: int) -> np.ndarray
 
 def season_profile(
     sales: np.ndarray, observed: np.ndarray, cov: Covariates, origin, fallback: np.ndarray | None = None
-) -> "SeasonProfile":
+) -> SeasonProfile:
     """Each store's yearly profile of log sales, from its days up to the origin: `.all`
     (S, SEASON_WEEKS) from every year, `.left_out` (S, years, SEASON_WEEKS) without each year.
 
@@ -227,7 +227,7 @@ def season_profile(
     days around closures are left out (their own features hold them). A store with fewer than
     SEASON_MIN_DAYS such days gets `fallback` (SEASON_WEEKS,), by default the mean profile of the
     stores that have one (the population's season; zero where none has)."""
-    n_stores, n_days = sales.shape
+    n_stores = sales.shape[0]
     dates = cov.dates
     origin = np.broadcast_to(np.asarray(origin, dtype="datetime64[D]"), (n_stores,))
     december_run = (month_of(dates) == 11) & (day_of_month(dates) >= SEASON_DECEMBER_FROM)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bhm_core.data.calendar import day_of_year, easter_sunday, weekday_of, year_of
+from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 from bhm_core.data.cube import build_cube
 from bhm_core.data.features import FeatureSpec
-from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
-from bhm_core.data.calendar import day_of_year, easter_sunday, weekday_of, year_of
 from bhm_core.data.sources import Dataset, DemoSource
 from bhm_core.errors import ConfigError
 

@@ -281,8 +281,12 @@ def _check(self):
         value = getattr(self, g.setting_name)
         if isinstance(g.default, bool):
             if not isinstance(value, (bool, np.bool_)):
-                raise ConfigError(f"FeatureSpec.{g.setting_name} must be True or False, got {value!r}",
-                                  key=f"features.{g.setting_name}", value=value, allowed="true or false")
+                raise ConfigError(
+                    f"FeatureSpec.{g.setting_name} must be True or False, got {value!r}",
+                    key=f"features.{g.setting_name}",
+                    value=value,
+                    allowed="true or false",
+                )
             object.__setattr__(self, g.setting_name, bool(value))  # np.bool_ -> bool: one repr per cache key
         else:
             if (
@@ -292,7 +296,10 @@ def _check(self):
             ):
                 raise ConfigError(
                     f"FeatureSpec.{g.setting_name} must be an integer in 0..{MAX_YEARLY_HARMONICS}, got {value!r}",
-                    key=f"features.{g.setting_name}", value=value, allowed=f"an integer in 0..{MAX_YEARLY_HARMONICS}")
+                    key=f"features.{g.setting_name}",
+                    value=value,
+                    allowed=f"an integer in 0..{MAX_YEARLY_HARMONICS}",
+                )
             object.__setattr__(self, g.setting_name, int(value))
 
 

@@ -116,7 +116,9 @@ def validate_calendar(raw: pd.DataFrame, table: str = "test.csv") -> pd.DataFram
     for name, column in COLUMNS.items():
         if column not in raw.columns:
             continue
-        out[name] = as_state_holiday(raw, column, table) if name == "state_holiday" else _optional_flag(raw, column, table)
+        out[name] = (
+            as_state_holiday(raw, column, table) if name == "state_holiday" else _optional_flag(raw, column, table)
+        )
     key = out["Store"].to_numpy() * 10_000_000 + out["Date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     duplicated = pd.Series(key).duplicated().to_numpy()
     if duplicated.any():

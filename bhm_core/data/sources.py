@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.data.cube import SalesCube, build_cube
-from bhm_core.errors import DataError
 from bhm_core.data.features import FeatureSpec
 from bhm_core.data.validate import default_stores, validate_stores, validate_train
+from bhm_core.errors import DataError
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: Rossmann's train.csv is 38 MB; far larger files are refused.
 MAPPABLE_COLUMNS = (

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bhm_core.errors import DataError
 from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
+from bhm_core.errors import DataError
 
 TRAIN_REQUIRED = ("Store", "Date", "Sales")
 TRAIN_OPTIONAL_FLAGS = ("Open", "Promo", "SchoolHoliday")

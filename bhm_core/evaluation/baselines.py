@@ -352,7 +352,6 @@ BASELINES: dict[str, Baseline] = {
 # seed 0) penalties 0.001 / 0.1 / 1 / 3 / 7 / 20 / 100 gave RMSPE 0.490 / 0.457 / 0.402 / 0.410 /
 # 0.430 / 0.449 / 0.459: penalty 1 is about the best this baseline can do, so it is a fair opponent.
 COLDSTART_BASELINES: dict[str, Baseline] = {
-    "gbm": gbm,
     "ols_log": ols_log,
     "legacy_ols": legacy_ols,
     "mean": mean,
