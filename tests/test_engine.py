@@ -164,30 +164,47 @@ def test_likelihood_gradient_matches_autodiff_of_the_formula():
 
 
 def test_whitened_guide_density_is_the_full_covariance_gaussian():
-    """z = center + chol u with u ~ N(loc, diag(scale^2)): log q of a draw is the log density of
-    N(center + chol loc, chol diag(scale^2) chol^T), the correlated Gaussian the guide represents."""
-    from scipy.stats import multivariate_normal
+    """theta_s = offset_s + shift_s theta_mu + chol_s u_s with u ~ N(loc, diag(scale^2)) and
+    z_s = (theta_s - theta_mu) / theta_sigma: log q of a draw is log q(theta_mu) + log q(theta_sigma)
+    + the log density of z_s under the correlated Gaussian this gives for the drawn hyper-parameters."""
+    from scipy.stats import multivariate_normal, norm
 
     from bhm_core.model.guide import SiteParams, Whitening
 
     rng = np.random.default_rng(0)
     n_stores, n_features = 3, 4
     chol = np.tril(rng.normal(size=(n_stores, n_features, n_features)), -1) * 0.3 + np.eye(n_features) * 0.8
+    shift = rng.uniform(0, 1, (n_stores, n_features, n_features)) * 0.2 + np.eye(n_features) * 0.5
+
+    def site(*shape):
+        return SiteParams(
+            rng.normal(size=shape).astype(np.float32), rng.normal(scale=0.3, size=shape).astype(np.float32)
+        )
+
     params = {
-        "z": SiteParams(
+        "theta_mu": site(n_features),
+        "theta_sigma": site(n_features),
+        "z": site(n_stores, n_features),
+        basis_name("z"): Whitening(
             rng.normal(size=(n_stores, n_features)).astype(np.float32),
-            rng.normal(scale=0.3, size=(n_stores, n_features)).astype(np.float32),
+            shift.astype(np.float32),
+            chol.astype(np.float32),
         ),
-        basis_name("z"): Whitening(rng.normal(size=(n_stores, n_features)).astype(np.float32), chol.astype(np.float32)),
     }
     values, log_q = sample_guide(jax.random.PRNGKey(1), params)
+    mu, sigma = np.asarray(values["theta_mu"], np.float64), np.asarray(values["theta_sigma"], np.float64)
+    expected = norm(params["theta_mu"].loc, np.exp(params["theta_mu"].log_scale)).logpdf(mu).sum()
+    expected += (
+        norm(params["theta_sigma"].loc, np.exp(params["theta_sigma"].log_scale)).logpdf(np.log(sigma)) - np.log(sigma)
+    ).sum()
     loc, scale = params["z"].loc, np.exp(params["z"].log_scale)
-    expected = sum(
-        multivariate_normal(
-            params[basis_name("z")].center[s] + chol[s] @ loc[s], chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T
-        ).logpdf(values["z"][s])
-        for s in range(n_stores)
-    )
+    basis = params[basis_name("z")]
+    for s in range(n_stores):
+        mean_theta = basis.offset[s] + shift[s] @ mu + chol[s] @ loc[s]
+        cov_theta = chol[s] @ np.diag(scale[s] ** 2) @ chol[s].T
+        expected += multivariate_normal((mean_theta - mu) / sigma, cov_theta / np.outer(sigma, sigma)).logpdf(
+            values["z"][s]
+        )
     assert float(log_q) == pytest.approx(expected, rel=1e-4)
 
 
@@ -237,12 +254,14 @@ def test_warm_start_continues_adam(cube):
     assert more.losses[-10:].mean() <= first.losses[-10:].mean() + 0.001 * abs(first.losses[-1])
 
 
-def test_refit_after_new_days_starts_from_previous(cube):
+def test_refit_after_new_days_continues_the_optimizer_from_the_new_days_start(cube):
+    """On new days the start's approximation of the new posterior is the better starting point; the
+    previous fit gives its step count and the hyper-parameters' optimizer moments."""
     early = fit(cube.select_days(None, cube.dates[-60]), FAST)
     later = fit(cube, FitConfig(steps=30, chunk_steps=30), init=early)
     fresh = fit(cube, FitConfig(steps=30, chunk_steps=30))
     assert int(later.steps) == FAST.steps + 30
-    assert later.losses[:5].mean() < fresh.losses[:5].mean()
+    assert later.losses[-5:].mean() <= fresh.losses[-5:].mean() + 1e-3 * abs(fresh.losses[-1])
 
 
 # ---------------------------------------------------------------------------------------------

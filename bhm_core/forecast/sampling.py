@@ -21,7 +21,7 @@ from bhm_core.data.future import FIELDS, UNKNOWN, FutureCalendar
 from bhm_core.errors import DataError
 from bhm_core.inference.packing import bucket
 from bhm_core.inference.state import FitResult
-from bhm_core.model.guide import basis_name, guide_draw, guide_sites
+from bhm_core.model.guide import basis_name, draw_order, guide_draw, guide_sites
 from bhm_core.model.hierarchy import cell_laws, store_parameters
 
 CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
@@ -103,8 +103,9 @@ def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray
     """`draw_latents` as JAX arrays still being computed (JAX dispatches asynchronously)."""
     ids = jnp.asarray(np.asarray(result.store_ids)[np.asarray(rows)].astype(np.uint32))
     out = {}
-    for i, spec in enumerate(s for s in guide_sites() if s.name in result.params):
-        site_key = jax.random.fold_in(key, i)
+    index = {s.name: i for i, s in enumerate(s for s in guide_sites() if s.name in result.params)}
+    for spec in draw_order(result.params):  # a whitened site after the hyper-parameters it reads
+        site_key = jax.random.fold_in(key, index[spec.name])
         params = result.params[spec.name]
         basis = result.params.get(basis_name(spec.name)) if spec.whitened else None
         if spec.local:
@@ -113,7 +114,7 @@ def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray
             eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(params.loc)[1:]))
         else:
             eps = jax.random.normal(site_key, (n_samples, *np.shape(params.loc)))
-        _, _, out[spec.name] = guide_draw(spec, params, eps, basis)
+        _, _, out[spec.name] = guide_draw(spec, params, eps, basis, out)
     return out
 
 

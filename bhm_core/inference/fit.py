@@ -22,7 +22,15 @@ from bhm_core.inference.packing import pack, pack_by_store
 from bhm_core.inference.programs import program
 from bhm_core.inference.sharding import alignment, n_devices, place, store_mesh, to_host
 from bhm_core.inference.shocks import day_shock_sd
-from bhm_core.inference.state import DAY_SHOCK_SD, FitResult, FitState, pad_optimizer_state, pad_stores, trim_stores
+from bhm_core.inference.state import (
+    DAY_SHOCK_SD,
+    FitResult,
+    FitState,
+    pad_optimizer_state,
+    pad_stores,
+    trim_stores,
+    zero_moments,
+)
 from bhm_core.inference.step import split_plan
 from bhm_core.model import guide, likelihoods
 from bhm_core.model.config import FitConfig, Priors
@@ -107,16 +115,12 @@ def fit_cells(
     prior = prior_arrays(priors, data.feature_groups)
     if init is not None:
         _check_compatible(init, data)
-    params = (
-        init.params
-        if init is not None
-        else initial_params(data.cells, data.n_stores, data.n_features, config, prior, likelihood)
-    )
+    params, reset = _starting_guide(data, config, prior, likelihood, init)
     prepared = time.perf_counter()
     packed = _pack_on_devices(data, batch, mesh, likelihood)  # the data stay on the device(s) across chunks
     s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
     params = pad_stores(params, s_pad)
-    state = _start_state(params, init, trainable, config, s_pad)
+    state = _start_state(params, init, trainable, config, s_pad, reset)
     fixed = {k: v for k, v in params.items() if k not in trainable}
     hyper = _hyper(config, state)
     key = jax.random.PRNGKey(config.seed)
@@ -157,10 +161,25 @@ def _hyper(config: FitConfig, state: FitState) -> optim.Hyper:
     )
 
 
-def _start_state(params: dict, init: FitResult | None, trainable: tuple, config: FitConfig, s_pad: int) -> FitState:
+def _starting_guide(data: FitData, config, prior, likelihood, init: FitResult | None) -> tuple[dict, tuple]:
+    """(the guide to start from, the sites whose optimizer moments restart). A warm start on the same
+    data continues from the previous guide. On other data (new days of the same stores) the start's
+    empirical-Bayes approximation of the new posterior is a better starting point than the previous
+    fit's guide (measured: 0.2 % lower loss at the first steps, and the previous posterior moved into
+    the new basis was worse still), so only the optimizer's step count and the moments of the
+    hyper-parameters carry over."""
+    if init is None or (init.data_fingerprint != data.fingerprint and config.init == "least_squares"):
+        fresh = initial_params(data.cells, data.n_stores, data.n_features, config, prior, likelihood)
+        return fresh, () if init is None else guide.local_sites()
+    return init.params, ()
+
+
+def _start_state(
+    params: dict, init: FitResult | None, trainable: tuple, config: FitConfig, s_pad: int, reset: tuple = ()
+) -> FitState:
     train = {k: v for k, v in params.items() if k in trainable}
     if init is not None and tuple(init.trained) == trainable:
-        opt_state = pad_optimizer_state(init.state.opt_state, s_pad)
+        opt_state = zero_moments(pad_optimizer_state(init.state.opt_state, s_pad), reset)
         if jax.tree.structure(opt_state) == jax.tree.structure(optim.init_state(config.optimizer, train)):
             return FitState(train, opt_state, np.int32(init.steps))
     step = 0 if init is None else init.steps

@@ -112,7 +112,7 @@ def pad_stores(params: dict, s_pad: int) -> dict:
         entry = params[name]
         extra = s_pad - entry[0].shape[0]
         if isinstance(entry, Whitening):
-            padding = identity_whitening(extra, entry.center.shape[1])
+            padding = identity_whitening(extra, entry.offset.shape[1])
         else:
             padding = [np.zeros((extra, *a.shape[1:]), a.dtype) for a in entry]
         out[name] = type(entry)(*(np.concatenate([a, b]) for a, b in zip(entry, padding)))
@@ -127,3 +127,15 @@ def pad_optimizer_state(opt_state, s_pad: int):
         return np.concatenate([a, np.zeros((s_pad - a.shape[0], *a.shape[1:]), a.dtype)])
 
     return map_per_store(pad, opt_state)
+
+
+def zero_moments(opt_state, sites: tuple):
+    """The optimizer state with the moments of these sites set to zero (their coordinates changed)."""
+    if not sites:
+        return opt_state
+
+    def zero(path, leaf):
+        hit = any(isinstance(p, DictKey) and p.key in sites for p in path)
+        return np.zeros_like(leaf) if hit else leaf
+
+    return jax.tree_util.tree_map_with_path(zero, opt_state)

@@ -3,11 +3,23 @@
 One independent Normal per latent in unconstrained space: which latents there are, whether each is
 per store (inside the model's stores plate), its support (hence the bijection to unconstrained
 space, e.g. exp for the HalfNormal spreads) and whether it is whitened all come from one trace of
-`hierarchy.model`, never from a list kept by hand. A site the model marks ``infer={"whiten": True}``
-(the standardised coefficients z) is Normal in whitened coordinates u, ``x = center + chol u``, with a
-fixed per-store basis (`Whitening`, from the start's Gaussian approximation of each store's
-posterior): the guide then holds the strong correlations between a store's effects that a mean-field
-guide on x itself cannot, and SVI on u is well conditioned.
+`hierarchy.model`, never from a list kept by hand.
+
+A site the model marks ``infer={"whiten": True}`` (the standardised coefficients z) is Normal in
+whitened coordinates u of each store's *coefficients*, with a fixed per-store basis (`Whitening`,
+from the start's Gaussian approximation of each store's posterior), drawn after, and with, the same
+draw's hyper-parameters:
+
+    theta_s = offset_s + shift_s theta_mu + chol_s u_s,        z_s = (theta_s - theta_mu) / theta_sigma
+
+chol holds the strong correlations between a store's effects (its weekday, holiday and store-type
+terms all shift its level), which a mean-field guide cannot, and SVI on u is well conditioned.
+shift is how far the store's posterior mean moves with the chain's mean: about 0 for an effect the
+store's own days pin down, about 1 for one they do not. A guide on z alone gets the first kind
+wrong: with theta_mu drawn apart from z, every store's coefficients moved with each draw of the
+chain's mean, which inflated forecast intervals until many steps had shrunk that guide's width (a
+fit of 8 stores held 60 % / 95 % of sales in its 50 % / 90 % intervals after 100 steps, and
+50 % / 90 % only after 800).
 
 Guide parameters are a dict: site name -> SiteParams(loc, log_scale), plus `basis_name(site)` ->
 Whitening for each whitened site (never trained).
@@ -26,7 +38,15 @@ from numpyro import handlers
 from numpyro.distributions.transforms import Transform, biject_to
 from numpyro.infer.util import log_density
 
-from bhm_core.model.hierarchy import STORES_PLATE, ModelData, PriorArrays, model
+from bhm_core.model.hierarchy import (
+    STORES_PLATE,
+    ModelData,
+    PriorArrays,
+    chain_mean,
+    model,
+    standardised,
+    standardised_log_jacobian,
+)
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL, Likelihood
 
 
@@ -36,9 +56,10 @@ class SiteParams(NamedTuple):
 
 
 class Whitening(NamedTuple):
-    """A fixed affine map per store for a whitened site's guide: x_s = center_s + chol_s u_s."""
+    """A whitened site's fixed per-store basis: theta_s = offset_s + shift_s theta_mu + chol_s u_s."""
 
-    center: jnp.ndarray  # (S, F)
+    offset: jnp.ndarray  # (S, F)
+    shift: jnp.ndarray  # (S, F, F)
     chol: jnp.ndarray  # (S, F, F) lower triangular, positive diagonal
 
 
@@ -104,56 +125,71 @@ def per_store_entries() -> tuple[str, ...]:
 
 
 def identity_whitening(n_stores: int, n_features: int) -> Whitening:
-    return Whitening(
-        np.zeros((n_stores, n_features), np.float32),
-        np.broadcast_to(np.eye(n_features, dtype=np.float32), (n_stores, n_features, n_features)).copy(),
+    """theta_s = theta_mu + u_s: the basis of padding stores (never scored)."""
+    eye = np.broadcast_to(np.eye(n_features, dtype=np.float32), (n_stores, n_features, n_features)).copy()
+    return Whitening(np.zeros((n_stores, n_features), np.float32), eye, eye.copy())
+
+
+def _whitened(basis: Whitening, u, drawn: dict):
+    """(z, log |dz/du| per store) of a whitened site for the same draw's hyper-parameters."""
+    theta = (
+        basis.offset
+        + jnp.einsum("sfg,...g->...sf", basis.shift, chain_mean(drawn))
+        + jnp.einsum("sfg,...sg->...sf", basis.chol, u)
     )
+    log_det = jnp.sum(jnp.log(jnp.diagonal(basis.chol, axis1=-2, axis2=-1)), -1) + standardised_log_jacobian(drawn)
+    return standardised(theta, drawn), log_det
 
 
-def unwhiten(basis: Whitening | None, u):
-    """x from the whitened coordinates u (..., S, F); identity without a basis."""
-    if basis is None:
-        return u
-    return basis.center + jnp.einsum("sfg,...sg->...sf", basis.chol, u)
-
-
-def guide_draw(spec: GuideSite, params: SiteParams, eps, basis: Whitening | None = None):
-    """The site's guide draw from standard normals `eps` (leading sample axes allowed):
-    (u, the unconstrained value, the latent's value)."""
+def guide_draw(spec: GuideSite, params: SiteParams, eps, basis: Whitening | None = None, drawn: dict | None = None):
+    """The site's guide draw from standard normals `eps` (leading sample axes allowed), a whitened
+    site's for the hyper-parameters already `drawn`: (u, the unconstrained value, the value)."""
     u = params.loc + jnp.exp(params.log_scale) * eps
-    unconstrained = unwhiten(basis, u) if spec.whitened else u
+    unconstrained = _whitened(basis, u, drawn)[0] if spec.whitened and basis is not None else u
     return u, unconstrained, spec.constrain(unconstrained)
+
+
+def draw_order(names) -> list[GuideSite]:
+    """The model's sites among `names`, whitened ones last (they need the hyper-parameters' draw)."""
+    specs = [s for s in guide_sites() if s.name in names]
+    return [s for s in specs if not s.whitened] + [s for s in specs if s.whitened]
 
 
 def guide_centre(params: dict) -> dict:
     """Each latent's value at the guide's centre (u at its location), as NumPy arrays."""
     out = {}
-    for spec in guide_sites():
-        if spec.name in params:
-            _, _, value = guide_draw(spec, params[spec.name], 0.0, params.get(basis_name(spec.name)))
-            out[spec.name] = np.asarray(value)
+    for spec in draw_order(params):
+        _, _, value = guide_draw(spec, params[spec.name], 0.0, params.get(basis_name(spec.name)), out)
+        out[spec.name] = np.asarray(value)
     return out
 
 
-def sample_guide(key, params: dict, local_scale=1.0):
+def sample_guide(key, params: dict, local_scale=1.0, store_mask=None):
     """Draw one set of latents by reparameterisation: (their values, log q of them).
 
     Local sites' terms are multiplied by `local_scale`, matching the model's rescaled local priors
-    when the params hold a store batch.
+    when the params hold a store batch; stores where `store_mask` is False (padding) add nothing.
     """
     values, log_q = {}, 0.0
-    specs = [s for s in guide_sites() if s.name in params]
-    for k, spec in zip(jax.random.split(key, len(specs)), specs):
+    specs = [s for s in guide_sites() if s.name in params]  # the keys follow the sites' name order
+    keys = dict(zip((s.name for s in specs), jax.random.split(key, len(specs))))
+    for spec in draw_order(params):
         site_params = params[spec.name]
         basis = params.get(basis_name(spec.name)) if spec.whitened else None
-        eps = jax.random.normal(k, site_params.loc.shape)
-        _, unconstrained, values[spec.name] = guide_draw(spec, site_params, eps, basis)
-        # log N(u; loc, scale) minus log|dx/du|: the whitening's, then the support's bijection
-        term = jnp.sum(-0.5 * eps**2 - site_params.log_scale - 0.5 * jnp.log(2 * jnp.pi))
-        if basis is not None:
-            term = term - jnp.sum(jnp.log(jnp.diagonal(basis.chol, axis1=-2, axis2=-1)))
-        term = term - jnp.sum(spec.transform.log_abs_det_jacobian(unconstrained, values[spec.name]))
-        log_q = log_q + (term * local_scale if spec.local else term)
+        eps = jax.random.normal(keys[spec.name], site_params.loc.shape)
+        u = site_params.loc + jnp.exp(site_params.log_scale) * eps
+        x, log_det = _whitened(basis, u, values) if basis is not None else (u, 0.0)
+        values[spec.name] = spec.constrain(x)
+        # log N(u; loc, scale), minus log|dx/du| of the whitening and of the support's bijection
+        density = -0.5 * eps**2 - site_params.log_scale - 0.5 * jnp.log(2 * jnp.pi)
+        bijection = spec.transform.log_abs_det_jacobian(x, values[spec.name])
+        if spec.local:
+            per_store = density.reshape(density.shape[0], -1).sum(-1) - log_det - bijection
+            if store_mask is not None:
+                per_store = jnp.where(store_mask, per_store, 0.0)
+            log_q = log_q + local_scale * jnp.sum(per_store)
+        else:
+            log_q = log_q + jnp.sum(density) - jnp.sum(bijection)
     return values, log_q
 
 
@@ -166,7 +202,7 @@ def negative_elbo(
     particles: int = 1,
 ):
     def one(k):
-        values, log_q = sample_guide(k, params, local_scale=data.scale)
+        values, log_q = sample_guide(k, params, local_scale=data.scale, store_mask=data.store_mask)
         log_p, _ = log_density(model, (data, prior, likelihood), {}, values)
         return log_q - log_p
 

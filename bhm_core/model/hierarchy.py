@@ -100,9 +100,20 @@ def store_parameters(latents: dict) -> StoreParameters:
     return StoreParameters(store_coefficients(latents), store_dispersions(latents))
 
 
-def standardised(theta, theta_mu, theta_sigma):
-    """The z that gives these coefficients (the inverse of `store_parameters` for theta)."""
-    return (theta - theta_mu) / theta_sigma
+def chain_mean(latents: dict):
+    """(..., F) the chain's mean coefficients, the centre the stores' coefficients spread around."""
+    return latents["theta_mu"]
+
+
+def standardised(theta, latents: dict):
+    """z (..., S, F) that gives these coefficients under the latents' hyper-parameters (the inverse of
+    `store_coefficients`)."""
+    return (theta - latents["theta_mu"][..., None, :]) / latents["theta_sigma"][..., None, :]
+
+
+def standardised_log_jacobian(latents: dict):
+    """log |dz / dtheta| of `standardised`, per store (every store's alike)."""
+    return -jnp.sum(jnp.log(latents["theta_sigma"]), -1)[..., None]
 
 
 def linear_predictor(theta, cell_store, cell_index, cell_value):

@@ -42,7 +42,7 @@ def initial_params(
     if config.init == "least_squares":
         theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
         if cov is None:
-            z = standardised(theta, theta_mu, theta_sigma)
+            z = standardised(theta, {"theta_mu": theta_mu, "theta_sigma": theta_sigma})
         else:  # the guide on z starts as this Gaussian: white coordinates at 0, unit widths
             extra[guide.basis_name("z")] = whitening(theta, cov, theta_mu, theta_sigma)
             z = np.zeros_like(theta)
@@ -136,9 +136,12 @@ def store_posterior(xtx, xty, noise, mu, sigma):
 
 
 def whitening(theta, cov, mu, sigma) -> Whitening:
-    """The z guide's basis in which the Gaussian N(theta, cov) on theta = mu + sigma z is white."""
-    cov_z = cov / np.outer(sigma, sigma)
-    return Whitening(((theta - mu) / sigma).astype(np.float32), np.linalg.cholesky(cov_z).astype(np.float32))
+    """The basis in which the Gaussian N(theta, cov) of a store's coefficients, given the chain's
+    mean mu and spread sigma, is white; its mean moves with the chain's mean by cov diag(1/sigma^2)
+    (the posterior mean's derivative in mu)."""
+    shift = cov / (sigma**2)[None, None, :]
+    offset = theta - np.einsum("sfg,g->sf", shift, mu)
+    return Whitening(offset.astype(np.float32), shift.astype(np.float32), np.linalg.cholesky(cov).astype(np.float32))
 
 
 def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: int) -> np.ndarray:
