@@ -291,3 +291,17 @@ def test_links_and_files_leading_outside_the_store_are_never_followed(tmp_path, 
     (store.root / "abd").symlink_to(elsewhere.path("abc").resolve())
     store.replace_with(result, "abd")  # the bad link is replaced; its target is untouched
     assert store.load("abd").steps == result.steps and elsewhere.load("abc").steps == result.steps
+
+
+def test_a_folder_of_the_previous_format_is_stale_and_replaced_in_one_step(tmp_path, cube, result):
+    store = FitStore(tmp_path)
+    old = tmp_path / "abc"
+    old.mkdir()
+    (old / "record.json").write_text(json.dumps({"key": "abc", "versions": {"format": 2}, "created": "2024"}))
+    (old / "arrays.npz").write_bytes(b"")
+    assert store.list()["stale"].tolist() == [True]
+    found, reason = store.get("abc")
+    assert found is None and "made with" in reason
+    store.replace_with(result, "abc")
+    assert (tmp_path / "abc").is_symlink() and store.load("abc").steps == result.steps
+    assert not list(tmp_path.glob(".del-*"))
