@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +21,12 @@ import pandas as pd
 from bhm_core.data.cube import SalesCube, build_cube
 from bhm_core.data.features import FeatureSpec
 from bhm_core.data.validate import default_stores, validate_stores, validate_train
-from bhm_core.errors import DataError
+from bhm_core.errors import ConfigError, DataError
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: Rossmann's train.csv is 38 MB; far larger files are refused.
-MAPPABLE_COLUMNS = (
-    "Store",
-    "Date",
-    "Sales",
-    "Open",
-    "Promo",
-    "StateHoliday",
-    "SchoolHoliday",
-    "StoreType",
-    "Assortment",
-    "Promo2",
-)
+MAX_MB_ENV = "BHM_MAX_MB"  # raises (or lowers) that limit, in MB of 2**20 bytes; --max-mb on the command line
+MAPPABLE_COLUMNS = ("Store", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday",
+                    "StoreType", "Assortment", "Promo2")
 STORE_LEVEL_COLUMNS = ("StoreType", "Assortment", "Promo2")
 
 
@@ -124,12 +117,30 @@ class _CappedReader(io.RawIOBase):
         return n
 
 
-def read_csv_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFrame:
-    """Read a CSV (optionally .gz) with every column as text; file problems become DataError."""
+def max_bytes_setting(max_mb: float | None = None) -> int:
+    """The largest file read, in bytes: max_mb if given, else BHM_MAX_MB, else DEFAULT_MAX_BYTES."""
+    if max_mb is None:
+        text = os.environ.get(MAX_MB_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_BYTES
+        try:
+            max_mb = float(text)
+        except ValueError:
+            max_mb = math.nan
+        if not math.isfinite(max_mb) or max_mb <= 0:
+            raise ConfigError(f"{MAX_MB_ENV} must be a number of MB above 0, got {text!r}")
+    return max(1, int(max_mb * 2**20))
+
+
+def read_csv_text(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a CSV (optionally .gz) with every column as text; file problems become DataError.
+    max_bytes: None reads the setting (max_bytes_setting)."""
     path = Path(path)
+    max_bytes = max_bytes_setting() if max_bytes is None else max_bytes
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    advice = f"above the limit of {_bytes(max_bytes)} for one file; raise the limit or split the file"
+    advice = (f"above the limit of {_bytes(max_bytes)} for one file; raise it with --max-mb or "
+              f"{MAX_MB_ENV}, or split the file")
     size = path.stat().st_size
     if size > max_bytes:  # refuse at once, before opening anything
         raise DataError(f"{path.name}: {_bytes(size)} is {advice}")
@@ -163,7 +174,7 @@ def _find(folder: Path, stem: str) -> Path:
     )
 
 
-def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int) -> Dataset:
+def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int | None) -> Dataset:
     folder = Path(source.path).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
@@ -173,7 +184,7 @@ def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int) -> Dataset:
     return Dataset(train, stores, source.kind, source.label)
 
 
-def _load_csv(source: CsvSource, max_bytes: int) -> Dataset:
+def _load_csv(source: CsvSource, max_bytes: int | None) -> Dataset:
     raw = read_csv_text(Path(source.path), max_bytes)
     mapping = dict(source.columns)
     unknown = set(mapping) - set(MAPPABLE_COLUMNS)
@@ -200,8 +211,9 @@ def _load_csv(source: CsvSource, max_bytes: int) -> Dataset:
     return Dataset(train, stores, source.kind, source.label)
 
 
-def load_dataset(source, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dataset:
-    """Any source -> validated Dataset. Raises DataError with a readable message."""
+def load_dataset(source, *, max_bytes: int | None = None) -> Dataset:
+    """Any source -> validated Dataset. Raises DataError with a readable message. max_bytes: the
+    largest file read (None: max_bytes_setting, which reads BHM_MAX_MB)."""
     if isinstance(source, DemoSource):
         from bhm_core.data.demo import generate_demo
 

@@ -63,18 +63,30 @@ class Whitening(NamedTuple):
     chol: jnp.ndarray  # (S, F, F) lower triangular, positive diagonal
 
 
+# Sizes of the made-up problem the model is traced on: primes no fixed dimension of a site is
+# likely to have, so each axis of a site's shape can be told to count stores, features, or neither.
+TRACE_STORES, TRACE_FEATURES = 11, 13
+STORES, FEATURES = "stores", "features"
+
+
 @dataclass(frozen=True)
 class GuideSite:
     name: str
     local: bool  # one row per store
     whitened: bool
     transform: Transform  # unconstrained -> the latent's support
+    dims: tuple = ()  # the unconstrained shape: STORES, FEATURES or a fixed size per axis
 
     def constrain(self, x_unconstrained):
         return self.transform(x_unconstrained)
 
     def unconstrain(self, value):
         return self.transform.inv(value)
+
+    def shape(self, n_stores: int, n_features: int) -> tuple:
+        """The unconstrained shape of this site for a fit of n_stores and n_features."""
+        sizes = {STORES: n_stores, FEATURES: n_features}
+        return tuple(sizes.get(d, d) for d in self.dims)
 
 
 def basis_name(site: str) -> str:
@@ -84,20 +96,25 @@ def basis_name(site: str) -> str:
 @cache
 def guide_sites() -> tuple[GuideSite, ...]:
     """The model's latent sites, in name order (the order keys are split in), from one trace of
-    the model on a single made-up cell."""
+    the model on a made-up cell of a problem of TRACE_STORES stores and TRACE_FEATURES features."""
     one = np.ones(1, np.float32)
+    stores = np.ones(TRACE_STORES, bool)
     data = ModelData(
-        np.zeros(1, np.int32), np.zeros((1, 1), np.int32), one[:, None], one, one, one > 0, one > 0, np.float32(1)
+        np.zeros(1, np.int32), np.zeros((1, 1), np.int32), one[:, None], one, one, one > 0, stores, np.float32(1)
     )
-    prior = PriorArrays(one, one, one, *(np.float32(1),) * 4)
+    features = np.ones(TRACE_FEATURES, np.float32)
+    prior = PriorArrays(features, features, features, *(np.float32(1),) * 4)
     trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
     sites = []
+    named = {TRACE_STORES: STORES, TRACE_FEATURES: FEATURES}
     for name, site in trace.items():
         if site["type"] != "sample" or site["is_observed"]:
             continue
         local = any(frame.name == STORES_PLATE for frame in site["cond_indep_stack"])
         whitened = bool((site.get("infer") or {}).get("whiten"))
-        sites.append(GuideSite(name, local, whitened, biject_to(site["fn"].support)))
+        transform = biject_to(site["fn"].support)
+        dims = tuple(named.get(d, d) for d in transform.inverse_shape(site["fn"].shape()))
+        sites.append(GuideSite(name, local, whitened, transform, dims))
     return tuple(sorted(sites, key=lambda s: s.name))
 
 
@@ -122,6 +139,19 @@ def whitened_site() -> str:
 def per_store_entries() -> tuple[str, ...]:
     """Guide entries with one row per store: the local sites and the bases of whitened ones."""
     return local_sites() + tuple(basis_name(s.name) for s in guide_sites() if s.whitened)
+
+
+def entry_shapes(n_stores: int, n_features: int) -> dict:
+    """The shape of every field of every guide entry for a fit of n_stores and n_features, as
+    the model's trace gives them (no new trace: safe beside a fit tracing in another thread).
+    A whitened site's basis is listed too (a fit without a least-squares start has none)."""
+    out = {}
+    for spec in guide_sites():
+        shape = spec.shape(n_stores, n_features)
+        out[spec.name] = SiteParams(shape, shape)
+        if spec.whitened:
+            out[basis_name(spec.name)] = Whitening(shape, (*shape, shape[-1]))
+    return out
 
 
 def identity_whitening(n_stores: int, n_features: int) -> Whitening:

@@ -31,11 +31,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_series(n_series: int, data_dir: str | None = None, seed: int = 0, features: str = "reference"):
+def build_series(
+    n_series: int, data_dir: str | None = None, seed: int = 0, features: str = "reference", max_bytes: int | None = None
+):
     """Virtual stores of the Kaggle-layout data in data_dir, or synthetic series without it.
 
     features: 'reference' (the original research's design) or 'default' (the product's FeatureSpec;
-    virtual series only: synthetic ones always have the reference design).
+    virtual series only: synthetic ones always have the reference design). max_bytes: the largest
+    data file read (data.sources.load_dataset).
     """
     from bhm_core.scale.virtual import synthetic_series, virtual_series
 
@@ -46,7 +49,9 @@ def build_series(n_series: int, data_dir: str | None = None, seed: int = 0, feat
         from bhm_core.data.sources import KaggleDirSource, load_dataset
 
         spec = FeatureSpec.reference() if features == "reference" else None
-        return virtual_series(load_dataset(KaggleDirSource(data_dir)).cube(spec), n_series, seed=seed)
+        return virtual_series(
+            load_dataset(KaggleDirSource(data_dir), max_bytes=max_bytes).cube(spec), n_series, seed=seed
+        )
     return synthetic_series(n_series, seed=seed)
 
 
@@ -73,6 +78,8 @@ def run_scale(
     data_dir: str | None = None,
     seed: int = 0,
     learning_rate: float | None = None,
+    optimizer: str = "adam",
+    max_bytes: int | None = None,
     summaries: str | None = None,
     features: str = "reference",
     on_progress=None,
@@ -84,11 +91,12 @@ def run_scale(
 
     enable_compilation_cache()
     started = time.perf_counter()
-    series = build_series(n_series, data_dir, seed, features)
+    series = build_series(n_series, data_dir, seed, features, max_bytes)
     build_seconds = time.perf_counter() - started
     # None keeps FitConfig's own default learning rate
     lr = {} if learning_rate is None else {"learning_rate": learning_rate}
-    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=max(1, min(steps // 4, 100)), seed=seed, **lr)
+    chunk = max(1, min(steps // 4, 100))
+    config = FitConfig(steps=steps, batch_size=batch, chunk_steps=chunk, seed=seed, optimizer=optimizer, **lr)
     ticks = []
 
     def progress(step, loss):
