@@ -48,17 +48,6 @@ def source_from_record(source: dict | None):
     raise ArtifactError(f"the fit's record names an unknown data source {kind!r}")
 
 
-def source_record(source) -> dict:
-    """What a fit's record keeps of its data source (the inverse of `source_from_record`)."""
-    if isinstance(source, DemoSource):
-        return {"kind": "demo", "n_stores": source.n_stores, "n_days": source.n_days, "seed": source.seed}
-    if isinstance(source, KaggleDirSource):
-        return {"kind": "kaggle-dir", "path": str(Path(source.path).expanduser().absolute())}
-    if isinstance(source, CsvSource):
-        return {"kind": "csv", "path": str(Path(source.path).absolute()), "columns": [list(p) for p in source.columns]}
-    return {}
-
-
 def locate(fit: str, fits_root: str | Path) -> tuple[FitStore, str]:
     """(the store, the key) of FIT given as a key under `fits_root` or as a fit's folder."""
     path = Path(fit).expanduser()
@@ -82,7 +71,7 @@ def reopen(
     store, key = locate(fit, fits_root)
     result = store.load(key)
     record = store.record(key)
-    source = KaggleDirSource(data_dir) if data_dir else source_from_record(record.get("source"))
+    source = KaggleDirSource(data_dir) if data_dir else source_from_record((record.get("lineage") or {}).get("source"))
     if source is None:
         raise DataError(f"fit {key} does not say which data it was made on; give them with --data-dir")
     options = {} if max_bytes is None else {"max_bytes": max_bytes}

@@ -92,8 +92,15 @@ def content_key(kind: str | None, **parts) -> str:
 def fit_key(
     data_fingerprint: str, config: FitConfig, priors: Priors, spec: FeatureSpec, extra: dict | None = None
 ) -> str:
-    return content_key(None, data=data_fingerprint, config=config, priors=priors, spec=spec,
-                       versions=library_versions(), extra=extra or {})
+    return content_key(
+        None,
+        data=data_fingerprint,
+        config=config,
+        priors=priors,
+        spec=spec,
+        versions=library_versions(),
+        extra=extra or {},
+    )
 
 
 class CachedFit(NamedTuple):
@@ -108,9 +115,20 @@ def default_fit_root() -> Path:
 
 
 def fit_or_load(
-    store: FitStore, cube, config: FitConfig, priors: Priors, *, label: str = "", on_progress=None, should_stop=None
+    store: FitStore,
+    cube,
+    config: FitConfig,
+    priors: Priors,
+    *,
+    label: str = "",
+    on_progress=None,
+    should_stop=None,
+    source=None,
+    parent: str | None = None,
+    relation: str | None = None,
 ) -> CachedFit:
-    """The saved fit for exactly this data, priors, settings and versions, or a new one (saved)."""
+    """The saved fit for exactly this data, priors, settings and versions, or a new one (saved with
+    its lineage: `source` the data source it was loaded from, `parent` the fit it came from)."""
     from bhm_core.inference.fit import fit
 
     key = fit_key(cube.fingerprint, config, priors, cube.spec)
@@ -119,5 +137,14 @@ def fit_or_load(
         return CachedFit(saved, key, True, None)
     result = fit(cube, config, priors, on_progress=on_progress, should_stop=should_stop)
     if not result.meta.get("cancelled"):
-        store.replace_with(result, key, label=label or cube.label, spec=cube.spec)
+        from bhm_core.artifacts.lineage import lineage
+
+        store.replace_with(
+            result,
+            key,
+            label=label or cube.label,
+            spec=cube.spec,
+            parent=parent,
+            lineage=lineage(source, relation=relation),
+        )
     return CachedFit(result, key, False, problem)

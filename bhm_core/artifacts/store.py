@@ -45,7 +45,9 @@ def _jsonable(value):
     return value
 
 
-def build_record(result: FitResult, key: str, arrays: dict, *, label: str, spec: FeatureSpec, parent) -> dict:
+def build_record(
+    result: FitResult, key: str, arrays: dict, *, label: str, spec: FeatureSpec, parent, lineage: dict | None = None
+) -> dict:
     """The record of a fit, sealed: its arrays' digest, then its own over every field."""
     record = {
         "key": key,
@@ -62,6 +64,7 @@ def build_record(result: FitResult, key: str, arrays: dict, *, label: str, spec:
         "store_ids": [int(i) for i in result.store_ids],
         "versions": running_versions(),
         "parent": parent,
+        "lineage": lineage or {},
         "meta": {k: _jsonable(v) for k, v in result.meta.items()},
         "arrays_sha256": layout.arrays_digest(arrays),
     }
@@ -157,33 +160,47 @@ class FitStore:
         return self.root / folders.check_key(key)
 
     def save(
-        self, result: FitResult, key: str, *, label: str = "", spec: FeatureSpec = FeatureSpec(), parent=None
+        self,
+        result: FitResult,
+        key: str,
+        *,
+        label: str = "",
+        spec: FeatureSpec = FeatureSpec(),
+        parent=None,
+        lineage: dict | None = None,
     ) -> str:
         """Write atomically; if the same key is already saved, keep the existing copy."""
         if self._folder(key) is not None:
             return key
         with self._writing(key):
-            version = self._write(result, key, label, spec, parent)
+            version = self._write(result, key, label, spec, parent, lineage)
             if not folders.link_new(self.root, key, version):  # another writer was first: theirs stands
                 folders.remove_tree(version)
         return key
 
     def replace_with(
-        self, result: FitResult, key: str, *, label: str = "", spec: FeatureSpec = FeatureSpec(), parent=None
+        self,
+        result: FitResult,
+        key: str,
+        *,
+        label: str = "",
+        spec: FeatureSpec = FeatureSpec(),
+        parent=None,
+        lineage: dict | None = None,
     ) -> str:
         """Save over a stale or corrupt copy: the new copy is renamed in over the old one, so a
         reader finds the old or the new copy at every moment, never none."""
         folders.check_key(key)
         with self._writing(key):
-            version = self._write(result, key, label, spec, parent)
+            version = self._write(result, key, label, spec, parent, lineage)
             previous = folders.link_replace(self.root, key, version)
             if previous is not None:
                 folders.remove_tree(previous)
         return key
 
-    def _write(self, result: FitResult, key: str, label: str, spec: FeatureSpec, parent) -> Path:
+    def _write(self, result: FitResult, key: str, label: str, spec: FeatureSpec, parent, lineage) -> Path:
         arrays = layout.flatten(result)
-        record = build_record(result, key, arrays, label=label, spec=spec, parent=parent)
+        record = build_record(result, key, arrays, label=label, spec=spec, parent=parent, lineage=lineage)
 
         def write(folder: Path) -> None:
             with open(folder / "arrays.npz", "wb") as handle:

@@ -25,8 +25,18 @@ from bhm_core.errors import ConfigError, DataError
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: Rossmann's train.csv is 38 MB; far larger files are refused.
 MAX_MB_ENV = "BHM_MAX_MB"  # raises (or lowers) that limit, in MB of 2**20 bytes; --max-mb on the command line
-MAPPABLE_COLUMNS = ("Store", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday",
-                    "StoreType", "Assortment", "Promo2")
+MAPPABLE_COLUMNS = (
+    "Store",
+    "Date",
+    "Sales",
+    "Open",
+    "Promo",
+    "StateHoliday",
+    "SchoolHoliday",
+    "StoreType",
+    "Assortment",
+    "Promo2",
+)
 STORE_LEVEL_COLUMNS = ("StoreType", "Assortment", "Promo2")
 
 
@@ -139,8 +149,10 @@ def read_csv_text(path: Path, max_bytes: int | None = None) -> pd.DataFrame:
     max_bytes = max_bytes_setting() if max_bytes is None else max_bytes
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    advice = (f"above the limit of {_bytes(max_bytes)} for one file; raise it with --max-mb or "
-              f"{MAX_MB_ENV}, or split the file")
+    advice = (
+        f"above the limit of {_bytes(max_bytes)} for one file; raise it with --max-mb or "
+        f"{MAX_MB_ENV}, or split the file"
+    )
     size = path.stat().st_size
     if size > max_bytes:  # refuse at once, before opening anything
         raise DataError(f"{path.name}: {_bytes(size)} is {advice}")

@@ -150,7 +150,7 @@ def entry_shapes(n_stores: int, n_features: int) -> dict:
         shape = spec.shape(n_stores, n_features)
         out[spec.name] = SiteParams(shape, shape)
         if spec.whitened:
-            out[basis_name(spec.name)] = Whitening(shape, (*shape, shape[-1]))
+            out[basis_name(spec.name)] = Whitening(shape, (*shape, shape[-1]), (*shape, shape[-1]))
     return out
 
 

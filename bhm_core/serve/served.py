@@ -28,11 +28,8 @@ class ServedFit:
 
     @classmethod
     def of(cls, opened: Reopened) -> ServedFit:
-        units = (
-            "EUR per store and day"
-            if opened.record.get("source", {}).get("kind") in ("demo", "kaggle-dir")
-            else "sales per store and day (the data's own unit)"
-        )
+        kind = ((opened.record.get("lineage") or {}).get("source") or {}).get("kind")
+        units = "EUR per store and day" if kind in ("demo", "kaggle-dir") else "sales per store and day"
         return cls(opened.key, opened.result, opened.cube, opened.record, opened.calendar, units)
 
     def info(self) -> dict:
@@ -49,7 +46,7 @@ class ServedFit:
                 "parent": self.record.get("parent"),
                 "data_fingerprint": self.result.data_fingerprint,
                 "steps": meta.get("steps"),
-                "versions": self.record.get("versions", {}),
+                **(self.record.get("lineage") or {}),
             },
         }
 
