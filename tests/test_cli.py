@@ -61,7 +61,7 @@ def one_error_line(capsys) -> str:
         (["info", "--data-dir", "/no/such/folder"], ["--data-dir /no/such/folder: folder not found"]),
         (["scale", "--series", "10", "--batch", "0"], ["--batch", "at least 1"]),
         (["scale", "--series", "10", "--lr", "11"], ["--lr", "at most 10"]),
-        (["forecast"], ["invalid choice: 'forecast'"]),
+        (["forecastt"], ["invalid choice: 'forecastt'"]),
     ],
 )
 def test_bad_values_exit_2_with_one_line_before_any_work(capsys, no_work, args, words):

@@ -6,7 +6,6 @@ import sys
 import time
 
 from bhm_core.data.sources import DemoSource, KaggleDirSource, load_dataset
-from bhm_core.model.config import Priors
 
 
 def source_from_args(args):
@@ -16,12 +15,20 @@ def source_from_args(args):
     return DemoSource(**{k: v for k, v in size.items() if v is not None})
 
 
-def fit_config(args):
-    """FitConfig from the options given (FitConfig's defaults for the others); before any data."""
-    from bhm_core.model.config import FitConfig
+def settings(args):
+    """The settings a command runs with: the --config file's (defaults without one), the options
+    given on the command line over them; checked before any data are read."""
+    from bhm_core.model import settings as settings_file
 
-    given = {"steps": args.steps, "learning_rate": args.lr, "seed": args.seed, "optimizer": args.optimizer}
-    return FitConfig(**{k: v for k, v in given.items() if v is not None})
+    base = settings_file.load(args.config) if getattr(args, "config", None) else settings_file.Settings()
+    return base.with_fit(
+        steps=args.steps, learning_rate=args.lr, seed=getattr(args, "seed", None), optimizer=args.optimizer
+    )
+
+
+def fit_config(args):
+    """FitConfig from the settings and options (FitConfig's defaults for the others)."""
+    return settings(args).fit
 
 
 def _progress(args):
@@ -30,9 +37,9 @@ def _progress(args):
     return lambda step, loss: print(f"step {step:>6}  loss {loss:,.1f}", flush=True)
 
 
-def _cube(args):
+def _cube(args, spec=None):
     source = source_from_args(args)
-    return source, load_dataset(source, max_bytes=args.max_bytes).cube()
+    return source, load_dataset(source, max_bytes=args.max_bytes).cube(spec)
 
 
 def cmd_info(args) -> dict:
@@ -47,13 +54,15 @@ def cmd_fit(args) -> dict:
     from bhm_core.artifacts import FitStore, fit_or_load
     from bhm_core.inference.programs import enable_compilation_cache
 
-    config = fit_config(args)
+    chosen = settings(args)
     enable_compilation_cache()
-    source, cube = _cube(args)
+    source, cube = _cube(args, chosen.features)
     if args.stores:
         cube = cube.select_stores(args.stores)
     store = FitStore(args.out)
-    cached = fit_or_load(store, cube, config, Priors(), label=source.label, on_progress=_progress(args))
+    cached = fit_or_load(
+        store, cube, chosen.fit, chosen.priors, label=source.label, on_progress=_progress(args), source=source
+    )
     if cached.note:
         print(f"note: {cached.note}", file=sys.stderr)
     meta = cached.result.meta
@@ -74,23 +83,24 @@ def cmd_fit(args) -> dict:
 def _evaluation_setup(args):
     from bhm_core.inference.programs import enable_compilation_cache
 
-    config = fit_config(args)
+    chosen = settings(args)
     enable_compilation_cache()
-    source, cube = _cube(args)
-    return config, source, cube
+    source, cube = _cube(args, chosen.features)
+    return chosen, source, cube
 
 
 def cmd_backtest(args) -> dict:
     from bhm_core.evaluation.backtest import backtest
 
-    config, source, cube = _evaluation_setup(args)
+    chosen, source, cube = _evaluation_setup(args)
     evaluation = backtest(
         cube,
         args.cutoff,
         args.horizon,
         stores=args.stores,
-        seed=args.seed,
-        config=config,
+        seed=chosen.fit.seed,
+        config=chosen.fit,
+        priors=chosen.priors,
         n_samples=args.samples,
         on_progress=_progress(args),
     )
@@ -100,14 +110,15 @@ def cmd_backtest(args) -> dict:
 def cmd_coldstart(args) -> dict:
     from bhm_core.evaluation.backtest import coldstart_trial
 
-    config, source, cube = _evaluation_setup(args)
+    chosen, source, cube = _evaluation_setup(args)
     evaluation = coldstart_trial(
         cube,
         args.new_stores,
         args.known_days,
         args.horizon,
-        seed=args.seed,
-        config=config,
+        seed=chosen.fit.seed,
+        config=chosen.fit,
+        priors=chosen.priors,
         n_samples=args.samples,
         on_progress=_progress(args),
     )

@@ -122,6 +122,15 @@ def fit_options(command, *, steps_default=None) -> None:
     )
 
 
+def config_option(command) -> None:
+    command.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings file (TOML: [fit], [priors], [features]; `config --defaults` prints one); "
+        "options given here override it",
+    )
+
+
 def json_option(command) -> None:
     command.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -145,7 +154,9 @@ def preflight(args) -> None:
     if data_dir and not Path(data_dir).expanduser().is_dir():
         raise UsageError(f"--data-dir {data_dir}: folder not found")
     if getattr(args, "out", None) is not None:
-        writable_folder(args.out, "--out")
+        # --out is a folder of fits for `fit`, a file for `forecast` and `priors` (its folder is checked)
+        folder = Path(args.out).expanduser().parent if getattr(args, "out_is_file", False) else args.out
+        writable_folder(str(folder), "--out" if folder == args.out else "--out (its folder)")
     if getattr(args, "summaries", None):
         writable_folder(str(Path(args.summaries).expanduser().parent), "--summaries (its folder)")
     samples, horizon = getattr(args, "samples", None), getattr(args, "horizon", None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bhm_core.cli import commands
+from bhm_core.cli import commands, forecast_commands, settings_commands
 from bhm_core.cli.options import (
     SEED,
     Parser,
+    config_option,
     cutoff_day,
     data_options,
     fit_options,
@@ -30,12 +31,15 @@ def build_parser() -> Parser:
     data_options(fit, demo=True)
     fit.add_argument("--stores", type=integer(), nargs="+", metavar="ID", help="store ids (default: all)")
     fit_options(fit)
-    fit.add_argument("--seed", type=SEED, default=0)
+    config_option(fit)
+    fit.add_argument("--seed", type=SEED, help="seed of the fit (default: the settings', 0)")
     fit.add_argument("--out", required=True, help="folder for fit artifacts (the dashboard's data/fits)")
     json_option(fit)
     fit.set_defaults(run=commands.cmd_fit)
     _add_evaluation_commands(sub)
     _add_scale_command(sub)
+    settings_commands.add_parsers(sub)
+    forecast_commands.add_parsers(sub)
     return parser
 
 
@@ -73,8 +77,11 @@ def _add_scale_command(sub) -> None:
 
 def _evaluation_options(command) -> None:
     data_options(command, demo=True)
-    command.add_argument("--seed", type=SEED, default=0, help="seed of the store choice, fit and samples")
+    command.add_argument(
+        "--seed", type=SEED, help="seed of the store choice, fit and samples (default: the settings', 0)"
+    )
     fit_options(command)
+    config_option(command)
     sample_options(command)
     json_option(command)
 

@@ -1,0 +1,100 @@
+"""Forecasts as files at Rossmann size: every store x 48 days x 500 draws, five levels, to parquet.
+
+    .venv/bin/python bench/bench_forecast.py [--data-dir ../shared/data/rossmann] [--runs 3]
+
+Fits the full data once (saved in a temporary fit folder), then runs `python -m bhm_core forecast`
+in fresh processes and prints each run's wall time, the time to reopen the fit with its data, the
+forecast's own time and the process's peak memory, with their medians, as a table and a last JSON
+line. Targets: the forecast to parquet in at most 10 s and 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
+LEVELS = ("50", "80", "90", "95", "99")
+
+
+def bhm(*argv: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "bhm_core", *argv, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if done.returncode != 0:
+        sys.exit(f"bhm_core {argv[0]} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        fitted = bhm("fit", "--data-dir", args.data_dir, "--out", f"{tmp}/fits")
+        print(f"fit {fitted['key']}: {fitted['n_stores']} stores, {fitted['fit_seconds']:.1f} s", flush=True)
+        runs = []
+        for run in range(args.runs):
+            began = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            out = bhm(
+                "forecast",
+                "--fit",
+                fitted["key"],
+                "--fits-dir",
+                f"{tmp}/fits",
+                "--data-dir",
+                args.data_dir,
+                "--all",
+                "--horizon",
+                "48",
+                "--samples",
+                "500",
+                "--levels",
+                *LEVELS,
+                "--format",
+                "parquet",
+                "--out",
+                f"{tmp}/forecast-{run}.parquet",
+            )
+            wall = time.perf_counter() - began
+            peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+            runs.append(
+                {
+                    "wall_seconds": wall,
+                    "open_seconds": out["open_seconds"],
+                    "forecast_seconds": out["forecast_seconds"],
+                    "peak_mb": peak,
+                    "rows": out["n_rows"],
+                }
+            )
+            print(
+                f"run {run + 1}: wall {wall:.1f} s, reopen {out['open_seconds']:.1f} s, forecast "
+                f"{out['forecast_seconds']:.1f} s, {out['n_rows']:,} rows, peak {peak:,.0f} MB",
+                flush=True,
+            )
+    medians = {k: statistics.median(r[k] for r in runs) for k in ("wall_seconds", "open_seconds", "forecast_seconds")}
+    print(
+        f"median: wall {medians['wall_seconds']:.1f} s, reopen {medians['open_seconds']:.1f} s, forecast "
+        f"{medians['forecast_seconds']:.1f} s (target 10 s), peak {max(r['peak_mb'] for r in runs):,.0f} MB "
+        f"(target 2,048 MB; the largest process of the run, the fit's included)"
+    )
+    print(json.dumps({"runs": runs, "median": medians}))
+
+
+if __name__ == "__main__":
+    main()
