@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+SERVE_PORT ?= 8000
+WORKERS ?= 1
+FIT ?= current
 
 .PHONY: run test test-fast lint serve bench info clean
 
@@ -29,6 +32,10 @@ test-fast: $(VENV)/.test
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The HTTP service on 127.0.0.1:$(SERVE_PORT) for a saved fit: make serve FIT=KEY [WORKERS=2]
+serve: $(VENV)/.runtime
+	$(PY) -m bhm_core serve --fit $(FIT) --port $(SERVE_PORT) --workers $(WORKERS)
 
 bench: $(VENV)/.runtime
 	$(PY) bench/bench_cube.py

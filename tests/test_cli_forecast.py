@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -234,25 +235,14 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(reply.read())
 
 
-@pytest.mark.server
-def test_the_real_server_answers_as_the_forecast_command_does(capsys, fitted):
-    folder, key = fitted
+@contextlib.contextmanager
+def _server(folder, key, *extra):
+    """`python -m bhm_core serve` on a free port of 127.0.0.1 until healthy; stopped on leaving."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "bhm_core", "serve", "--fit", key, "--fits-dir", str(folder / "fits")]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bhm_core",
-            "serve",
-            "--fit",
-            key,
-            "--fits-dir",
-            str(folder / "fits"),
-            "--port",
-            str(port),
-        ],
-        env=env,
+        [*command, "--port", str(port), *extra],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -263,44 +253,44 @@ def test_the_real_server_answers_as_the_forecast_command_does(capsys, fitted):
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    assert json.loads(reply.read()) == {"status": "ok", "fit": key}
+                    health = json.loads(reply.read())
+                    assert health["status"] == "ok" and health["fit"] == key
                     break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()[-2000:]
                 time.sleep(0.5)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_the_real_server_answers_as_the_forecast_command_does(capsys, fitted):
+    folder, key = fitted
+    with _server(folder, key) as (url, server):
         body = {"stores": [3], "horizon": 7, "levels": [50, 90], "samples": 150, "seed": 4}
         reply = _post(f"{url}/v1/forecast/interval", body)
         out = folder / "served.csv"
-        assert (
-            main(
-                [
-                    "forecast",
-                    "--fit",
-                    key,
-                    "--fits-dir",
-                    str(folder / "fits"),
-                    "--stores",
-                    "3",
-                    "--horizon",
-                    "7",
-                    "--levels",
-                    "50",
-                    "90",
-                    "--samples",
-                    "150",
-                    "--seed",
-                    "4",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
+        command = ["forecast", "--fit", key, "--fits-dir", str(folder / "fits"), "--stores", "3", "--horizon", "7"]
+        options = ["--levels", "50", "90", "--samples", "150", "--seed", "4", "--out", str(out)]
+        assert main(command + options) == 0
         capsys.readouterr()
         rows = pd.read_csv(out)
         np.testing.assert_allclose([r["hi_90"] for r in reply["rows"]], rows["hi_90"])
         server.send_signal(signal.SIGHUP)  # reload: the same fit again, requests keep being answered
         assert _post(f"{url}/v1/forecast/point", {"stores": [1], "horizon": 2})["fit"] == key
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+@pytest.mark.server
+def test_several_workers_answer_alike_and_are_replaced_one_by_one_on_a_reload(fitted):
+    folder, key = fitted
+    body = {"stores": [2], "horizon": 5, "samples": 100, "seed": 1}
+    with _server(folder, key, "--workers", "2") as (url, server):
+        first = [_post(f"{url}/v1/forecast/point", body)["rows"] for _ in range(4)]
+        server.send_signal(signal.SIGHUP)  # uvicorn starts new workers before it retires the old ones
+        until = time.monotonic() + 5
+        while time.monotonic() < until:  # requests are answered throughout, with the same numbers
+            assert _post(f"{url}/v1/forecast/point", body)["rows"] == first[0]
+            time.sleep(0.5)
+    assert all(rows == first[0] for rows in first)

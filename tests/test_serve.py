@@ -34,7 +34,8 @@ def client(served):
 
 
 def test_health_and_fit(client, served):
-    assert client.get("/health").json() == {"status": "ok", "fit": "0123abcd"}
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["fit"] == "0123abcd" and isinstance(health["compiled"], bool)
     info = client.get("/v1/fit").json()
     assert info["stores"] == served.result.store_ids.tolist() and info["last_date"] == str(served.cube.dates[-1])
     assert info["likelihood"] == "negative_binomial" and info["label"] == "demo"
@@ -104,7 +105,7 @@ def test_bad_requests_get_a_4xx_with_a_detail_naming_what_was_wrong(client, body
 
 def test_a_failure_inside_is_a_500_with_a_message_not_a_traceback(served, monkeypatch):
     app = create_app(Holder(lambda: served))
-    monkeypatch.setattr(export, "tables", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(export, "parts", lambda *a, **k: 1 / 0)
     reply = TestClient(app, raise_server_exceptions=False).post(
         "/v1/forecast/point", json={"stores": [1], "horizon": 2}
     )

@@ -20,7 +20,7 @@ from bhm_core.cli.options import (
     integer,
     json_option,
 )
-from bhm_core.forecast.export import DEFAULT_LEVELS, MAX_AHEAD_DAYS
+from bhm_core.forecast.export import DEFAULT_LEVELS, DEFAULT_SAMPLES, MAX_AHEAD_DAYS
 from bhm_core.forecast.files import FORMATS
 
 
@@ -52,7 +52,9 @@ def add_parsers(sub) -> None:
         metavar="L",
         help="central interval levels in percent (50 80 95)",
     )
-    fc.add_argument("--samples", type=integer(1, MAX_SAMPLES), default=500, help="predictive draws per store-day")
+    fc.add_argument(
+        "--samples", type=integer(1, MAX_SAMPLES), default=DEFAULT_SAMPLES, help="predictive draws per store-day"
+    )
     fc.add_argument("--seed", type=SEED, default=0)
     fc.add_argument("--draws", action="store_true", help="also write the draws (store, date, draw, sales) as parquet")
     fc.add_argument("--format", choices=FORMATS, help="csv, parquet or json (default: from --out, else csv)")
@@ -70,6 +72,7 @@ def add_parsers(sub) -> None:
     serve.add_argument("--port", type=integer(1, 65_535), default=8000)
     serve.add_argument("--max-store-days", type=integer(1), default=20_000, help="store-days one request may ask")
     serve.add_argument("--max-draws", type=integer(1), default=20_000_000, help="store-days x samples per request")
+    serve.add_argument("--workers", type=integer(1, 64), default=1, help="processes answering requests (one per core)")
     serve.set_defaults(run=cmd_serve, json=False, show=lambda result: None)
 
 
@@ -138,15 +141,21 @@ def _progress(args):
 
 
 def cmd_serve(args) -> None:
-    import signal
+    from bhm_core.artifacts import default_fit_root
+    from bhm_core.serve import process
 
-    import uvicorn
+    served = process.Served(
+        fit=args.fit,
+        fits_root=str(args.fits_dir or default_fit_root()),
+        data_dir=args.data_dir,
+        calendar=args.calendar,
+        max_bytes=args.max_bytes,
+        max_store_days=args.max_store_days,
+        max_draws=args.max_draws,
+    )
 
-    from bhm_core.serve.app import Limits, create_app
-    from bhm_core.serve.served import Holder, ServedFit
+    def announce(key: str) -> None:
+        where = f"http://{args.host}:{args.port}"
+        print(f"serving fit {key} on {where} (docs at /docs), {args.workers} worker(s)", file=sys.stderr, flush=True)
 
-    holder = Holder(lambda: ServedFit.of(_opened(args)))
-    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
-    app = create_app(holder, Limits(max_store_days=args.max_store_days, max_draws=args.max_draws))
-    print(f"serving fit {holder().key} on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    process.run(served, args.host, args.port, args.workers, announce)

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from bhm_core.data.cube import SalesCube
+from bhm_core.data.cube import CLOSED, SalesCube
 from bhm_core.data.future import SOURCES, UNKNOWN
 from bhm_core.errors import ConfigError
-from bhm_core.forecast.predict import DailyTotal, Draws, cell_frame, chunk_draws
+from bhm_core.forecast.predict import DailyTotal, Draws, chunk_draws
 from bhm_core.forecast.sampling import CHUNK_STORES, Scenario
+from bhm_core.forecast.summaries import summarise, summarise_cells
 from bhm_core.inference.state import FitResult
 
 DEFAULT_LEVELS = (50, 80, 95)
 MAX_AHEAD_DAYS = 366  # the features (trend, season) are extrapolations; a year ahead is the limit
 MAX_SAMPLES = 10_000
+DEFAULT_SAMPLES = 500
 
 
 def columns(levels) -> list[str]:
@@ -38,7 +41,7 @@ class Request:
     first: np.datetime64
     last: np.datetime64
     levels: tuple = DEFAULT_LEVELS
-    n_samples: int = 500
+    n_samples: int = DEFAULT_SAMPLES
     seed: int = 0
 
     @property
@@ -118,10 +121,17 @@ def check_samples(n_samples) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Part:
-    """One chunk of stores: its rows in COLUMNS, and its draws (n_samples, stores, days)."""
+    """One chunk of stores: its rows as columns (name -> array, in COLUMNS order), and its draws
+    (n_samples, stores, days). The service reads the columns; files read `rows`, a DataFrame."""
 
-    rows: pd.DataFrame
+    columns: dict
     draws: Draws
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.columns)
+        frame["date"] = pd.to_datetime(frame["date"])
+        return frame
 
 
 def parts(
@@ -143,10 +153,21 @@ def parts(
         scenario,
         chunk_stores,
     ):
-        frame = cell_frame(draws, dates, request.levels)
-        rows = frame.rename(columns={"point": "mean", "point_rmspe": "point"})
-        rows["source"] = _sources(cube, draws.ids, dates, scenario).ravel()
-        yield Part(rows[columns(request.levels)], draws)
+        stats, _ = summarise_cells(draws.samples.reshape(request.n_samples, -1).T, request.levels)
+        found = {
+            "store": np.repeat(draws.ids, len(dates)),
+            "date": np.tile(dates, len(draws.ids)),
+            "open": (draws.status != CLOSED).ravel(),
+            **_named(stats),
+            "source": _sources(cube, draws.ids, dates, scenario).ravel(),
+        }
+        yield Part({name: found[name] for name in columns(request.levels)}, draws)
+
+
+def _named(stats: dict) -> dict:
+    """Summaries under the names of the tables: the mean is the mean, the point the RMSPE-optimal one."""
+    renamed = {"point": "mean", "point_rmspe": "point"}
+    return {renamed.get(k, k): v for k, v in stats.items()}
 
 
 def _sources(cube: SalesCube, store_ids, dates, scenario: Scenario) -> np.ndarray:
@@ -180,9 +201,16 @@ class Total:
     def add(self, part: Part) -> None:
         self._sum.add(part.draws)
 
+    def columns(self) -> dict:
+        """The total's columns (date, mean, median, point, the bounds), name -> array."""
+        stats = _named(summarise(self._sum.total, self.request.levels))
+        names = ["mean", "median", "point", *columns(self.request.levels)[6:-1]]
+        return {"date": self._sum.dates, **{name: stats[name] for name in names}}
+
     def frame(self) -> pd.DataFrame:
-        total = self._sum.frame(self.request.levels).rename(columns={"point": "mean", "point_rmspe": "point"})
-        return total[["date", "mean", "median", "point", *columns(self.request.levels)[6:-1]]]
+        frame = pd.DataFrame(self.columns())
+        frame["date"] = pd.to_datetime(frame["date"])
+        return frame
 
 
 def tables(

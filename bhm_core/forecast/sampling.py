@@ -19,13 +19,13 @@ from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import encode
 from bhm_core.data.future import FIELDS, UNKNOWN, FutureCalendar
 from bhm_core.errors import DataError
-from bhm_core.inference.packing import bucket
 from bhm_core.inference.state import FitResult
 from bhm_core.model.guide import basis_name, draw_order, guide_draw, guide_sites
 from bhm_core.model.hierarchy import cell_laws, store_parameters
 
 CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
 SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
+MIN_DAYS = 8  # the shortest padded window
 DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
 
 
@@ -101,20 +101,33 @@ def draw_latents(key, result: FitResult, n_samples: int, rows: np.ndarray) -> di
 
 def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray) -> dict:
     """`draw_latents` as JAX arrays still being computed (JAX dispatches asynchronously)."""
-    ids = jnp.asarray(np.asarray(result.store_ids)[np.asarray(rows)].astype(np.uint32))
+    rows = np.asarray(rows)
+    ids = jnp.asarray(np.asarray(result.store_ids)[rows].astype(np.uint32))
+    local = {s.name for s in guide_sites() if s.local}
+    local |= {basis_name(name) for name in local}
+    # The requested stores' rows are taken on the host: only they travel to the device, not every
+    # store's whitening basis (hundreds of MB for a chain of a thousand stores).
+    params = {
+        name: type(site)(*(np.asarray(a)[rows] for a in site)) if name in local else site
+        for name, site in result.params.items()
+    }
+    return _latents_program(key, params, ids, n_samples)
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _latents_program(key, params: dict, ids, n_samples: int) -> dict:
+    """The latent draw as one compiled program: a request pays one dispatch, not one per site."""
     out = {}
-    index = {s.name: i for i, s in enumerate(s for s in guide_sites() if s.name in result.params)}
-    for spec in draw_order(result.params):  # a whitened site after the hyper-parameters it reads
+    index = {s.name: i for i, s in enumerate(s for s in guide_sites() if s.name in params)}
+    for spec in draw_order(params):  # a whitened site after the hyper-parameters it reads
         site_key = jax.random.fold_in(key, index[spec.name])
-        params = result.params[spec.name]
-        basis = result.params.get(basis_name(spec.name)) if spec.whitened else None
+        site = params[spec.name]
+        basis = params.get(basis_name(spec.name)) if spec.whitened else None
         if spec.local:
-            params = type(params)(*(a[rows] for a in params))
-            basis = None if basis is None else type(basis)(*(a[rows] for a in basis))
-            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(params.loc)[1:]))
+            eps = _per_store_normal(site_key, ids, n_samples, tuple(np.shape(site.loc)[1:]))
         else:
-            eps = jax.random.normal(site_key, (n_samples, *np.shape(params.loc)))
-        _, _, out[spec.name] = guide_draw(spec, params, eps, basis, out)
+            eps = jax.random.normal(site_key, (n_samples, *np.shape(site.loc)))
+        _, _, out[spec.name] = guide_draw(spec, site, eps, basis, out)
     return out
 
 
@@ -178,10 +191,11 @@ def sample_forecast(
     rows_fit = fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
     latent_key, _ = jax.random.split(jax.random.PRNGKey(seed))
-    # Chunks of a power of two stores (the last padded): a few compiled programs serve every count.
-    chunk_stores = min(chunk_stores, 1 << (len(rows_cube) - 1).bit_length())
-    # Window lengths are padded to a bucket too, so a new horizon rarely compiles again.
-    padded_dates = dates[0] + np.arange(bucket(len(dates), minimum=8))
+    # Chunks of a power of two stores (the last padded) and windows padded to a power of two days:
+    # a handful of compiled programs (`program_shapes`) serve every request, so a server can
+    # compile them all before its first request.
+    chunk_stores = min(chunk_stores, power_of_two(len(rows_cube)))
+    padded_dates = dates[0] + np.arange(max(MIN_DAYS, power_of_two(len(dates))))
     shape = (n_samples, chunk_stores, len(padded_dates))
 
     def dispatched_laws():
@@ -215,6 +229,34 @@ def sample_forecast(
             yield draw(*pending)
         pending = chunk
     yield draw(*pending)
+
+
+def power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def program_shapes(max_days: int, chunk_stores: int = CHUNK_STORES) -> list[tuple[int, int]]:
+    """Every (stores per chunk, padded days) a forecast of at most `max_days` days compiles."""
+    stores = [1 << i for i in range(power_of_two(chunk_stores).bit_length())]
+    days = [d for d in (1 << i for i in range(MIN_DAYS.bit_length() - 1, 20)) if d < 2 * max_days]
+    return [(s, d) for s in stores for d in days]
+
+
+def compile_programs(
+    result: FitResult, cube: SalesCube, n_samples: int, max_days: int, chunk_stores: int = CHUNK_STORES
+) -> int:
+    """Run every program a forecast of `n_samples` draws, at most `max_days` days and chunks of at
+    most `chunk_stores` stores uses, once, so that no request pays for compiling one; returns how
+    many shapes it ran."""
+    key, shapes = jax.random.PRNGKey(0), program_shapes(max_days, chunk_stores)
+    for n_stores in sorted({s for s, _ in shapes}):
+        rows = np.zeros(n_stores, np.int64)
+        latents = _draw_latents_async(key, result, n_samples, rows)
+        for days in (d for s, d in shapes if s == n_stores):
+            dates = cube.dates[-1] + np.arange(1, days + 1)
+            design = encode(cube.spec, window_covariates(cube, rows, dates, Scenario()))
+            jax.block_until_ready(_cell_laws(latents, design.index, design.value))
+    return len(shapes)
 
 
 def fit_rows(result: FitResult, store_ids) -> np.ndarray:

@@ -62,7 +62,7 @@ def create_app(current: Callable[[], ServedFit], limits: Limits = Limits()) -> F
     @app.get("/health", response_model=schemas.Health)
     def health():
         served = current()
-        return {"status": "ok", "fit": served.key}
+        return {"status": "ok", "fit": served.key, "compiled": served.compiled.is_set()}
 
     @app.get("/v1/fit", response_model=schemas.FitInfo)
     def fit_info():
@@ -159,26 +159,33 @@ def _plan(covariates: list, calendar: FutureCalendar | None) -> FutureCalendar |
 
 def _answer(served: ServedFit, body: schemas.ForecastBody, limits: Limits, fields) -> dict:
     request, scenario = request_of(served, body, limits)
-    rows, total, _ = export.tables(served.result, served.cube, request, scenario)
-    keep = list(rows.columns) if fields is None else [c for c in rows.columns if c in fields]
-    total_keep = [c for c in total.columns if fields is None or c in fields]
+    total, rows = export.Total(request), []
+    for part in export.parts(served.result, served.cube, request, scenario):
+        total.add(part)
+        rows.extend(schemas.records(_only(part.columns, fields)))
     return {
         "fit": served.key,
         "units": served.units,
         "levels": list(request.levels),
-        "rows": schemas.records(rows[keep]),
-        "total": schemas.records(total[total_keep]),
+        "rows": rows,
+        "total": schemas.records(_only(total.columns(), fields)),
     }
+
+
+def _only(columns: dict, fields) -> dict:
+    return columns if fields is None else {k: v for k, v in columns.items() if k in fields}
 
 
 def _density(served: ServedFit, body: schemas.DensityBody, limits: Limits) -> dict:
     request, scenario = request_of(served, body, limits)
-    rows, _, draws = export.tables(served.result, served.cube, request, scenario, with_draws=True)
-    out = rows[["store", "date", "open", "source"]].copy()
-    samples = draws["sales"].to_numpy().reshape(len(out), request.n_samples)
-    if body.draws:
-        out["draws"] = [s.tolist() for s in samples]
-    else:
-        edges, densities = schemas.histograms(samples, body.bins)
-        out["edges"], out["density"] = edges, densities
-    return {"fit": served.key, "units": served.units, "rows": schemas.records(out)}
+    rows = []
+    for part in export.parts(served.result, served.cube, request, scenario):
+        out = _only(part.columns, ("store", "date", "open", "source"))
+        # (n_samples, stores, days) -> one row of draws per store-day, in the rows' order
+        samples = part.draws.samples.transpose(1, 2, 0).reshape(-1, request.n_samples)
+        if body.draws:
+            out["draws"] = samples
+        else:
+            out["edges"], out["density"] = schemas.histograms(samples, body.bins)
+        rows.extend(schemas.records(out))
+    return {"fit": served.key, "units": served.units, "rows": rows}

@@ -12,7 +12,6 @@ import datetime as dt
 import math
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bhm_core.forecast import export
@@ -39,7 +38,9 @@ class ForecastBody(BaseModel):
     levels: list[int] = Field(
         list(export.DEFAULT_LEVELS), min_length=1, max_length=10, description="central interval levels in percent"
     )
-    samples: int = Field(500, ge=1, le=export.MAX_SAMPLES, description="predictive draws per store-day")
+    samples: int = Field(
+        export.DEFAULT_SAMPLES, ge=1, le=export.MAX_SAMPLES, description="predictive draws per store-day"
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     covariates: list[Covariate] = Field([], max_length=100_000, description="known promo / open per store-day")
 
@@ -60,6 +61,7 @@ class DensityBody(ForecastBody):
 class Health(BaseModel):
     status: str
     fit: str
+    compiled: bool = Field(description="every common request shape is compiled (until then some wait on a compile)")
 
 
 class FitInfo(BaseModel):
@@ -87,21 +89,26 @@ class DensityResponse(BaseModel):
     rows: list[dict]
 
 
-def records(frame: pd.DataFrame) -> list[dict]:
-    """JSON-ready rows: dates as YYYY-MM-DD, numpy scalars as Python numbers, NaN as null."""
-    out = frame.copy()
-    if "date" in out:
-        out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d")
-    rows = out.to_dict(orient="records")
-    for row in rows:
-        for k, v in row.items():
-            if isinstance(v, (np.floating, float)):
-                row[k] = None if not math.isfinite(float(v)) else float(v)
-            elif isinstance(v, np.integer):
-                row[k] = int(v)
-            elif isinstance(v, np.bool_):
-                row[k] = bool(v)
-    return rows
+def records(columns: dict) -> list[dict]:
+    """JSON-ready rows from columns (name -> array or list, one entry per row): dates as
+    YYYY-MM-DD, numbers as Python numbers, NaN as null; a 2-D column gives each row a list."""
+    lists = {name: _json_list(values) for name, values in columns.items()}
+    return [dict(zip(lists, row)) for row in zip(*lists.values())]
+
+
+def _json_list(values) -> list:
+    if isinstance(values, list):
+        return values
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        return [_nulls(row) for row in values] if values.ndim > 1 else _nulls(values)
+    return values.tolist()
+
+
+def _nulls(row: np.ndarray) -> list:
+    return [x if math.isfinite(x) else None for x in row.tolist()]
 
 
 def histograms(samples: np.ndarray, bins: int) -> tuple[list, list]:

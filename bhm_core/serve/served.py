@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bhm_core.data.future import FutureCalendar
-from bhm_core.forecast import export
+from bhm_core.forecast.export import DEFAULT_SAMPLES
+from bhm_core.forecast.sampling import CHUNK_STORES, compile_programs
 from bhm_core.reopen import Reopened
 
 log = logging.getLogger(__name__)
-WARM_DAYS = 42  # the request the service is warmed with: one store, six weeks
+WARM_DAYS = 64  # windows up to this long (any number of stores, the default draws) never compile
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +27,7 @@ class ServedFit:
     record: dict
     calendar: FutureCalendar | None
     units: str = "sales per store and day"
+    compiled: threading.Event = field(default_factory=threading.Event)  # set once `warm()` has run in full
 
     @classmethod
     def of(cls, opened: Reopened) -> ServedFit:
@@ -50,20 +53,29 @@ class ServedFit:
             },
         }
 
-    def warm(self) -> None:
-        """Compile the programs a first request would (one store, six weeks ahead) before serving."""
-        first, last = export.window(self.cube, horizon=WARM_DAYS)
-        request = export.Request((int(self.result.store_ids[0]),), first, last, export.DEFAULT_LEVELS, 500, 0)
-        export.tables(self.result, self.cube, request)
+    def warm(self, chunk_stores: int = CHUNK_STORES) -> None:
+        """Compile every program a request of the default draws, a window of up to WARM_DAYS days
+        and chunks of up to `chunk_stores` stores uses: no such request waits on a compile."""
+        began = time.perf_counter()
+        shapes = compile_programs(self.result, self.cube, DEFAULT_SAMPLES, WARM_DAYS, chunk_stores)
+        log.info("fit %s: compiled %d request shapes in %.1f s", self.key, shapes, time.perf_counter() - began)
+        if chunk_stores >= CHUNK_STORES:
+            self.compiled.set()
 
 
 class Holder:
-    """The current ServedFit. `reload()` opens the fit again (e.g. the `current` pointer moved)
-    and swaps it in whole: a request that already took the old one finishes on it."""
+    """The current ServedFit. `reload()` opens the fit again (e.g. the `current` pointer moved),
+    warms it and swaps it in whole: a request that already took the old one finishes on it.
+
+    At start the one-store programs are compiled before the first request, the others (more
+    stores per request) while requests are answered, so the service is up in seconds."""
 
     def __init__(self, open_fit: Callable[[], ServedFit]):
         self._open, self._lock = open_fit, threading.Lock()
-        self._current = self._ready(open_fit())
+        self._current = open_fit()
+        self._current.warm(chunk_stores=1)
+        threading.Thread(target=self._current.warm, name="warm", daemon=True).start()
+        self._log(self._current)
 
     def __call__(self) -> ServedFit:
         return self._current
@@ -72,21 +84,27 @@ class Holder:
         """True when a new fit was swapped in; on any failure the old one stays and it is logged."""
         with self._lock:
             try:
-                fresh = self._ready(self._open())
+                fresh = self._open()
+                fresh.warm()
             except Exception:  # a broken new fit must never take the service down
                 log.exception("reloading the fit failed; still serving %s", self._current.key)
                 return False
             changed = fresh.key != self._current.key
             self._current = fresh
+            self._log(fresh)
             return changed
 
+    def reload_in_background(self) -> threading.Thread:
+        """`reload` on its own thread: what a signal handler calls, so requests keep being answered."""
+        thread = threading.Thread(target=self.reload, name="reload", daemon=True)
+        thread.start()
+        return thread
+
     @staticmethod
-    def _ready(served: ServedFit) -> ServedFit:
-        served.warm()
+    def _log(served: ServedFit) -> None:
         log.info(
             "serving fit %s (%d stores, data to %s)",
             served.key,
             len(served.result.store_ids),
             np.datetime_as_string(served.cube.dates[-1]),
         )
-        return served
