@@ -151,22 +151,25 @@ def test_state_holiday_quoted_and_bare_zero_in_a_file(tmp_path):
     assert cube.covariates.state_holiday.tolist() == [[0, 1, 0, 0]]
 
 
-def test_store_file_missing_a_store(tmp_path):
+def test_stores_missing_from_the_store_file_are_kept_as_unknown_with_a_note(tmp_path):
     rows = (*GOOD_ROWS, "3,5,2015-07-31,1,1,1,1,0,0", "4,5,2015-07-31,1,1,1,1,0,0")
     stores = "Store,StoreType,Assortment,Promo2\n1,a,a,0\n2,a,a,0\n"
-    with pytest.raises(DataError) as err:
-        load_folder(tmp_path, kaggle_rows(*rows), stores)
-    message = str(err.value)
-    assert message.startswith("store.csv: ") and "'Store'" in message
-    assert "2 store(s)" in message and "e.g. store 3" in message
+    loaded = load_folder(tmp_path, kaggle_rows(*rows), stores)
+    (note,) = loaded.notes
+    assert note.startswith("store.csv has no row for 2 store(s)") and "stores 3, 4" in note
+    cube = loaded.cube()
+    assert cube.store_ids.tolist() == [1, 2, 3, 4]
+    assert cube.stores["StoreType"].tolist() == ["a", "a", "unknown", "unknown"]
+    assert cube.covariates.variant_levels == ("a/a", "unknown/unknown")
+    assert loaded.file_rows == {"train.csv": 5, "store.csv": 2}
 
 
-def test_store_file_blank_store_type(tmp_path):
+def test_a_blank_store_type_is_its_own_unknown_level_with_a_note(tmp_path):
     stores = "Store,StoreType,Assortment,Promo2\n1,a,a,0\n2,,c,1\n"
-    with pytest.raises(DataError) as err:
-        load_folder(tmp_path, kaggle_rows(*GOOD_ROWS), stores)
-    message = str(err.value)
-    assert "'StoreType'" in message and "1 row(s)" in message and "line 3" in message
+    loaded = load_folder(tmp_path, kaggle_rows(*GOOD_ROWS), stores)
+    (note,) = loaded.notes
+    assert "StoreType is blank for 1 store(s) (stores 2)" in note
+    assert loaded.cube().covariates.variant_levels == ("a/a", "unknown/c")
 
 
 def test_store_file_repeated_store(tmp_path):
@@ -614,11 +617,12 @@ def test_csv_source_maps_store_attributes(tmp_path):
     assert cube.stores["StoreType"].tolist() == ["c", "d"]
 
 
-def test_csv_source_store_attribute_message_points_at_the_file_line(tmp_path):
+def test_csv_source_store_without_its_attribute_is_kept_as_unknown(tmp_path):
     path = tmp_path / "own.csv"
-    path.write_text(OWN_CSV.replace("700,1,d", "700,1,"))  # store 20's kind, on line 4
-    with pytest.raises(DataError, match=r"column 'StoreType' is empty in 1 row\(s\); e.g. line 4"):
-        load_dataset(CsvSource(str(path), (*OWN_MAP, ("StoreType", "kind"))))
+    path.write_text(OWN_CSV.replace("700,1,d", "700,1,"))  # store 20's kind left blank
+    loaded = load_dataset(CsvSource(str(path), (*OWN_MAP, ("StoreType", "kind"))))
+    assert loaded.cube().stores["StoreType"].tolist() == ["c", "unknown"]
+    assert "StoreType is blank for 1 store(s) (stores 20)" in loaded.notes[0]
 
 
 def test_csv_source_mapping_to_absent_column(tmp_path):

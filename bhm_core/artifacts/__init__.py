@@ -126,9 +126,11 @@ def fit_or_load(
     source=None,
     parent: str | None = None,
     relation: str | None = None,
+    rows: dict | None = None,
 ) -> CachedFit:
     """The saved fit for exactly this data, priors, settings and versions, or a new one (saved with
-    its lineage: `source` the data source it was loaded from, `parent` the fit it came from)."""
+    its lineage: `source` the data source it was loaded from and `rows` the rows read per file
+    (Dataset.file_rows), `parent` the fit it came from)."""
     from bhm_core.inference.fit import fit
 
     key = fit_key(cube.fingerprint, config, priors, cube.spec)
@@ -145,6 +147,6 @@ def fit_or_load(
             label=label or cube.label,
             spec=cube.spec,
             parent=parent,
-            lineage=lineage(source, relation=relation),
+            lineage=lineage(source, rows=rows, relation=relation),
         )
     return CachedFit(result, key, False, problem)

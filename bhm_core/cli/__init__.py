@@ -2,7 +2,8 @@
 
 Every option is checked before any work starts (options.py). Errors a user can fix (BhmError,
 bad options included) print one line to stderr and exit 2; never a traceback. With --json the last
-line on stdout is one JSON object.
+line on stdout is one JSON object. A command may exit with another status that says how it ended
+(`retrain`: 3 when the champion was kept).
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ def main(argv=None) -> int:
         return _error(diverged_message(exc, args))
     except (BhmError, UsageError) as exc:
         return _error(str(exc))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        getattr(args, "show", print_human)(result)
-    return 0
+    try:
+        if args.json:
+            print(json.dumps(result))
+        else:
+            getattr(args, "show", print_human)(result)
+    except BrokenPipeError:  # the reader stopped early (`| head`): nothing left to tell it
+        sys.stderr.close()
+    return getattr(args, "exit_code", lambda result: 0)(result)
 
 
 def _error(message: str) -> int:

@@ -37,9 +37,17 @@ def _progress(args):
     return lambda step, loss: print(f"step {step:>6}  loss {loss:,.1f}", flush=True)
 
 
+def dataset(source, args):
+    """The source's data, each note on what loading assumed printed as a warning on stderr."""
+    loaded = load_dataset(source, max_bytes=args.max_bytes)
+    for note in loaded.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return loaded
+
+
 def _cube(args, spec=None):
     source = source_from_args(args)
-    return source, load_dataset(source, max_bytes=args.max_bytes).cube(spec)
+    return source, dataset(source, args).cube(spec)
 
 
 def cmd_info(args) -> dict:
@@ -56,12 +64,21 @@ def cmd_fit(args) -> dict:
 
     chosen = settings(args)
     enable_compilation_cache()
-    source, cube = _cube(args, chosen.features)
+    source = source_from_args(args)
+    loaded = dataset(source, args)
+    cube = loaded.cube(chosen.features)
     if args.stores:
         cube = cube.select_stores(args.stores)
     store = FitStore(args.out)
     cached = fit_or_load(
-        store, cube, chosen.fit, chosen.priors, label=source.label, on_progress=_progress(args), source=source
+        store,
+        cube,
+        chosen.fit,
+        chosen.priors,
+        label=source.label,
+        on_progress=_progress(args),
+        source=source,
+        rows=loaded.file_rows,
     )
     if cached.note:
         print(f"note: {cached.note}", file=sys.stderr)

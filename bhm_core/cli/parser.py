@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bhm_core.cli import commands, forecast_commands, settings_commands
+from bhm_core.cli import commands, fits_commands, forecast_commands, retrain_commands, settings_commands
 from bhm_core.cli.options import (
     SEED,
     Parser,
@@ -40,6 +40,8 @@ def build_parser() -> Parser:
     _add_scale_command(sub)
     settings_commands.add_parsers(sub)
     forecast_commands.add_parsers(sub)
+    retrain_commands.add_parsers(sub)
+    fits_commands.add_parsers(sub)
     return parser
 
 

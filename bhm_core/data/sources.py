@@ -86,6 +86,8 @@ class Dataset:
     kind: str
     label: str
     truth: dict | None = None  # true parameters, for the synthetic demo only
+    notes: tuple[str, ...] = ()  # what loading had to assume (a store without attributes), to show the user
+    file_rows: dict = field(default_factory=dict)  # rows read per file name, for the fit's lineage
 
     def cube(self, spec: FeatureSpec | None = None) -> SalesCube:
         return build_cube(self.train, self.stores, spec, label=self.label)
@@ -191,9 +193,11 @@ def _load_kaggle_dir(source: KaggleDirSource, max_bytes: int | None) -> Dataset:
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
     train_path, store_path = _find(folder, "train"), _find(folder, "store")
-    train = validate_train(read_csv_text(train_path, max_bytes), train_path.name)
-    stores = validate_stores(read_csv_text(store_path, max_bytes), np.unique(train["Store"]), store_path.name)
-    return Dataset(train, stores, source.kind, source.label)
+    raw_train, raw_stores = read_csv_text(train_path, max_bytes), read_csv_text(store_path, max_bytes)
+    train = validate_train(raw_train, train_path.name)
+    stores, notes = validate_stores(raw_stores, np.unique(train["Store"]), store_path.name)
+    rows = {train_path.name: len(raw_train), store_path.name: len(raw_stores)}
+    return Dataset(train, stores, source.kind, source.label, notes=notes, file_rows=rows)
 
 
 def _load_csv(source: CsvSource, max_bytes: int | None) -> Dataset:
@@ -217,10 +221,10 @@ def _load_csv(source: CsvSource, max_bytes: int | None) -> Dataset:
     if any(c in raw.columns for c in STORE_LEVEL_COLUMNS):
         per_store = raw.loc[:, ["Store", *[c for c in STORE_LEVEL_COLUMNS if c in raw.columns]]]
         per_store = per_store.assign(Store=train["Store"].to_numpy()).drop_duplicates("Store")
-        stores = validate_stores(per_store, store_ids, name)
+        stores, notes = validate_stores(per_store, store_ids, name)
     else:
-        stores = default_stores(store_ids)
-    return Dataset(train, stores, source.kind, source.label)
+        stores, notes = default_stores(store_ids), ()
+    return Dataset(train, stores, source.kind, source.label, notes=notes, file_rows={name: len(raw)})
 
 
 def load_dataset(source, *, max_bytes: int | None = None) -> Dataset:

@@ -134,21 +134,36 @@ def validate_train(raw: pd.DataFrame, table: str = "train.csv") -> pd.DataFrame:
     return out
 
 
-def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "store.csv") -> pd.DataFrame:
-    """Store attributes for exactly the stores in the sales table; missing optional columns get defaults."""
+UNKNOWN_ATTRIBUTE = "unknown"  # the level of a store attribute its table leaves blank or out
+
+
+def validate_stores(
+    raw: pd.DataFrame, store_ids: np.ndarray, table: str = "store.csv"
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """(store attributes for exactly the stores in the sales table, notes on what was assumed).
+
+    Missing optional columns get defaults. A store the table lacks, or whose StoreType or
+    Assortment is blank, is kept with those attributes "unknown" (a variant level of its own, which
+    the hierarchy shrinks to the chain) and named in a note: one row missing must not stop a load.
+    """
     require_columns(raw, ("Store",), table)
     out = pd.DataFrame({"Store": as_integer(raw, "Store", table)})
     duplicated = out["Store"].duplicated().to_numpy()
     if duplicated.any():
         raise row_error(raw, duplicated, "Store", "repeats a store id", table)
+    notes = []
     for column in ("StoreType", "Assortment"):
         values = raw[column].fillna("").astype(str).str.strip().str.lower() if column in raw.columns else "a"
         # By position: raw may carry a filtered index (CsvSource's per-store rows), and an
         # index-aligned assignment would leave NaN in every row past the first.
         out[column] = values.to_numpy() if isinstance(values, pd.Series) else values
-        blank = (out[column].isin(["", "nan"])).to_numpy()
+        blank = out[column].isin(["", "nan"]).to_numpy() & out["Store"].isin(store_ids).to_numpy()
         if blank.any():
-            raise row_error(raw, blank, column, "is empty", table)
+            out.loc[blank, column] = UNKNOWN_ATTRIBUTE
+            notes.append(
+                f"{table}: {column} is blank for {blank.sum():,} store(s) ({_some(out['Store'][blank])}); "
+                f"they get the level '{UNKNOWN_ATTRIBUTE}'"
+            )
     out["Promo2"] = as_flag(raw, "Promo2", table) if "Promo2" in raw.columns else np.int8(0)
     if "CompetitionDistance" in raw.columns:
         out["CompetitionDistance"] = as_numbers(raw["CompetitionDistance"]).to_numpy()
@@ -163,11 +178,20 @@ def validate_stores(raw: pd.DataFrame, store_ids: np.ndarray, table: str = "stor
             out[column] = raw[column].to_numpy()
     missing = np.setdiff1d(store_ids, out["Store"].to_numpy())
     if missing.size:
-        raise DataError(
-            f"{table}: column 'Store' lacks {missing.size:,} store(s) of the sales table "
-            f"in its rows, e.g. store {missing[0]}"
+        notes.append(
+            f"{table} has no row for {missing.size:,} store(s) of the sales table ({_some(missing)}); they are "
+            f"kept with StoreType and Assortment '{UNKNOWN_ATTRIBUTE}' and no Promo2"
         )
-    return out[out["Store"].isin(store_ids)].sort_values("Store").reset_index(drop=True)
+        filler = default_stores(missing).assign(StoreType=UNKNOWN_ATTRIBUTE, Assortment=UNKNOWN_ATTRIBUTE)
+        out = pd.concat([out, filler], ignore_index=True)
+    kept = out[out["Store"].isin(store_ids)].sort_values("Store").reset_index(drop=True)
+    return kept, tuple(notes)
+
+
+def _some(ids, shown: int = 5) -> str:
+    ids = [int(i) for i in ids]
+    head = ", ".join(str(i) for i in ids[:shown])
+    return f"stores {head}" + (f" and {len(ids) - shown:,} more" if len(ids) > shown else "")
 
 
 def default_stores(store_ids: np.ndarray) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from bhm_core.inference.state import (
     DAY_SHOCK_SD,
     FitResult,
     FitState,
+    map_per_store,
     pad_optimizer_state,
     pad_stores,
     trim_stores,
@@ -114,13 +115,14 @@ def fit_cells(
     batch = None if config.batch_size is None or config.batch_size >= data.n_stores else config.batch_size
     prior = prior_arrays(priors, data.feature_groups)
     if init is not None:
-        _check_compatible(init, data)
+        _check_compatible(init, data, config)
     params, reset = _starting_guide(data, config, prior, likelihood, init)
     prepared = time.perf_counter()
     packed = _pack_on_devices(data, batch, mesh, likelihood)  # the data stay on the device(s) across chunks
     s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
     params = pad_stores(params, s_pad)
-    state = _start_state(params, init, trainable, config, s_pad, reset)
+    same_stores = init is not None and np.array_equal(init.store_ids, data.store_ids)
+    state = _start_state(params, init, trainable, config, s_pad, reset, same_stores)
     fixed = {k: v for k, v in params.items() if k not in trainable}
     hyper = _hyper(config, state)
     key = jax.random.PRNGKey(config.seed)
@@ -175,11 +177,24 @@ def _starting_guide(data: FitData, config, prior, likelihood, init: FitResult | 
 
 
 def _start_state(
-    params: dict, init: FitResult | None, trainable: tuple, config: FitConfig, s_pad: int, reset: tuple = ()
+    params: dict,
+    init: FitResult | None,
+    trainable: tuple,
+    config: FitConfig,
+    s_pad: int,
+    reset: tuple = (),
+    same_stores: bool = True,
 ) -> FitState:
+    """The optimizer's state: init's continued (its per-store moments padded to the bucket, or, for
+    another set of stores, restarted at zero like the fresh guide's), else a new one."""
     train = {k: v for k, v in params.items() if k in trainable}
     if init is not None and tuple(init.trained) == trainable:
-        opt_state = zero_moments(pad_optimizer_state(init.state.opt_state, s_pad), reset)
+        moments = init.state.opt_state
+        if same_stores:
+            moments = pad_optimizer_state(moments, s_pad)
+        else:
+            moments = map_per_store(lambda a: np.zeros((s_pad, *np.shape(a)[1:]), np.asarray(a).dtype), moments)
+        opt_state = zero_moments(moments, reset)
         if jax.tree.structure(opt_state) == jax.tree.structure(optim.init_state(config.optimizer, train)):
             return FitState(train, opt_state, np.int32(init.steps))
     step = 0 if init is None else init.steps
@@ -279,6 +294,11 @@ class _Run:
         )
 
 
-def _check_compatible(init: FitResult, data: FitData) -> None:
-    if tuple(init.feature_names) != tuple(data.feature_names) or not np.array_equal(init.store_ids, data.store_ids):
-        raise DataError("cannot continue this fit: it was made for other stores or features; start a new fit instead")
+def _check_compatible(init: FitResult, data: FitData, config: FitConfig) -> None:
+    """A warm start needs init's features; other stores only on other data with a fresh start (the
+    new stores' guide comes from the start, the old stores' too, so nothing is carried per store)."""
+    if tuple(init.feature_names) != tuple(data.feature_names):
+        raise DataError("cannot continue this fit: it was made for other features; start a new fit instead")
+    fresh_start = init.data_fingerprint != data.fingerprint and config.init == "least_squares"
+    if not fresh_start and not np.array_equal(init.store_ids, data.store_ids):
+        raise DataError("cannot continue this fit: it was made for other stores; start a new fit instead")
