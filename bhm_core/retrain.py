@@ -182,7 +182,7 @@ def retrain(
         "champion": holdout_scores(champion, data, days, n_samples, seed),
         "challenger": holdout_scores(challenger, days.cube, days, n_samples, seed),
     }
-    answer |= scores | _window(days) | {"challenger_fit_seconds": round(float(challenger.meta["seconds"]), 3)}
+    answer |= scores | _window(days) | _seconds("challenger", challenger)
     if compare_cold:
         answer |= _cold(champion, days, seed, n_samples)
     say("drift of the champion on the recent days")
@@ -218,9 +218,14 @@ def _cold(champion: FitResult, days: Plan, seed: int, n_samples: int) -> dict:
     """A cold fit of the challenger's days with the champion's settings: the warm start's yardstick."""
     train = days.cube.with_origin(days.train_end).select_days(None, days.train_end)
     cold = fit(train, replace(champion.config, seed=seed), champion.priors)
+    return _seconds("cold", cold) | {"cold": holdout_scores(cold, days.cube, days, n_samples, seed)}
+
+
+def _seconds(name: str, result: FitResult) -> dict:
+    """A fit's time, and the part of it spent compiling (none when the program was compiled before)."""
     return {
-        "cold_fit_seconds": round(float(cold.meta["seconds"]), 3),
-        "cold": holdout_scores(cold, days.cube, days, n_samples, seed),
+        f"{name}_fit_seconds": round(float(result.meta["seconds"]), 3),
+        f"{name}_compile_seconds": round(float(result.meta.get("compile_seconds", 0.0)), 3),
     }
 
 
