@@ -5,7 +5,8 @@ record says where the data came from (a demo's size and seed, a folder, a CSV wi
 mapping). Reopening loads those data (or the folder given instead), rebuilds the cube with the fit's
 features for the fit's stores, and checks its fingerprint against the fit's, so a forecast is never
 drawn from covariates the fit did not see. The data folder's calendar ahead (`test.csv` or
-`test.csv.gz`) comes along when there is one.
+`test.csv.gz`) comes along when there is one, and the public holidays of each store's inferred
+region for the days it does not cover (data.public_holidays).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bhm_core.artifacts import FitStore
 from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import FeatureSpec
 from bhm_core.data.future import FutureCalendar, read_calendar
+from bhm_core.data.public_holidays import with_public_holidays
 from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, load_dataset
 from bhm_core.errors import ArtifactError, DataError
 from bhm_core.inference.state import FitResult
@@ -81,7 +83,8 @@ def reopen(
             f"the data of {source.label} are not the data fit {key} was made on (their fingerprints "
             "differ); give the data it was fitted on, or fit again"
         )
-    return Reopened(key, result, cube, record, _calendar(source, calendar), source)
+    ahead, _ = with_public_holidays(cube, _calendar(source, calendar))
+    return Reopened(key, result, cube, record, ahead, source)
 
 
 def _calendar(source, path: str | None) -> FutureCalendar | None:

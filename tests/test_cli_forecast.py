@@ -105,7 +105,9 @@ def test_forecast_files_hold_the_contract_columns_the_total_and_the_draws(capsys
     )
     assert code == 0, err
     summary = json.loads(stdout.splitlines()[-1])
-    assert summary["fit"] == key and summary["n_rows"] == 20 and summary["sources"] == {"default": 20}
+    assert summary["fit"] == key and summary["n_rows"] == 20
+    # the demo's German-style holidays identify each store's state: its days ahead are inferred or estimated
+    assert set(summary["sources"]) <= {"inferred", "estimated"} and sum(summary["sources"].values()) == 20
     assert "stores 2 of 2" in err
     rows = pd.read_csv(out)
     assert list(rows.columns) == [

@@ -90,3 +90,36 @@ def test_easter_and_christmas_get_their_own_levels():
 def test_an_unknown_country_is_refused_with_the_allowed_form():
     with pytest.raises(ConfigError, match="no country 'Atlantis'"):
         ph.regions_of("Atlantis")
+
+
+def test_a_given_calendar_wins_where_it_knows_a_day_and_inferred_holidays_fill_the_rest(chain):
+    from bhm_core.data import future
+
+    given = future.from_frame(
+        pd.DataFrame({"Store": [1], "Date": [np.datetime64("2015-06-04")], "open": [1], "promo": [1]}), "calendar"
+    )
+    ahead, matches = ph.with_public_holidays(chain, given)
+    assert len(matches) == 10 and ahead.dates[-1] == LAST + np.timedelta64(366, "D")
+    values, source = ahead.lookup([1, 2], np.array([np.datetime64("2015-06-04")]))
+    assert values["open"][:, 0].tolist() == [1, 0] and values["promo"][0, 0] == 1  # store 2 is in SL
+    assert [SOURCES[c] for c in source[:, 0]] == ["calendar", "inferred"]
+
+
+def test_data_whose_holidays_match_no_region_get_no_inferred_calendar(chain):
+    shuffled = np.roll(chain.covariates.state_holiday, 17, axis=1)  # holidays on the wrong dates
+    odd = replace(chain, covariates=replace(chain.covariates, state_holiday=shuffled))
+    ahead, matches = ph.with_public_holidays(odd, None)
+    assert ahead is None and not any(m.exact for m in matches)
+
+
+def test_a_forecast_on_a_regional_holiday_expects_exactly_that_regions_stores_closed(chain):
+    from bhm_core.forecast.predict import forecast
+    from bhm_core.forecast.sampling import Scenario
+    from bhm_core.inference.fit import fit
+    from bhm_core.model.config import FitConfig
+
+    ahead, _ = ph.with_public_holidays(chain, None)
+    result = fit(chain, FitConfig(steps=20))
+    frame = forecast(result, chain, None, "2015-06-04", "2015-06-04", n_samples=50, scenario=Scenario(calendar=ahead))
+    closed = set(frame.loc[frame["point"] == 0, "store"].astype(int))
+    assert closed == {s for s in range(1, 11) if REGIONS[(s - 1) % len(REGIONS)] in ("SL", "HE")}

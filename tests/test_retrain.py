@@ -46,7 +46,7 @@ def chain(tmp_path_factory):
     (old / "store.csv").write_bytes((full / "store.csv").read_bytes())
     fits = folder / "fits"
     assert main(["fit", "--data-dir", str(old), "--steps", "30", "--out", str(fits), "--json"]) == 0
-    key = next(k for k in FitStore(fits).keys())
+    (key,) = FitStore(fits).keys()
     FitStore(fits).set_current(key)
     return old, full, fits, key
 

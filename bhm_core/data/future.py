@@ -29,6 +29,7 @@ from bhm_core.data.validate import (
 from bhm_core.errors import DataError
 
 UNKNOWN = -1
+MAX_AHEAD_DAYS = 366  # the features (trend, season) are extrapolations; a year ahead is the limit
 FIELDS = ("open", "promo", "state_holiday", "school_holiday")
 COLUMNS = {"open": "Open", "promo": "Promo", "state_holiday": "StateHoliday", "school_holiday": "SchoolHoliday"}
 # Where a forecast day's covariates came from (the `source` column of forecasts).

@@ -20,10 +20,13 @@ import pandas as pd
 from bhm_core.data.calendar import easter_sunday, year_of
 from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 from bhm_core.data.cube import CLOSED, MISSING, SalesCube
-from bhm_core.data.future import UNKNOWN, FutureCalendar
+from bhm_core.data.future import MAX_AHEAD_DAYS, SOURCES, UNKNOWN, FutureCalendar
 from bhm_core.errors import ConfigError
 
 PUBLIC, EASTER, CHRISTMAS = (STATE_HOLIDAY_LEVELS.index(level) for level in "abc")
+# Public holidays are inferred only when at least this share of the stores that recorded holidays
+# match a region of the country on every date: data from another country match none well.
+MIN_EXACT_SHARE = 0.5
 
 
 def regions_of(country: str) -> tuple[str, ...]:
@@ -137,38 +140,40 @@ def calendar_ahead(cube: SalesCube, matches: list[RegionMatch], first, last, cou
     `inferred`, and school holidays as the same days a year before, marked `estimated`."""
     first, last = np.datetime64(first, "D"), np.datetime64(last, "D")
     days = np.arange(first, last + np.timedelta64(1, "D"))
-    rows = []
-    by_region = {}
-    for row, match in enumerate(matches):
-        if match.region not in by_region and match.region:
-            by_region[match.region] = holiday_codes(country, match.region, first, last)
-        codes = by_region.get(match.region, {})
-        school = _year_before(cube, row, days)
-        for date in days:
-            code = codes.get(date, 0)
-            rows.append(
-                {
-                    "Store": match.store,
-                    "Date": date,
-                    "state_holiday": code,
-                    "school_holiday": school[date],
-                    "open": _open_on_holiday(cube, row, date) if code else UNKNOWN,
-                    "source": "inferred" if code else "estimated",
-                }
-            )
-    frame = pd.DataFrame(rows)
-    calendar = _with_sources(frame)
-    return calendar
+    regions = sorted({m.region for m in matches if m.region})
+    codes = np.zeros((len(regions) + 1, len(days)), np.int8)  # the last row: a store without a region
+    for j, region in enumerate(regions):
+        for date, code in holiday_codes(country, region, first, last).items():
+            codes[j, int((date - first).astype(np.int64))] = code
+    which = np.array([regions.index(m.region) if m.region else len(regions) for m in matches], np.int64)
+    rows = cube.store_rows([m.store for m in matches])
+    state_holiday = codes[which]
+    opened = np.full(state_holiday.shape, UNKNOWN, np.int8)
+    for i, j in zip(*np.nonzero(state_holiday)):  # a few holidays per store: a loop is cheap
+        opened[i, j] = _open_on_holiday(cube, rows[i], days[j])
+    values = {
+        "open": opened,
+        "promo": np.full(opened.shape, UNKNOWN, np.int8),
+        "state_holiday": state_holiday,
+        "school_holiday": _year_before(cube, rows, days),
+    }
+    source = np.where(state_holiday > 0, SOURCES.index("inferred"), SOURCES.index("estimated")).astype(np.int8)
+    order = np.argsort([m.store for m in matches])
+    return FutureCalendar(
+        np.asarray([m.store for m in matches], np.int64)[order],
+        first,
+        {name: grid[order] for name, grid in values.items()},
+        source[order],
+    )
 
 
-def _year_before(cube: SalesCube, row: int, days: np.ndarray) -> dict:
-    """School holiday flags a year (52 weeks, so weekdays line up) before each day, UNKNOWN where the
-    data do not reach back."""
-    back = days - np.timedelta64(364, "D")
-    col = (back - cube.dates[0]).astype(np.int64)
+def _year_before(cube: SalesCube, rows: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """(stores, days) school holiday flags a year (52 weeks, so weekdays line up) before each day,
+    UNKNOWN where the data do not reach back."""
+    col = (days - np.timedelta64(364, "D") - cube.dates[0]).astype(np.int64)
     inside = (col >= 0) & (col < cube.n_days)
-    values = np.where(inside, cube.covariates.school_holiday[row, np.clip(col, 0, cube.n_days - 1)], UNKNOWN)
-    return dict(zip(days, values.astype(np.int8)))
+    back = cube.covariates.school_holiday[rows][:, np.clip(col, 0, cube.n_days - 1)]
+    return np.where(inside[None, :], back, UNKNOWN).astype(np.int8)
 
 
 def _open_on_holiday(cube: SalesCube, row: int, date: np.datetime64) -> int:
@@ -189,13 +194,16 @@ def _open_on_holiday(cube: SalesCube, row: int, date: np.datetime64) -> int:
     return UNKNOWN if not seen else int(not seen[0])
 
 
-def _with_sources(frame: pd.DataFrame) -> FutureCalendar:
-    from bhm_core.data import future
-
-    inferred = (
-        future.from_frame(frame[frame["source"] == "inferred"].drop(columns="source"), "inferred")
-        if (frame["source"] == "inferred").any()
-        else None
-    )
-    estimated = future.from_frame(frame[frame["source"] == "estimated"].drop(columns="source"), "estimated")
-    return inferred.over(estimated) if inferred is not None else estimated
+def with_public_holidays(
+    cube: SalesCube, calendar: FutureCalendar | None, country: str = "DE"
+) -> tuple[FutureCalendar | None, list[RegionMatch]]:
+    """The calendar ahead a forecast uses, and the region matches behind it: `calendar` where it
+    knows a store-day, then the inferred public holidays and estimated school holidays of the
+    year after the data. Without a good match (MIN_EXACT_SHARE) only `calendar`."""
+    matches = infer_regions(cube, country)
+    recorded = [m for m in matches if m.recorded]
+    if not recorded or np.mean([m.exact for m in recorded]) < MIN_EXACT_SHARE:
+        return calendar, matches
+    first = cube.dates[-1] + np.timedelta64(1, "D")
+    inferred = calendar_ahead(cube, matches, first, cube.dates[-1] + np.timedelta64(MAX_AHEAD_DAYS, "D"), country)
+    return (inferred if calendar is None else calendar.over(inferred)), matches

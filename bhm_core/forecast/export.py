@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.data.cube import CLOSED, SalesCube
-from bhm_core.data.future import SOURCES, UNKNOWN
+from bhm_core.data.future import MAX_AHEAD_DAYS, SOURCES, UNKNOWN
 from bhm_core.errors import ConfigError
 from bhm_core.forecast.predict import DailyTotal, Draws, chunk_draws
 from bhm_core.forecast.sampling import CHUNK_STORES, Scenario
@@ -25,7 +25,6 @@ from bhm_core.forecast.summaries import summarise, summarise_cells
 from bhm_core.inference.state import FitResult
 
 DEFAULT_LEVELS = (50, 80, 95)
-MAX_AHEAD_DAYS = 366  # the features (trend, season) are extrapolations; a year ahead is the limit
 MAX_SAMPLES = 10_000
 DEFAULT_SAMPLES = 500
 
