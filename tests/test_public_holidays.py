@@ -123,3 +123,10 @@ def test_a_forecast_on_a_regional_holiday_expects_exactly_that_regions_stores_cl
     frame = forecast(result, chain, None, "2015-06-04", "2015-06-04", n_samples=50, scenario=Scenario(calendar=ahead))
     closed = set(frame.loc[frame["point"] == 0, "store"].astype(int))
     assert closed == {s for s in range(1, 11) if REGIONS[(s - 1) % len(REGIONS)] in ("SL", "HE")}
+
+
+def test_a_region_whose_catholic_communities_add_a_holiday_is_its_own_candidate():
+    assert {"BY:catholic", "SN:catholic"} <= set(ph.regions_of("DE"))
+    first, last = np.datetime64("2014-08-01"), np.datetime64("2014-08-31")
+    assert ph.holiday_codes("DE", "BY:catholic", first, last) == {np.datetime64("2014-08-15"): ph.PUBLIC}
+    assert ph.holiday_codes("DE", "BY", first, last) == {}

@@ -27,12 +27,24 @@ PUBLIC, EASTER, CHRISTMAS = (STATE_HOLIDAY_LEVELS.index(level) for level in "abc
 # Public holidays are inferred only when at least this share of the stores that recorded holidays
 # match a region of the country on every date: data from another country match none well.
 MIN_EXACT_SHARE = 0.5
+CATHOLIC = "catholic"  # the holidays package's category of holidays kept in Catholic communities
 
 
 def regions_of(country: str) -> tuple[str, ...]:
-    """The country's first-level regions (for Germany its 16 states), as the holidays package names them."""
+    """The country's first-level regions (for Germany its 16 states), as the holidays package names
+    them, and each region's variant with the holidays of its Catholic communities where those add
+    dates ("BY:catholic": Assumption Day in much of Bavaria, which Rossmann's Bavarian stores keep)."""
     cls = _country(country)
-    return tuple(s for s in cls.subdivisions if len(s) == 2 and s.isupper())
+    plain = tuple(s for s in cls.subdivisions if len(s) == 2 and s.isupper())
+    if CATHOLIC not in getattr(cls, "supported_categories", ()):
+        return plain
+    years = range(2000, 2031)
+    variants = tuple(
+        f"{region}:{CATHOLIC}"
+        for region in plain
+        if set(cls(subdiv=region, years=years, categories=("public", CATHOLIC))) - set(cls(subdiv=region, years=years))
+    )
+    return plain + variants
 
 
 def _country(country: str):
@@ -54,8 +66,10 @@ def holiday_codes(country: str, region: str, first: np.datetime64, last: np.date
     Easter Monday are Easter (b), Dec 25-26 Christmas (c), the others public (a)."""
     cls = _country(country)
     years = range(int(year_of(np.array([first]))[0]), int(year_of(np.array([last]))[0]) + 1)
+    subdiv, _, category = region.partition(":")
+    categories = ("public", category) if category else ("public",)
     out = {}
-    for day in cls(subdiv=region, years=years):
+    for day in cls(subdiv=subdiv, years=years, categories=categories):
         date = np.datetime64(day, "D")
         if first <= date <= last:
             out[date] = _code(date)
