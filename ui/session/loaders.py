@@ -132,20 +132,12 @@ def saved_fit(root: str, key: str):
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def fit_usability(fingerprint: str, root: str, key: str, stamp: str, data_fingerprint: str, _cube: SalesCube) -> str:
-    """ "yes" when the saved fit was made on these data (on its stores of this cube), else "other
-    data" or "unreadable". Reads only the fit's store ids (not its arrays) and hashes that subset
-    of the cube outside the fit-cube cache, so a long history never evicts the cubes in use.
-    Cached per cube and artifact (stamp: the record's checksum): the history table asks for
-    every saved fit on every rerun."""
-    from bhm_core.artifacts import FitStore
+def fit_usability(fingerprint: str, root: str, key: str, stamp: str, _row: dict, _cube: SalesCube) -> str:
+    """ "yes" when the listed fit (_row, a row of FitStore.list) was made on these data (its stores
+    of this cube give its fingerprint), else "other data" or "unreadable"
+    (bhm_core.artifacts.scope.data_match). Cached per cube and artifact (stamp: the record's
+    checksum): the fit history asks for every saved fit on every rerun, and the subsets are hashed
+    outside the fit-cube cache, so a long history never evicts the cubes in use."""
+    from bhm_core.artifacts import FitStore, scope
 
-    try:
-        ids = FitStore(root).store_ids(key)
-    except BhmError:
-        return "unreadable"
-    try:
-        sub = _cube.select_stores(ids)
-    except BhmError:  # stores this data does not have
-        return "other data"
-    return "yes" if sub.fingerprint == data_fingerprint else "other data"
+    return scope.data_match(FitStore(root), _row, _cube)
