@@ -44,7 +44,9 @@ def server(tmp_path_factory):
         "BHM_DEMO_STORES": "60",
         "BHM_DEMO_DAYS": "942",
         "BHM_FIT_DIR": str(tmp_path_factory.mktemp("fits")),
+        "BHM_DATA_ROOT": str(tmp_path_factory.mktemp("data")),
     }
+    env.pop("BHM_PASSWORD", None)
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115 - closed when the server stops
     proc = subprocess.Popen(
@@ -280,7 +282,7 @@ def test_dark_theme_and_bad_folder(server, browser):
     page.get_by_text("Coverage by store and day").wait_for(timeout=60_000)
     page.get_by_role("radio", name="Local folder").click()
     field = page.get_by_role("textbox", name="Folder with train.csv")
-    field.fill("/no/such/folder")
+    field.fill("no/such/folder")  # under the data root, where folders may be read
     field.press("Enter")
     page.get_by_role("button", name="Load folder").click()
     alert = page.locator('[data-testid="stAlertContentError"]')

@@ -13,16 +13,22 @@ import streamlit as st
 
 from bhm_core import paths
 from bhm_core.data import kaggle, kaggle_auth
-from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
+from bhm_core.data.sources import (
+    MAPPABLE_COLUMNS,
+    CsvSource,
+    DemoSource,
+    KaggleDirSource,
+    folder_within,
+    sniff_header,
+)
 from bhm_core.data.validate import TRAIN_REQUIRED
 from bhm_core.errors import DataError
 from ui.session import loaders, state
 
-ROOT = paths.PROJECT_ROOT  # relative folder paths start here
 KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder", "csv": "CSV upload"}
 KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
 NOT_MAPPED = "(not in the file)"
-RAW_HINT = "data/raw/rossmann"  # the managed Rossmann download, relative to the project
+RAW_HINT = "raw/rossmann"  # the managed Rossmann download, relative to the data root
 
 
 def choose_source() -> None:
@@ -93,18 +99,27 @@ def _kaggle(current):
 
 
 def _folder(current):
-    default = current.path if isinstance(current, KaggleDirSource) else str(RAW_HINT)
+    roots = paths.folder_roots()
+    default = current.path if isinstance(current, KaggleDirSource) else RAW_HINT
     text = st.text_input(
         "Folder with train.csv (or train.csv.gz) and store.csv",
         default,
         key="w.folder_path",
-        help="Kaggle Rossmann layout; relative paths start at the project folder",
+        help=f"Kaggle Rossmann layout; relative paths start at the data folder {paths.data_root()}",
+    )
+    st.caption(
+        "The dashboard reads folders under "
+        + ", ".join(f"`{root}`" for root in roots)
+        + f" only (the server's {paths.DATA_ROOT_ENV} and {paths.FOLDER_ROOTS_ENV} settings)."
     )
     if st.button("Load folder", type="primary"):
         if not text.strip():
             st.error("Enter the path of a folder that holds train.csv and store.csv.")
             return None
-        return KaggleDirSource(str(_absolute(text)))
+        try:
+            return KaggleDirSource(str(folder_within(_absolute(text), roots)))
+        except DataError as exc:
+            st.error(str(exc))
     return None
 
 
@@ -158,4 +173,4 @@ def _norm(name: str) -> str:
 
 def _absolute(text: str) -> Path:
     path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else ROOT / path
+    return path if path.is_absolute() else paths.data_root() / path
