@@ -27,6 +27,7 @@ CALENDAR_UPLOAD = "bhm.calendar_upload"  # (uploader file_id, saved path) of the
 # ui.session.loaders.CalendarChoice: the calendar ahead uploaded for a source; read it through
 # ui.session.loaders.current_calendar(), which also finds a data folder's own test.csv.
 CALENDAR = "bhm.calendar"
+CALENDAR_UPLOADER = "bhm.calendar_uploader"  # int: bumped to give the calendar uploader a fresh widget
 FIT_CLAIM = "bhm.fit_claim"  # ui.session.in_use.Token: holds this session's claim on its current fit
 FIT_DELETE = "bhm.fit_delete"  # key of the saved fit whose deletion waits for a confirmation
 ACCESS = "bhm.access"  # True once this session gave the dashboard's password (ui.views.access)

@@ -9,16 +9,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from bhm_core import paths
 from bhm_core.data import kaggle, kaggle_auth
+from bhm_core.data.future import read_calendar
 from bhm_core.data.sources import (
     MAPPABLE_COLUMNS,
     CsvSource,
     DemoSource,
     KaggleDirSource,
     folder_within,
+    max_bytes_setting,
     sniff_header,
 )
 from bhm_core.data.validate import TRAIN_REQUIRED
@@ -128,9 +131,11 @@ def _csv(current):
         "Long-format CSV: one row per store and day (.csv or .csv.gz)", type=["csv", "gz"], key="w.csv_upload"
     )
     if uploaded is None:
+        loaders.forget_upload()
         st.caption(
             f"Required: {', '.join(TRAIN_REQUIRED)}. Optional: "
-            f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}."
+            f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}. "
+            "The file is kept in a folder of this session only, and removed once no longer used."
         )
         return None
     path = loaders.save_upload(uploaded)
@@ -149,6 +154,67 @@ def _csv(current):
     if st.button("Load CSV", type="primary", disabled=bool(missing)):
         return CsvSource(str(path), columns=tuple(sorted(mapping.items())))
     return None
+
+
+def calendar_ahead(cube) -> None:
+    """The calendar ahead of the data in use (open days, promos, holidays after the data): the
+    data folder's own test.csv, or a file in that layout uploaded here, which then takes its place."""
+    source = state.current_source()
+    choice = st.session_state.get(state.CALENDAR)
+    uploaded_here = choice is not None and choice.source == source
+    try:
+        folder_calendar, folder_path = loaders.folder_calendar(source)
+    except (OSError, DataError) as exc:
+        folder_calendar, folder_path = None, None
+        st.error(f"The data folder's calendar ahead cannot be used: {exc}")
+    if uploaded_here:
+        st.success(f"Calendar ahead in use: {choice.name} (uploaded). {_calendar_text(choice.calendar, cube)}")
+        st.button("Stop using the uploaded calendar", on_click=_drop_calendar, key="w.calendar_drop")
+    elif folder_calendar is not None:
+        st.info(
+            f"Calendar ahead in use: this folder's {folder_path.name}. {_calendar_text(folder_calendar, cube)}",
+            icon=":material/event:",
+        )
+    uploaded = st.file_uploader(
+        "Upload a calendar ahead (.csv or .csv.gz in Kaggle's test.csv layout)",
+        type=["csv", "gz"],
+        key=f"w.calendar_upload.{st.session_state.get(state.CALENDAR_UPLOADER, 0)}",
+        help="Columns Store, Date and any of Open, Promo, StateHoliday, SchoolHoliday (blank: not known); "
+        "forecasts past the data take the known days from it. It replaces the folder's own test.csv.",
+    )
+    if uploaded is None:
+        loaders.forget_upload(state.CALENDAR_UPLOAD)
+        return
+    path = loaders.save_upload(uploaded, state.CALENDAR_UPLOAD)
+    if uploaded_here and choice.path == str(path):
+        return
+    try:
+        calendar = read_calendar(path, max_bytes=max_bytes_setting())
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    st.session_state[state.CALENDAR] = loaders.CalendarChoice(calendar, str(path), uploaded.name, source)
+    st.rerun()  # draw the section again with the new calendar in use
+
+
+def _drop_calendar() -> None:
+    st.session_state.pop(state.CALENDAR, None)
+    # A new key gives an empty uploader: the old one would hand its file straight back.
+    st.session_state[state.CALENDAR_UPLOADER] = st.session_state.get(state.CALENDAR_UPLOADER, 0) + 1
+
+
+def _calendar_text(calendar, cube) -> str:
+    dates = calendar.dates
+    text = f"{len(calendar.store_ids):,} stores, {dates[0]} to {dates[-1]}."
+    unknown = np.setdiff1d(calendar.store_ids, cube.store_ids)
+    if unknown.size:
+        text += f" {unknown.size:,} of its stores are not in the data (e.g. {unknown[0]}); their rows are not used."
+    if dates[-1] <= cube.dates[-1]:
+        text += (
+            f" It ends on or before the data's last day ({cube.dates[-1]}): forecasts past the data "
+            "get nothing from it."
+        )
+    return text
 
 
 def _column_mapping(header: list[str], key: str) -> dict[str, str]:
