@@ -209,9 +209,11 @@ def test_history_reopens_compares_and_deletes_fits(app, tmp_path):
     assert "changed: promo" in rows.loc[rows["Key"] == second.key, "Priors"].item()
     assert set(rows["Usable"]) == {"yes"}
     assert rows.loc[rows["Key"] == second.key, "In use"].item() == "this session"
-    label = rows.loc[rows["Key"] == second.key, "Label"].item()
+    label = rows.loc[rows["Key"] == second.key, "Full label"].item()
     assert label.startswith("synthetic demo data (30 stores, seed 0) · 20 stores (1–20) · 45 steps · changed: ")
     assert "priors of promo" in label
+    shown = rows.loc[rows["Key"] == second.key, "Label"].item()
+    assert shown == label.removeprefix("synthetic demo data (30 stores, seed 0) · ")  # the data are known
 
     select_history_row(app, int(np.flatnonzero(rows["Key"] == first.key)[0]))
     assert app.get("download_button")
@@ -223,7 +225,7 @@ def test_history_reopens_compares_and_deletes_fits(app, tmp_path):
     assert app.number_input(key=prior_key("promo", "mu_loc")).value == 0.0
 
     compare = app.selectbox(key="fit.compare")
-    assert compare.options == [f"{label} ({second.key[:8]})"]  # labels, never bare hashes
+    assert compare.options == [f"{shown} ({second.key[:8]})"]  # labels, never bare hashes
     compare.set_value(second.key)
     app.run()
     assert len(chart(app, "fit.compare_losses")["data"]) == 2

@@ -53,7 +53,7 @@ def test_a_session_sees_only_the_fits_of_its_own_data(fits_dir):
     fit(b, steps=30)
     key_a, key_b = current(a).key, current(b).key
     assert history(b)["Key"].tolist() == [key_b]
-    assert "seed 7" in history(b)["Label"].item()
+    assert "seed 7" in history(b)["Full label"].item()
     a.run()
     assert history(a)["Key"].tolist() == [key_a]
     assert len(FitStore(fits_dir).list()) == 2

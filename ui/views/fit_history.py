@@ -29,8 +29,15 @@ def _in_use(key: str, current_key: str | None, pointer: str | None) -> str:
     return "store's current" if key == pointer else ""
 
 
+def shown_label(label: str) -> str:
+    """A label without the name of the data in use in front: every fit listed is of these data."""
+    prefix = f"{state.current_source().label} · "
+    return label[len(prefix) :] if label.startswith(prefix) and len(label) > len(prefix) else label
+
+
 def history_frame(cube, current_key: str | None) -> pd.DataFrame:
-    """One row per saved fit of these data, from the records alone; stale ones say so."""
+    """One row per saved fit of these data, from the records alone; stale ones say so. "Label" as
+    shown, "Full label" as saved."""
     pointer = fits.fit_store().current_key()
     rows = []
     for item in fits.saved_fits(cube).itertuples():
@@ -38,7 +45,8 @@ def history_frame(cube, current_key: str | None) -> pd.DataFrame:
         rows.append(
             {
                 "Current": item.key == current_key,
-                "Label": item.label,
+                "Label": shown_label(str(item.label)),
+                "Full label": item.label,
                 "Created": item.created,
                 "Usable": "other versions" if item.stale else "yes",
                 "In use": _in_use(item.key, current_key, pointer),
@@ -82,6 +90,7 @@ def table(cube, current) -> pd.DataFrame:
         selection_mode="single-row",
         height=min(400, 38 + 35 * len(frame)),
         key=f"w.fit_history.{hash(tuple(frame['Key']))}",
+        column_order=[c for c in frame.columns if c != "Full label"],
         column_config={
             "Current": st.column_config.CheckboxColumn("Current", width="small"),
             "Label": st.column_config.TextColumn(width="large"),
@@ -94,7 +103,7 @@ def table(cube, current) -> pd.DataFrame:
     rows = event.selection.rows
     if rows:
         chosen = frame.iloc[rows[0]]
-        actions(chosen["Key"], chosen["Label"], chosen["Usable"] == "yes")
+        actions(chosen["Key"], chosen["Full label"], chosen["Usable"] == "yes")
     else:
         st.caption(
             "Only fits made on the data in use are listed. Select a row to reopen, relabel, download or delete it."
@@ -154,7 +163,7 @@ def _label_editor(key: str, label: str) -> None:
 
 def _confirm_delete(key: str, label: str) -> None:
     with st.container(border=True):
-        st.warning(f"Delete the saved fit **{label}** (`{key[:12]}`) for good? This cannot be undone.")
+        st.warning(f"Delete the saved fit **{shown_label(label)}** (`{key[:12]}`) for good? This cannot be undone.")
         row = st.container(horizontal=True)
         row.button("Delete for good", type="primary", on_click=fits.delete, args=(key,), key="fit.delete")
         row.button("Keep it", on_click=_keep, key="fit.delete_keep")

@@ -175,10 +175,16 @@ def calendar_ahead(cube) -> None:
             f"Calendar ahead in use: this folder's {folder_path.name}. {_calendar_text(folder_calendar, cube)}",
             icon=":material/event:",
         )
+    else:
+        st.caption(
+            "No calendar ahead for these data: forecasts past their last day fall back on defaults "
+            "(no promo, closed on each store's usual closing days). Upload one to say what is planned."
+        )
     uploaded = st.file_uploader(
         "Upload a calendar ahead (.csv or .csv.gz in Kaggle's test.csv layout)",
         type=["csv", "gz"],
-        key=f"w.calendar_upload.{st.session_state.get(state.CALENDAR_UPLOADER, 0)}",
+        # One uploader per data source: a calendar uploaded for other data is not handed to these.
+        key=f"w.calendar_upload.{abs(hash(source))}.{st.session_state.get(state.CALENDAR_UPLOADER, 0)}",
         help="Columns Store, Date and any of Open, Promo, StateHoliday, SchoolHoliday (blank: not known); "
         "forecasts past the data take the known days from it. It replaces the folder's own test.csv.",
     )
