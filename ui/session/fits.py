@@ -13,6 +13,7 @@ never deletes a fit that another session has current (ui.session.in_use) or that
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import zipfile
@@ -239,10 +240,20 @@ def relabel(key: str, label: str) -> str | None:
 
 
 def zip_bytes(key: str) -> bytes:
-    """The saved fit's arrays.npz and record.json, zipped (for a download button); only a fit of
-    the data in use."""
+    """The saved fit's arrays.npz and record.json, zipped; only a fit of the data in use."""
+    return download(key)()
+
+
+def download(key: str):
+    """A function that zips saved fit `key` (a download button's deferred data), once checked to
+    be a fit of the data in use. The check is made here, in the session's run: Streamlit calls the
+    function later from a thread of its own, without the session."""
     _check_ours(key)
-    folder = fit_store().path(key)
+    return functools.partial(_zip, fit_store().root, key)
+
+
+def _zip(root, key: str) -> bytes:
+    folder = FitStore(root).path(key)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in ("record.json", "arrays.npz"):

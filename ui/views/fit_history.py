@@ -94,6 +94,7 @@ def table(cube, current) -> pd.DataFrame:
         column_config={
             "Current": st.column_config.CheckboxColumn("Current", width="small"),
             "Label": st.column_config.TextColumn(width="large"),
+            "In use": st.column_config.TextColumn(width="medium"),
             "Final loss": st.column_config.NumberColumn(format="%.1f"),
             "Seconds": st.column_config.NumberColumn(format="%.1f"),
             "Learning rate": st.column_config.NumberColumn(format="%.4g"),
@@ -122,9 +123,15 @@ def actions(key: str, label: str, usable: bool) -> None:
         key="fit.reopen",
         help=None if usable else "Made with other library versions: fit again instead",
     )
+    try:
+        data = fits.download(key)
+    except BhmError as exc:
+        data = None
+        st.error(f"Fit {key[:12]} cannot be downloaded: {exc}.")
     row.download_button(
         "Download (zip)",
-        data=lambda: fits.zip_bytes(key),
+        data=data if data is not None else b"",
+        disabled=data is None,
         file_name=f"fit-{key}.zip",
         mime="application/zip",
         on_click="ignore",
