@@ -3,11 +3,15 @@
 import streamlit as st
 
 from ui.session import state, warmup
-from ui.views import nav, status
+from ui.views import access, nav, status
 
 st.set_page_config(page_title="Sales forecasting", page_icon=":material/insights:", layout="wide")
-page = st.navigation(nav.pages())
+allowed = access.gate()  # a login or password form instead, until this session may see the pages
+page = st.navigation(nav.pages(), position="sidebar" if allowed else "hidden")
 st.session_state[state.ROUTED] = True
+if not allowed:
+    st.stop()
+access.account_menu()
 slot = st.sidebar.empty()
 status.sidebar_status(slot)  # drawn first, so it is there even when a page stops early
 page.run()

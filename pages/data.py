@@ -7,6 +7,7 @@ from ui.session import loaders, state
 from ui.views import nav, source_forms, status
 
 nav.route_through_app()
+loaders.sweep_uploads_at_start()
 st.title("Data")
 st.caption("Choose the sales data to work with. Every other page uses the data chosen here.")
 
@@ -19,6 +20,10 @@ if cube is None:
 
 st.subheader(f"In use: {state.current_source().label}")
 status.dataset_summary(cube)
+
+st.subheader("Calendar ahead")
+with st.container(border=True):
+    source_forms.calendar_ahead(cube)
 
 st.subheader("Coverage by store and day")
 grid = loaders.status_grid(cube.fingerprint, cube)

@@ -52,6 +52,6 @@ fit_runner.notice()
 fit_runner.current_fit(fits.current())
 
 st.subheader("Saved fits")
-saved_keys = fit_history.table(cube, fits.current())
+saved = fit_history.table(cube, fits.current())
 with st.expander("Compare two fits"):
-    fit_history.compare(cube, fits.current(), saved_keys)
+    fit_history.compare(cube, fits.current(), saved)

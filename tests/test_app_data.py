@@ -23,9 +23,11 @@ TIMEOUT = 30
 
 
 @pytest.fixture
-def app(monkeypatch):
+def app(monkeypatch, tmp_path):
     monkeypatch.setenv(state.DEMO_STORES_ENV, "30")
     monkeypatch.setenv(state.DEMO_DAYS_ENV, "200")
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path))  # folders the tests make are inside it
+    monkeypatch.setenv(paths.FIT_DIR_ENV, str(tmp_path / "fits"))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     return at.run()
 

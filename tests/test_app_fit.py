@@ -207,7 +207,13 @@ def test_history_reopens_compares_and_deletes_fits(app, tmp_path):
     assert len(rows) == 2 and set(rows["Key"]) == {first.key, second.key}
     assert rows.loc[rows["Key"] == second.key, "Current"].item()
     assert "changed: promo" in rows.loc[rows["Key"] == second.key, "Priors"].item()
-    assert set(rows["Data in use"]) == {"yes"}
+    assert set(rows["Usable"]) == {"yes"}
+    assert rows.loc[rows["Key"] == second.key, "In use"].item() == "this session"
+    label = rows.loc[rows["Key"] == second.key, "Full label"].item()
+    assert label.startswith("synthetic demo data (30 stores, seed 0) · 20 stores (1–20) · 45 steps · changed: ")
+    assert "priors of promo" in label
+    shown = rows.loc[rows["Key"] == second.key, "Label"].item()
+    assert shown == label.removeprefix("synthetic demo data (30 stores, seed 0) · ")  # the data are known
 
     select_history_row(app, int(np.flatnonzero(rows["Key"] == first.key)[0]))
     assert app.get("download_button")
@@ -218,12 +224,23 @@ def test_history_reopens_compares_and_deletes_fits(app, tmp_path):
     assert app.number_input(key=f"{state.W_SVI}.steps").value == 30  # its settings are back
     assert app.number_input(key=prior_key("promo", "mu_loc")).value == 0.0
 
-    app.selectbox(key="fit.compare").set_value(second.key)
+    compare = app.selectbox(key="fit.compare")
+    assert compare.options == [f"{shown} ({second.key[:8]})"]  # labels, never bare hashes
+    compare.set_value(second.key)
     app.run()
     assert len(chart(app, "fit.compare_losses")["data"]) == 2
 
     rows = history_rows(app)
     select_history_row(app, int(np.flatnonzero(rows["Key"] == second.key)[0]))
+    assert not [b for b in app.button if b.label == "Delete for good"]  # a confirmation comes first
+    button(app, "Delete…").click()
+    app.run()
+    assert second.key[:12] in texts(app.warning)
+    button(app, "Keep it").click()
+    app.run()
+    assert not [b for b in app.button if b.label == "Delete for good"] and len(history_rows(app)) == 2
+    button(app, "Delete…").click()
+    app.run()
     button(app, "Delete for good").click()
     app.run()
     assert not app.exception
@@ -266,10 +283,8 @@ def test_new_data_drops_the_fit_and_old_fits_cannot_be_reopened(app):
     app.switch_page(FIT_PAGE).run()
     assert not app.exception
     assert current(app) is None
-    rows = history_rows(app)
-    assert rows["Data in use"].tolist() == ["other data"]
-    select_history_row(app, 0)
-    assert button(app, "Reopen").disabled
+    assert not app.dataframe  # the fit of the other data is not listed
+    assert "No saved fits of these data yet" in texts(app.caption)
     app.switch_page("pages/forecast.py").run()
     assert "No current fit yet" in app.info[0].value
 
@@ -293,10 +308,10 @@ def test_history_reads_only_records_and_handles_old_and_stale_ones(app, tmp_path
     record_path.write_text(json.dumps(record))
     assert store.store_ids(key).tolist() == list(range(1, 21))
     app.run()
-    assert history_rows(app)["Data in use"].tolist() == ["yes"]
+    assert history_rows(app)["Usable"].tolist() == ["yes"]
     # Made with other library versions: listed as such, cannot be reopened, and refitted on demand.
     monkeypatch.setattr(artifacts_module, "library_versions", lambda: {"bhm_core": "0.0.0"})
     assert store.list()["stale"].tolist() == [True]
     app.run()
-    assert history_rows(app)["Data in use"].tolist() == ["other versions"]
+    assert history_rows(app)["Usable"].tolist() == ["other versions"]
     assert store.get(key)[0] is None and "made with" in store.get(key)[1]

@@ -6,6 +6,7 @@ Skipped, with the reason, where playwright or a chromium binary is missing; neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -36,17 +37,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def running_app(tmp_path_factory, **extra_env):
+    """`streamlit run app.py` on a free port of 127.0.0.1 (its data and fits in temporary folders)."""
     port = free_port()
     env = {
         **os.environ,
         "BHM_DEMO_STORES": "60",
         "BHM_DEMO_DAYS": "942",
         "BHM_FIT_DIR": str(tmp_path_factory.mktemp("fits")),
+        "BHM_DATA_ROOT": str(tmp_path_factory.mktemp("data")),
     }
+    env.pop("BHM_PASSWORD", None)
+    env.update(extra_env)
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115 - closed when the server stops
+    log = open(ARTIFACTS / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed when the server stops
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -87,6 +92,12 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +291,7 @@ def test_dark_theme_and_bad_folder(server, browser):
     page.get_by_text("Coverage by store and day").wait_for(timeout=60_000)
     page.get_by_role("radio", name="Local folder").click()
     field = page.get_by_role("textbox", name="Folder with train.csv")
-    field.fill("/no/such/folder")
+    field.fill("no/such/folder")  # under the data root, where folders may be read
     field.press("Enter")
     page.get_by_role("button", name="Load folder").click()
     alert = page.locator('[data-testid="stAlertContentError"]')
@@ -333,3 +344,23 @@ def _run_evaluation(page, button, done, section: str, shots: tuple) -> None:
     page.screenshot(path=ARTIFACTS / f"{shots[0]}.png")
     scroll_to(page, section)
     page.screenshot(path=ARTIFACTS / f"{shots[1]}.png")
+
+
+def test_a_password_comes_before_every_page(tmp_path_factory, browser):
+    """A server with BHM_PASSWORD: the form first, whichever page is asked for; the page after."""
+    with running_app(tmp_path_factory, BHM_PASSWORD="correct horse battery") as url:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}/fit")
+        page.get_by_text("Sales forecasting").first.wait_for(timeout=60_000)
+        field = page.get_by_label("Password", exact=True)
+        assert page.get_by_text("Model & fit").count() == 0  # no page, no menu
+        field.fill("wrong")
+        page.get_by_role("button", name="Enter").click()
+        page.get_by_text(re.compile("^Wrong password")).wait_for(timeout=20_000)
+        page.get_by_label("Password", exact=True).fill("correct horse battery")
+        page.get_by_role("button", name="Enter").click()
+        page.get_by_text("Prior predictive check").wait_for(timeout=60_000)
+        assert page.url.endswith("/fit")
+        no_exceptions(page)
+        page.screenshot(path=ARTIFACTS / "password_then_fit.png")
+        page.close()

@@ -3,27 +3,28 @@
 A fit lives under ``ROOT/<key>`` (``arrays.npz`` and ``record.json``). The key hashes what
 determines the result: the data fingerprint, priors, settings, feature spec and library versions.
 store.py reads and writes them (checks on load: stale, edited, corrupt, or not what the model
-builds); folders.py lays them out so that concurrent writers and readers always see a whole copy;
-layout.py names the arrays and derives what a fit of a given size must hold.
+builds; relabels; the store's `current` pointer); records.py builds, seals and checks a record;
+folders.py lays them out so that concurrent writers and readers always see a whole copy;
+layout.py names the arrays and derives what a fit of a given size must hold; scope.py says which
+fits were made on a data set and labels new ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from bhm_core import __version__
+from bhm_core import __version__, paths
+from bhm_core.artifacts.scope import default_label, fits_of_data, made_on
 from bhm_core.artifacts.store import FitStore
 from bhm_core.data.features import FeatureSpec
 from bhm_core.inference.state import FitResult
 from bhm_core.model.config import FitConfig, Priors
-from bhm_core.paths import PROJECT_ROOT
 
 __all__ = [
     "CONFIG_FIELDS_NOT_IN_KEY",
@@ -32,9 +33,12 @@ __all__ = [
     "FitStore",
     "content_key",
     "default_fit_root",
+    "default_label",
     "fit_key",
     "fit_or_load",
+    "fits_of_data",
     "library_versions",
+    "made_on",
 ]
 
 # 3: a link per fit to a version folder; the record seals itself and the arrays' contents.
@@ -111,7 +115,8 @@ class CachedFit(NamedTuple):
 
 
 def default_fit_root() -> Path:
-    return Path(os.environ.get("BHM_FIT_DIR") or PROJECT_ROOT / "data" / "fits")
+    """BHM_FIT_DIR, else ``fits/`` under the data root (BHM_DATA_ROOT moves it with the rest)."""
+    return paths.fits_root()
 
 
 def fit_or_load(

@@ -4,6 +4,7 @@
     ROOT/.v-<key>-<id>/          arrays.npz + record.json, complete before anything names it
     ROOT/.tmp-<id>/              a copy being written; renamed to .v-... once complete
     ROOT/.lnk-<id>               a new link, renamed over ROOT/<key> in one step
+    ROOT/current                 the key of the store's current fit (the one a retrain replaces)
 
 Renaming a symlink over another is atomic, so a reader of ROOT/<key> sees the old copy or the new
 one, never none and never half of one: a second writer of the same fit never leaves a moment
@@ -30,6 +31,7 @@ FILES = ("arrays.npz", "record.json")
 TEMP_PREFIXES = (".tmp-", ".lnk-", ".del-")
 VERSION = re.compile(r"\.v-([0-9a-f]{1,64})-[0-9a-f]{32}")
 KEY = re.compile(r"[0-9a-f]{1,64}")
+CURRENT = "current"  # not hex, so never taken for a key
 # Older than this, a temporary folder is a crash's leftover: a save writes its files in seconds and
 # a live writer's folder is younger (its files' times count, and a writer touches it before linking).
 STALE_SECONDS = 300.0
@@ -141,6 +143,40 @@ def _linked_folder(root: Path, key: str) -> Path | None:
         return current_version(root, key)
     except ArtifactError:
         return None
+
+
+def read_current(root: Path) -> str | None:
+    """The key the `current` file names, or None when there is none, or it is not a key, or no fit
+    of that key exists (a hand-edited or stale pointer never names a missing fit)."""
+    try:
+        with open_file(root, CURRENT) as handle:
+            text = handle.read(128).decode("ascii").strip()
+        if KEY.fullmatch(text) and current_version(root, text) is not None:
+            return text
+    except (OSError, UnicodeDecodeError, ArtifactError):
+        pass
+    return None
+
+
+def write_current(root: Path, key: str | None) -> None:
+    """Point `current` at `key` (None: remove it) in one rename, so a reader sees the old key or
+    the new one, never a half-written file."""
+    target = root / CURRENT
+    if key is None:
+        target.unlink(missing_ok=True)
+        _fsync_folder(root)
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{new_id()}"
+    try:
+        with open(tmp, "x", encoding="ascii") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(root)
 
 
 def remove_tree(path: Path) -> None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
+import shutil
 import zipfile
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bhm_core.artifacts import folders, layout
+from bhm_core.artifacts.records import build_record, check_label, check_record, parse_record, running_versions, seal
 from bhm_core.data.features import FeatureSpec
 from bhm_core.errors import ArtifactError, ConfigError
 from bhm_core.inference.state import FitResult, FitState
@@ -27,73 +27,6 @@ from bhm_core.model.config import FitConfig, Priors
 
 # A reader retries when a writer replaced the fit between finding its folder and opening its files.
 READ_ATTEMPTS = 5
-
-
-def running_versions() -> dict:
-    # Looked up on the package each time: the one definition, which an upgrade (or a test
-    # standing in for one) replaces there.
-    from bhm_core import artifacts
-
-    return artifacts.library_versions()
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def build_record(
-    result: FitResult, key: str, arrays: dict, *, label: str, spec: FeatureSpec, parent, lineage: dict | None = None
-) -> dict:
-    """The record of a fit, sealed: its arrays' digest, then its own over every field."""
-    record = {
-        "key": key,
-        "label": label,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "data_fingerprint": result.data_fingerprint,
-        "config": result.config.to_dict(),
-        "priors": result.priors.to_dict(),
-        "spec": asdict(spec),
-        "feature_names": list(result.feature_names),
-        "feature_groups": list(result.feature_groups),
-        "trained": list(result.trained),
-        "n_stores": len(result.store_ids),
-        "store_ids": [int(i) for i in result.store_ids],
-        "versions": running_versions(),
-        "parent": parent,
-        "lineage": lineage or {},
-        "meta": {k: _jsonable(v) for k, v in result.meta.items()},
-        "arrays_sha256": layout.arrays_digest(arrays),
-    }
-    record = json.loads(json.dumps(record))  # the digest is of what a reader will parse
-    record[layout.RECORD_HASH] = layout.record_digest(record)
-    return record
-
-
-def _parse_record(key: str, raw: bytes) -> dict:
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ArtifactError(f"saved fit {key} has an unreadable record ({exc}); delete it and refit") from None
-    if not isinstance(record, dict):
-        raise ArtifactError(f"saved fit {key} has an unreadable record (not a JSON object); delete it and refit")
-    return record
-
-
-def check_record(key: str, record: dict) -> None:
-    """Stale (other library versions or format) or edited: ArtifactError saying which."""
-    if record.get("versions") != running_versions():
-        raise ArtifactError(
-            f"saved fit {key} was made with {record.get('versions')}, not the "
-            f"running {running_versions()}; it will be refitted"
-        )
-    if record.get(layout.RECORD_HASH) != layout.record_digest(record):
-        raise ArtifactError(
-            f"saved fit {key}: record edited (its checksum does not match its fields); it will be refitted"
-        )
 
 
 def _read_arrays(key: str, handle) -> dict:
@@ -209,6 +142,49 @@ class FitStore:
 
         return folders.write_version(self.root, key, write)
 
+    def relabel(self, key: str, label: str) -> str:
+        """Give a saved fit another label: a new sealed version (the arrays copied byte for byte,
+        the record resealed) swapped in over the old one, so readers see one or the other. A record
+        that does not match its own checksum is refused rather than resealed. Returns the label."""
+        label = check_label(label)
+
+        def copy(folder: Path) -> Path:
+            with contextlib.ExitStack() as files:  # both open at once: one copy, even if replaced after
+                record_file = files.enter_context(folders.open_file(folder, "record.json"))
+                arrays_file = files.enter_context(folders.open_file(folder, "arrays.npz"))
+                record = parse_record(key, record_file.read())
+                if record.get(layout.RECORD_HASH) != layout.record_digest(record):
+                    raise ArtifactError(f"saved fit {key}: record edited (its checksum does not match its fields)")
+                record = seal({**record, "label": label})
+
+                def write(target: Path) -> None:
+                    with open(target / "arrays.npz", "wb") as out:
+                        shutil.copyfileobj(arrays_file, out, 1 << 20)
+                    (target / "record.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+                return folders.write_version(self.root, key, write)
+
+        with self._writing(key):
+            version = self._read(key, copy)
+            if self._folder(key) is None:  # deleted meanwhile: a new label must not bring it back
+                folders.remove_tree(version)
+                raise ArtifactError(f"no saved fit {key}")
+            previous = folders.link_replace(self.root, key, version)
+            if previous is not None:
+                folders.remove_tree(previous)
+        return label
+
+    def current_key(self) -> str | None:
+        """The key the store's `current` pointer names (None: none, or not a saved fit's key)."""
+        return folders.read_current(self.root)
+
+    def set_current(self, key: str | None) -> None:
+        """Point `current` at a saved fit (None removes the pointer); replaced in one rename."""
+        if key is not None and self._folder(key) is None:
+            raise ArtifactError(f"no saved fit {key} in {self.root} to make current")
+        with self._writing(key or "current"):
+            folders.write_current(self.root, key)
+
     @contextlib.contextmanager
     def _writing(self, key: str):
         try:
@@ -241,7 +217,7 @@ class FitStore:
 
         def read(folder: Path) -> dict:
             with folders.open_file(folder, "record.json") as handle:
-                return _parse_record(key, handle.read())
+                return parse_record(key, handle.read())
 
         return self._read(key, read)
 
@@ -252,7 +228,7 @@ class FitStore:
             with contextlib.ExitStack() as files:  # both open at once: one copy, even if replaced after
                 record_file = files.enter_context(folders.open_file(folder, "record.json"))
                 arrays_file = files.enter_context(folders.open_file(folder, "arrays.npz"))
-                record = _parse_record(key, record_file.read())
+                record = parse_record(key, record_file.read())
                 check_record(key, record)
                 return record, _read_arrays(key, arrays_file)
 
@@ -271,7 +247,12 @@ class FitStore:
             return None, str(exc)
 
     def delete(self, key: str) -> None:
+        """Remove a fit for good; refused for the fit the `current` pointer names."""
         folders.check_key(key)
+        if key == self.current_key():
+            raise ArtifactError(
+                f"fit {key} is the store's current fit (its `current` file names it); make another fit current first"
+            )
         try:
             folders.unlink_key(self.root, key)
         except OSError as exc:
@@ -296,7 +277,7 @@ class FitStore:
     LIST_COLUMNS = (
         "key", "created", "label", "n_stores", "steps", "final_loss", "seconds", "learning_rate", "optimizer",
         "schedule", "seed", "batch_size", "priors", "stale", "data_fingerprint", "arrays_sha256", "record_sha256",
-        "parent",
+        "parent", "store_ids", "spec",
     )  # fmt: skip
 
     def keys(self) -> list[str]:
@@ -341,4 +322,6 @@ def _list_row(key: str, rec: dict, versions: dict) -> dict:
         "arrays_sha256": rec.get("arrays_sha256", ""),
         "record_sha256": rec.get(layout.RECORD_HASH, ""),
         "parent": rec.get("parent"),
+        "store_ids": rec.get("store_ids"),  # None in records older than the field
+        "spec": rec.get("spec"),
     }

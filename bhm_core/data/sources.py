@@ -262,6 +262,42 @@ def source_files(source) -> list[Path]:
     return []
 
 
+CALENDAR_NAMES = ("test.csv", "test.csv.gz")  # a Kaggle folder's calendar ahead (Kaggle's test.csv)
+
+
+def calendar_file(source) -> Path | None:
+    """The calendar ahead a Kaggle-layout folder holds (test.csv or test.csv.gz), if any."""
+    if not isinstance(source, KaggleDirSource):
+        return None
+    folder = Path(source.path).expanduser()
+    return next((folder / name for name in CALENDAR_NAMES if (folder / name).is_file()), None)
+
+
+def _under(path: Path, roots) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def folder_within(path, roots) -> Path:
+    """`path` with symlinks resolved, when it and every file a Kaggle-layout source reads there lie
+    under one of `roots` (themselves resolved); DataError naming the allowed folders otherwise.
+
+    Resolving first means neither `..` nor a link inside an allowed folder leads out of it. A path
+    outside is refused whether it exists or not, so the check says nothing about the rest of the
+    disk."""
+    roots = [Path(r).resolve() for r in roots]
+    allowed = ", ".join(str(r) for r in roots) or "(none)"
+    folder = Path(path).expanduser().resolve()
+    if not _under(folder, roots):
+        raise DataError(f"{path}: outside the folders the dashboard may read; allowed are folders under {allowed}")
+    for file in [*source_files(KaggleDirSource(str(folder))), *(folder / n for n in CALENDAR_NAMES)]:
+        if file.is_symlink() and not _under(file.resolve(), roots):
+            raise DataError(
+                f"{file.name} in {path} links outside the folders the dashboard may read; allowed are "
+                f"files under {allowed}"
+            )
+    return folder
+
+
 def file_stamp(source) -> str:
     """Name, size and modification time of each file the source reads ("" for the demo).
 

@@ -19,6 +19,7 @@ import numpy as np
 from bhm_core import paths
 from bhm_core.inference.sharding import shardings_of
 from bhm_core.inference.step import ChunkOut, run_chunk, split_plan
+from bhm_core.model.tracing import TRACE_LOCK
 
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
@@ -57,7 +58,9 @@ def program(args, static: dict):
         options["out_shardings"] = ChunkOut(
             options["in_shardings"][1], shardings_of(False, mesh), shardings_of(False, mesh)
         )
-    compiled = jax.jit(partial(run_chunk, **static), donate_argnums=(1,), **options).lower(*args).compile()
+    with TRACE_LOCK:  # lowering traces the model; compiling the lowered program does not
+        lowered = jax.jit(partial(run_chunk, **static), donate_argnums=(1,), **options).lower(*args)
+    compiled = lowered.compile()
     COMPILE_COUNT["n"] += 1
     _PROGRAMS[key] = compiled
     return compiled, time.perf_counter() - start

@@ -48,6 +48,7 @@ from bhm_core.model.hierarchy import (
     standardised_log_jacobian,
 )
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL, Likelihood
+from bhm_core.model.tracing import TRACE_LOCK
 
 
 class SiteParams(NamedTuple):
@@ -104,7 +105,8 @@ def guide_sites() -> tuple[GuideSite, ...]:
     )
     features = np.ones(TRACE_FEATURES, np.float32)
     prior = PriorArrays(features, features, features, *(np.float32(1),) * 4)
-    trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
+    with TRACE_LOCK:
+        trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
     sites = []
     named = {TRACE_STORES: STORES, TRACE_FEATURES: FEATURES}
     for name, site in trace.items():

@@ -1,18 +1,25 @@
 """The current fit in session state, and the ways it changes: a new fit (a background job run by
 the one lifecycle of ui.session.lifecycle), a cached one, a reopened one, a partial one the user
-accepts; plus deleting and exporting saved fits.
+accepts; plus listing, relabelling, deleting and exporting saved fits.
 
 Pages call `current()` to get the fit they show; it first collects a background fit that has
 finished, so whichever page is open when a fit ends makes it current.
+
+The fit store is shared by every session of the server, so a session sees, compares, downloads,
+relabels and deletes only the fits made on the data it has loaded (bhm_core.artifacts.scope), and
+never deletes a fit that another session has current (ui.session.in_use) or that the store's
+`current` pointer names.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import zipfile
 from dataclasses import dataclass, replace
 
+import pandas as pd
 import streamlit as st
 
 from bhm_core import artifacts
@@ -20,7 +27,7 @@ from bhm_core.artifacts import FitStore
 from bhm_core.errors import BhmError, FitDivergedError
 from bhm_core.inference.state import FitResult
 from bhm_core.model.config import FitConfig, Priors
-from ui.session import loaders, state, warmup
+from ui.session import in_use, loaders, state, warmup
 from ui.session.jobs import FitJob
 from ui.session.lifecycle import Lifecycle, Notice
 
@@ -57,6 +64,7 @@ def stores_to_fit(cube) -> tuple[list[int], bool]:
 
 def make_current(fit: CurrentFit) -> None:
     st.session_state[state.FIT] = fit
+    in_use.sync()
 
 
 def _keep_partial(fit: CurrentFit) -> None:
@@ -111,6 +119,7 @@ def collect() -> None:
 
 def current() -> CurrentFit | None:
     collect()
+    in_use.sync()
     return st.session_state.get(state.FIT)
 
 
@@ -139,14 +148,8 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
         )
         return
     source = state.current_source()
-    label = f"{source.label}: {ids_text(sub.store_ids)}"
+    label = artifacts.default_label(source.label, sub.store_ids, config, priors, sub.spec)
     LIFECYCLE.start(lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source))
-
-
-def ids_text(ids) -> str:
-    ids = [int(i) for i in ids]
-    shown = ", ".join(map(str, ids[:6])) + (", …" if len(ids) > 6 else "")
-    return f"{len(ids)} store{'s' if len(ids) != 1 else ''} ({shown})"
 
 
 def use_partial() -> None:
@@ -176,8 +179,47 @@ def reopen(key: str) -> None:
     )
 
 
+def saved_fits(cube) -> pd.DataFrame:
+    """FitStore.list() of the fits made on `cube`'s data, newest first."""
+    store = fit_store()
+    root = str(store.root)
+
+    def match(row) -> str:
+        stamp = str(row.get("record_sha256") or row.get("arrays_sha256"))
+        return loaders.fit_usability(cube.fingerprint, root, row["key"], stamp, row, cube)
+
+    return artifacts.fits_of_data(store, cube, match=match)
+
+
+def _check_ours(key: str) -> None:
+    """BhmError unless `key` is a fit made on the data in use: whatever a widget sends, a
+    session never acts on a fit of other data."""
+    cube = loaders.load_cube(state.current_source())
+    if key not in saved_fits(cube)["key"].tolist():
+        raise BhmError(f"there is no saved fit {key[:12]} of the data in use")
+
+
+def delete_refusal(key: str) -> str | None:
+    """Why `key` cannot be deleted now, or None."""
+    if in_use.used_elsewhere(key):
+        return "another session has it as its current fit; it can be deleted once no one uses it"
+    if fit_store().current_key() == key:
+        return "it is the fit store's current fit (its `current` file names it); make another fit current first"
+    return None
+
+
 def delete(key: str) -> None:
-    fit_store().delete(key)
+    """Delete a saved fit of the data in use, unless another session or the store's pointer uses it."""
+    st.session_state.pop(state.FIT_DELETE, None)
+    try:
+        _check_ours(key)
+        refusal = delete_refusal(key)
+        if refusal is not None:
+            raise BhmError(refusal)
+        fit_store().delete(key)
+    except BhmError as exc:
+        LIFECYCLE.notify("error", f"Fit {key[:12]} was not deleted: {exc}.")
+        return
     loaders.saved_fit.clear()
     now = st.session_state.get(state.FIT)
     text = f"Deleted fit {key[:12]}."
@@ -187,9 +229,31 @@ def delete(key: str) -> None:
     LIFECYCLE.notify("info", text)
 
 
+def relabel(key: str, label: str) -> str | None:
+    """Give a saved fit of the data in use another label; the message when that is refused."""
+    try:
+        _check_ours(key)
+        fit_store().relabel(key, label)
+    except BhmError as exc:
+        return str(exc)
+    return None
+
+
 def zip_bytes(key: str) -> bytes:
-    """The saved fit's arrays.npz and record.json, zipped (for a download button)."""
-    folder = fit_store().path(key)
+    """The saved fit's arrays.npz and record.json, zipped; only a fit of the data in use."""
+    return download(key)()
+
+
+def download(key: str):
+    """A function that zips saved fit `key` (a download button's deferred data), once checked to
+    be a fit of the data in use. The check is made here, in the session's run: Streamlit calls the
+    function later from a thread of its own, without the session."""
+    _check_ours(key)
+    return functools.partial(_zip, fit_store().root, key)
+
+
+def _zip(root, key: str) -> bytes:
+    folder = FitStore(root).path(key)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in ("record.json", "arrays.npz"):

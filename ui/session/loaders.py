@@ -10,22 +10,21 @@ fingerprint. What they hold is computed by bhm_core.data.summaries.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from bhm_core import paths
 from bhm_core.data import summaries
 from bhm_core.data.cube import SalesCube
-from bhm_core.data.sources import file_stamp, load_dataset
+from bhm_core.data.future import FutureCalendar, read_calendar
+from bhm_core.data.sources import CsvSource, calendar_file, file_stamp, load_dataset, max_bytes_setting
 from bhm_core.errors import BhmError
-from ui.session import state
+from ui.session import state, uploads
 from ui.session.jobs import ResultCache
-
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "bhm_uploads"
 
 
 def source_key(source) -> str:
@@ -51,12 +50,14 @@ def try_source(source) -> bool:
         st.error(str(exc))
         return False
     state.set_source(source)
+    drop_unused_uploads()  # an upload the previous data were read from is done with
     return True
 
 
 def current_cube() -> SalesCube | None:
     """The cube of the data in use, or None after showing why it cannot be loaded."""
     source = state.current_source()
+    keep_uploads_fresh()
     try:
         return load_cube(source)
     except BhmError as exc:
@@ -82,22 +83,104 @@ def store_history(fingerprint: str, _cube: SalesCube, store_ids: tuple, weekly: 
     return summaries.history_frame(_cube, list(store_ids), weekly)
 
 
-def save_upload(uploaded) -> Path:
-    """Write an uploaded file once (content-addressed) and return its path; reruns reuse it."""
-    remembered = st.session_state.get(state.UPLOAD)
+@st.cache_resource(show_spinner=False)
+def sweep_uploads_at_start() -> list[str]:
+    """Once per server process: uploads of sessions long gone (uploads.sweep)."""
+    return uploads.sweep(paths.uploads_root(), uploads.max_age_seconds())
+
+
+def session_uploads() -> Path:
+    """This session's private upload folder (made again if a sweep took it)."""
+    if state.UPLOAD_FOLDER not in st.session_state:
+        st.session_state[state.UPLOAD_FOLDER] = uuid.uuid4().hex
+    return uploads.private_folder(paths.uploads_root(), st.session_state[state.UPLOAD_FOLDER])
+
+
+def keep_uploads_fresh() -> None:
+    """Called on every run that uses the data: the session's uploads are not old leftovers."""
+    if state.UPLOAD_FOLDER in st.session_state:
+        uploads.touch(paths.uploads_root() / st.session_state[state.UPLOAD_FOLDER])
+
+
+def _uploads_in_use() -> list[str]:
+    used = [(st.session_state.get(slot) or (None, None))[1] for slot in (state.UPLOAD, state.CALENDAR_UPLOAD)]
+    source = st.session_state.get(state.SOURCE)
+    if isinstance(source, CsvSource):
+        used.append(source.path)
+    choice = st.session_state.get(state.CALENDAR)
+    if choice is not None:
+        used.append(choice.path)
+    return [u for u in used if u]
+
+
+def save_upload(uploaded, slot: str = state.UPLOAD) -> Path:
+    """Stream an uploaded file into this session's private folder once and return its path;
+    reruns reuse it. The session's uploads that nothing uses any more go, and so do other
+    sessions' that are older than the configured age."""
+    remembered = st.session_state.get(slot)
     if remembered and remembered[0] == uploaded.file_id and Path(remembered[1]).is_file():
         return Path(remembered[1])
-    data = uploaded.getvalue()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(uploaded.name).name) or "upload.csv"
-    path = UPLOAD_DIR / digest / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    st.session_state[state.UPLOAD] = (uploaded.file_id, str(path))
+    keep_uploads_fresh()
+    uploads.sweep(paths.uploads_root(), uploads.max_age_seconds())
+    folder = session_uploads()
+    uploaded.seek(0)
+    path = uploads.stream_to(folder, uploaded.name, uploaded)
+    st.session_state[slot] = (uploaded.file_id, str(path))
+    uploads.remove_unused(folder, _uploads_in_use())
     return path
+
+
+def forget_upload(slot: str = state.UPLOAD) -> None:
+    """The uploader is empty: its file goes unless the data or the calendar in use still read it."""
+    if st.session_state.pop(slot, None) is not None:
+        drop_unused_uploads()
+
+
+def drop_unused_uploads() -> None:
+    """Remove this session's uploads that neither an uploader, the data nor the calendar uses."""
+    if state.UPLOAD_FOLDER in st.session_state:
+        uploads.remove_unused(session_uploads(), _uploads_in_use())
+
+
+# ----------------------------------------------------------------------------------------------
+# The calendar ahead: uploaded for a data source, or the test.csv of a Kaggle-layout folder.
+
+
+@dataclass(frozen=True, eq=False)
+class CalendarChoice:
+    calendar: FutureCalendar
+    path: str  # the uploaded file, in this session's upload folder
+    name: str  # the file's name as uploaded
+    source: object  # the data source it was uploaded for; it applies to that source only
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the calendar…")
+def _folder_calendar(key: str, path: str) -> FutureCalendar:
+    return read_calendar(path, max_bytes=max_bytes_setting())
+
+
+def folder_calendar(source) -> tuple[FutureCalendar | None, Path | None]:
+    """(the calendar of a Kaggle-layout folder's test.csv(.gz), its path); (None, None) when it has
+    none. Raises DataError when the file does not read."""
+    path = calendar_file(source)
+    if path is None:
+        return None, None
+    info = path.stat()
+    return _folder_calendar(f"{path}|{info.st_size}|{info.st_mtime_ns}", str(path)), path
+
+
+def current_calendar() -> FutureCalendar | None:
+    """The calendar ahead of the data in use: the one uploaded for them on the Data page, else
+    their folder's test.csv, else None (also when that file does not read: the Data page says
+    why). What forecasts past the data should use."""
+    source = state.current_source()
+    choice = st.session_state.get(state.CALENDAR)
+    if choice is not None and choice.source == source:
+        return choice.calendar
+    try:
+        return folder_calendar(source)[0]
+    except (OSError, BhmError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,20 +215,12 @@ def saved_fit(root: str, key: str):
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def fit_usability(fingerprint: str, root: str, key: str, stamp: str, data_fingerprint: str, _cube: SalesCube) -> str:
-    """ "yes" when the saved fit was made on these data (on its stores of this cube), else "other
-    data" or "unreadable". Reads only the fit's store ids (not its arrays) and hashes that subset
-    of the cube outside the fit-cube cache, so a long history never evicts the cubes in use.
-    Cached per cube and artifact (stamp: the record's checksum): the history table asks for
-    every saved fit on every rerun."""
-    from bhm_core.artifacts import FitStore
+def fit_usability(fingerprint: str, root: str, key: str, stamp: str, _row: dict, _cube: SalesCube) -> str:
+    """ "yes" when the listed fit (_row, a row of FitStore.list) was made on these data (its stores
+    of this cube give its fingerprint), else "other data" or "unreadable"
+    (bhm_core.artifacts.scope.data_match). Cached per cube and artifact (stamp: the record's
+    checksum): the fit history asks for every saved fit on every rerun, and the subsets are hashed
+    outside the fit-cube cache, so a long history never evicts the cubes in use."""
+    from bhm_core.artifacts import FitStore, scope
 
-    try:
-        ids = FitStore(root).store_ids(key)
-    except BhmError:
-        return "unreadable"
-    try:
-        sub = _cube.select_stores(ids)
-    except BhmError:  # stores this data does not have
-        return "other data"
-    return "yes" if sub.fingerprint == data_fingerprint else "other data"
+    return scope.data_match(FitStore(root), _row, _cube)

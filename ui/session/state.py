@@ -22,6 +22,15 @@ FIT_JOB = "bhm.fit_job"  # ui.session.jobs.FitJob: a fit running in the backgrou
 FIT_NOTICE = "bhm.fit_notice"  # ui.session.lifecycle.Notice about the last fit attempt (Model & fit)
 FIT_PARTIAL = "bhm.fit_partial"  # ui.session.fits.CurrentFit of a cancelled or diverged fit, unsaved
 UPLOAD = "bhm.upload"  # (uploader file_id, saved path) of the last CSV upload
+UPLOAD_FOLDER = "bhm.upload_folder"  # str: this session's private folder under paths.uploads_root()
+CALENDAR_UPLOAD = "bhm.calendar_upload"  # (uploader file_id, saved path) of the last calendar upload
+# ui.session.loaders.CalendarChoice: the calendar ahead uploaded for a source; read it through
+# ui.session.loaders.current_calendar(), which also finds a data folder's own test.csv.
+CALENDAR = "bhm.calendar"
+CALENDAR_UPLOADER = "bhm.calendar_uploader"  # int: bumped to give the calendar uploader a fresh widget
+FIT_CLAIM = "bhm.fit_claim"  # ui.session.in_use.Token: holds this session's claim on its current fit
+FIT_DELETE = "bhm.fit_delete"  # key of the saved fit whose deletion waits for a confirmation
+ACCESS = "bhm.access"  # True once this session gave the dashboard's password (ui.views.access)
 ROUTED = "bhm.routed"  # True once app.py has run in this session (ui.views.nav.route_through_app)
 # Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
 # The Evaluations themselves live in a process-wide cache (ui.session.loaders.evaluations), keyed by

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from ui.session import state
+from ui.views import access
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,15 @@ def route_through_app() -> None:
     event that the rerun would drop. (AppTest resets Streamlit's flag before every run and runs a
     page on its own after the app's first run; those runs are left as they are.) Every page calls
     this first.
+
+    A session that has not passed the login or password gate (ui.views.access) gets its form
+    here instead of the page, however the page came to run (app.py asks first; AppTest runs
+    pages on their own).
     """
     from streamlit.runtime.pages_manager import PagesManager  # the flag Streamlit itself checks
 
     if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state.get(state.ROUTED):
         st.navigation(pages(), position="hidden")
         st.rerun()
+    if not access.gate():
+        st.stop()

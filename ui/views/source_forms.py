@@ -9,20 +9,29 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from bhm_core import paths
 from bhm_core.data import kaggle, kaggle_auth
-from bhm_core.data.sources import MAPPABLE_COLUMNS, CsvSource, DemoSource, KaggleDirSource, sniff_header
+from bhm_core.data.future import read_calendar
+from bhm_core.data.sources import (
+    MAPPABLE_COLUMNS,
+    CsvSource,
+    DemoSource,
+    KaggleDirSource,
+    folder_within,
+    max_bytes_setting,
+    sniff_header,
+)
 from bhm_core.data.validate import TRAIN_REQUIRED
 from bhm_core.errors import DataError
 from ui.session import loaders, state
 
-ROOT = paths.PROJECT_ROOT  # relative folder paths start here
 KINDS = {"demo": "Built-in demo", "kaggle": "Kaggle download", "folder": "Local folder", "csv": "CSV upload"}
 KIND_OF_SOURCE = {"demo": "demo", "kaggle-dir": "folder", "csv": "csv"}
 NOT_MAPPED = "(not in the file)"
-RAW_HINT = "data/raw/rossmann"  # the managed Rossmann download, relative to the project
+RAW_HINT = "raw/rossmann"  # the managed Rossmann download, relative to the data root
 
 
 def choose_source() -> None:
@@ -93,18 +102,27 @@ def _kaggle(current):
 
 
 def _folder(current):
-    default = current.path if isinstance(current, KaggleDirSource) else str(RAW_HINT)
+    roots = paths.folder_roots()
+    default = current.path if isinstance(current, KaggleDirSource) else RAW_HINT
     text = st.text_input(
         "Folder with train.csv (or train.csv.gz) and store.csv",
         default,
         key="w.folder_path",
-        help="Kaggle Rossmann layout; relative paths start at the project folder",
+        help=f"Kaggle Rossmann layout; relative paths start at the data folder {paths.data_root()}",
+    )
+    st.caption(
+        "The dashboard reads folders under "
+        + ", ".join(f"`{root}`" for root in roots)
+        + f" only (the server's {paths.DATA_ROOT_ENV} and {paths.FOLDER_ROOTS_ENV} settings)."
     )
     if st.button("Load folder", type="primary"):
         if not text.strip():
             st.error("Enter the path of a folder that holds train.csv and store.csv.")
             return None
-        return KaggleDirSource(str(_absolute(text)))
+        try:
+            return KaggleDirSource(str(folder_within(_absolute(text), roots)))
+        except DataError as exc:
+            st.error(str(exc))
     return None
 
 
@@ -113,9 +131,11 @@ def _csv(current):
         "Long-format CSV: one row per store and day (.csv or .csv.gz)", type=["csv", "gz"], key="w.csv_upload"
     )
     if uploaded is None:
+        loaders.forget_upload()
         st.caption(
             f"Required: {', '.join(TRAIN_REQUIRED)}. Optional: "
-            f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}."
+            f"{', '.join(c for c in MAPPABLE_COLUMNS if c not in TRAIN_REQUIRED)}. "
+            "The file is kept in a folder of this session only, and removed once no longer used."
         )
         return None
     path = loaders.save_upload(uploaded)
@@ -134,6 +154,73 @@ def _csv(current):
     if st.button("Load CSV", type="primary", disabled=bool(missing)):
         return CsvSource(str(path), columns=tuple(sorted(mapping.items())))
     return None
+
+
+def calendar_ahead(cube) -> None:
+    """The calendar ahead of the data in use (open days, promos, holidays after the data): the
+    data folder's own test.csv, or a file in that layout uploaded here, which then takes its place."""
+    source = state.current_source()
+    choice = st.session_state.get(state.CALENDAR)
+    uploaded_here = choice is not None and choice.source == source
+    try:
+        folder_calendar, folder_path = loaders.folder_calendar(source)
+    except (OSError, DataError) as exc:
+        folder_calendar, folder_path = None, None
+        st.error(f"The data folder's calendar ahead cannot be used: {exc}")
+    if uploaded_here:
+        st.success(f"Calendar ahead in use: {choice.name} (uploaded). {_calendar_text(choice.calendar, cube)}")
+        st.button("Stop using the uploaded calendar", on_click=_drop_calendar, key="w.calendar_drop")
+    elif folder_calendar is not None:
+        st.info(
+            f"Calendar ahead in use: this folder's {folder_path.name}. {_calendar_text(folder_calendar, cube)}",
+            icon=":material/event:",
+        )
+    else:
+        st.caption(
+            "No calendar ahead for these data: forecasts past their last day fall back on defaults "
+            "(no promo, closed on each store's usual closing days). Upload one to say what is planned."
+        )
+    uploaded = st.file_uploader(
+        "Upload a calendar ahead (.csv or .csv.gz in Kaggle's test.csv layout)",
+        type=["csv", "gz"],
+        # One uploader per data source: a calendar uploaded for other data is not handed to these.
+        key=f"w.calendar_upload.{abs(hash(source))}.{st.session_state.get(state.CALENDAR_UPLOADER, 0)}",
+        help="Columns Store, Date and any of Open, Promo, StateHoliday, SchoolHoliday (blank: not known); "
+        "forecasts past the data take the known days from it. It replaces the folder's own test.csv.",
+    )
+    if uploaded is None:
+        loaders.forget_upload(state.CALENDAR_UPLOAD)
+        return
+    path = loaders.save_upload(uploaded, state.CALENDAR_UPLOAD)
+    if uploaded_here and choice.path == str(path):
+        return
+    try:
+        calendar = read_calendar(path, max_bytes=max_bytes_setting())
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    st.session_state[state.CALENDAR] = loaders.CalendarChoice(calendar, str(path), uploaded.name, source)
+    st.rerun()  # draw the section again with the new calendar in use
+
+
+def _drop_calendar() -> None:
+    st.session_state.pop(state.CALENDAR, None)
+    # A new key gives an empty uploader: the old one would hand its file straight back.
+    st.session_state[state.CALENDAR_UPLOADER] = st.session_state.get(state.CALENDAR_UPLOADER, 0) + 1
+
+
+def _calendar_text(calendar, cube) -> str:
+    dates = calendar.dates
+    text = f"{len(calendar.store_ids):,} stores, {dates[0]} to {dates[-1]}."
+    unknown = np.setdiff1d(calendar.store_ids, cube.store_ids)
+    if unknown.size:
+        text += f" {unknown.size:,} of its stores are not in the data (e.g. {unknown[0]}); their rows are not used."
+    if dates[-1] <= cube.dates[-1]:
+        text += (
+            f" It ends on or before the data's last day ({cube.dates[-1]}): forecasts past the data "
+            "get nothing from it."
+        )
+    return text
 
 
 def _column_mapping(header: list[str], key: str) -> dict[str, str]:
@@ -158,4 +245,4 @@ def _norm(name: str) -> str:
 
 def _absolute(text: str) -> Path:
     path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else ROOT / path
+    return path if path.is_absolute() else paths.data_root() / path

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.session import loaders, state
+from ui.session import in_use, loaders, state
 
 
 def sidebar_status(slot) -> None:
-    """Data in use and number of picks, into an st.empty() slot in the sidebar."""
+    """Data in use and number of picks, into an st.empty() slot in the sidebar. Also renews this
+    session's claim on its current fit, which new data or a new fit may just have changed."""
+    in_use.sync()
     n_picked = len(state.selected_stores())
     with slot.container():
         st.caption(f"**Data:** {state.current_source().label}")
