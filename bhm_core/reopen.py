@@ -50,12 +50,24 @@ def source_from_record(source: dict | None):
     raise ArtifactError(f"the fit's record names an unknown data source {kind!r}")
 
 
+CURRENT = "current"  # FIT naming the fits folder's current fit (the one `retrain` promotes)
+
+
 def locate(fit: str, fits_root: str | Path) -> tuple[FitStore, str]:
-    """(the store, the key) of FIT given as a key under `fits_root` or as a fit's folder."""
+    """(the store, the key) of FIT given as a key under `fits_root`, as a fit's folder, or as
+    `current`: the fit the folder's current pointer names."""
     path = Path(fit).expanduser()
     if path.is_dir() and (path / "record.json").is_file():
         return FitStore(path.parent), path.name
     store = FitStore(fits_root)
+    if fit == CURRENT:
+        key = store.current_key()
+        if key is None:
+            raise ArtifactError(
+                f"no current fit under {store.root}: make one current with `fit` (a folder's first fit "
+                "becomes current) or `retrain`, or give a fit's key"
+            )
+        return store, key
     store.path(fit)  # refuses anything but a key
     if not store.path(fit).is_dir():
         raise ArtifactError(f"no saved fit {fit!r} under {store.root} (give a fit's key or its folder)")

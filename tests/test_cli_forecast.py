@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from server_helpers import post, serving
 
 from bhm_core.cli import main
 from bhm_core.model import settings as settings_file
@@ -225,54 +220,12 @@ def test_a_kaggle_submission_has_an_id_and_a_sale_per_test_row(capsys, tmp_path)
 # the real server: python -m bhm_core serve on a free port of 127.0.0.1, stopped by the test
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        return json.loads(reply.read())
-
-
-@contextlib.contextmanager
-def _server(folder, key, *extra):
-    """`python -m bhm_core serve` on a free port of 127.0.0.1 until healthy; stopped on leaving."""
-    port = _free_port()
-    command = [sys.executable, "-m", "bhm_core", "serve", "--fit", key, "--fits-dir", str(folder / "fits")]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), *extra],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    health = json.loads(reply.read())
-                    assert health["status"] == "ok" and health["fit"] == key
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()[-2000:]
-                time.sleep(0.5)
-        yield url, server
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 @pytest.mark.server
 def test_the_real_server_answers_as_the_forecast_command_does(capsys, fitted):
     folder, key = fitted
-    with _server(folder, key) as (url, server):
+    with serving(folder / "fits", key) as (url, server):
         body = {"stores": [3], "horizon": 7, "levels": [50, 90], "samples": 150, "seed": 4}
-        reply = _post(f"{url}/v1/forecast/interval", body)
+        reply = post(f"{url}/v1/forecast/interval", body)
         out = folder / "served.csv"
         command = ["forecast", "--fit", key, "--fits-dir", str(folder / "fits"), "--stores", "3", "--horizon", "7"]
         options = ["--levels", "50", "90", "--samples", "150", "--seed", "4", "--out", str(out)]
@@ -281,18 +234,18 @@ def test_the_real_server_answers_as_the_forecast_command_does(capsys, fitted):
         rows = pd.read_csv(out)
         np.testing.assert_allclose([r["hi_90"] for r in reply["rows"]], rows["hi_90"])
         server.send_signal(signal.SIGHUP)  # reload: the same fit again, requests keep being answered
-        assert _post(f"{url}/v1/forecast/point", {"stores": [1], "horizon": 2})["fit"] == key
+        assert post(f"{url}/v1/forecast/point", {"stores": [1], "horizon": 2})["fit"] == key
 
 
 @pytest.mark.server
 def test_several_workers_answer_alike_and_are_replaced_one_by_one_on_a_reload(fitted):
     folder, key = fitted
     body = {"stores": [2], "horizon": 5, "samples": 100, "seed": 1}
-    with _server(folder, key, "--workers", "2") as (url, server):
-        first = [_post(f"{url}/v1/forecast/point", body)["rows"] for _ in range(4)]
+    with serving(folder / "fits", key, "--workers", "2") as (url, server):
+        first = [post(f"{url}/v1/forecast/point", body)["rows"] for _ in range(4)]
         server.send_signal(signal.SIGHUP)  # uvicorn starts new workers before it retires the old ones
         until = time.monotonic() + 5
         while time.monotonic() < until:  # requests are answered throughout, with the same numbers
-            assert _post(f"{url}/v1/forecast/point", body)["rows"] == first[0]
+            assert post(f"{url}/v1/forecast/point", body)["rows"] == first[0]
             time.sleep(0.5)
     assert all(rows == first[0] for rows in first)

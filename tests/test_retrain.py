@@ -171,3 +171,23 @@ def test_a_retrain_killed_mid_fit_leaves_the_current_fit_in_place(chain):
     store = FitStore(fits)
     assert store.current_key() == key and store.load(key) is not None
     assert set(store.keys()) == before
+
+
+@pytest.mark.server
+def test_a_server_of_the_current_fit_follows_a_promotion(capsys, chain):
+    from server_helpers import get, post, serving
+
+    _, full, fits, key = chain
+    store = FitStore(fits)
+    with serving(fits, "current") as (url, _):
+        assert get(f"{url}/health")["fit"] == key
+        code, out, _ = run(capsys, "fit", "--data-dir", str(full), "--steps", "10", "--out", str(fits), "--json")
+        newer = json.loads(out.strip().splitlines()[-1])["key"]
+        assert code == 0 and store.current_key() == key  # a folder's later fits do not become current alone
+        store.set_current(newer)
+        deadline = time.monotonic() + 90
+        while get(f"{url}/health")["fit"] != newer:  # requests keep being answered meanwhile
+            assert time.monotonic() < deadline, "the server did not follow the current pointer"
+            assert post(f"{url}/v1/forecast/point", {"stores": [1], "horizon": 2})["rows"]
+            time.sleep(0.5)
+    store.set_current(key)

@@ -82,6 +82,9 @@ def cmd_fit(args) -> dict:
     )
     if cached.note:
         print(f"note: {cached.note}", file=sys.stderr)
+    made_current = args.make_current or store.current_key() is None
+    if made_current and not cached.result.meta.get("cancelled"):
+        store.set_current(cached.key)
     meta = cached.result.meta
     return {
         "key": cached.key,
@@ -94,6 +97,7 @@ def cmd_fit(args) -> dict:
         "fit_seconds": round(meta.get("seconds", 0.0), 3),
         "compile_seconds": round(meta.get("compile_seconds", 0.0), 3),
         "final_loss": cached.result.final_loss,
+        "current": store.current_key() == cached.key,
     }
 
 

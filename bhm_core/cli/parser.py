@@ -34,6 +34,12 @@ def build_parser() -> Parser:
     config_option(fit)
     fit.add_argument("--seed", type=SEED, help="seed of the fit (default: the settings', 0)")
     fit.add_argument("--out", required=True, help="folder for fit artifacts (the dashboard's data/fits)")
+    fit.add_argument(
+        "--make-current",
+        action="store_true",
+        help="make this fit the folder's current one (what `serve --fit current` serves); a folder's first "
+        "fit becomes current anyway",
+    )
     json_option(fit)
     fit.set_defaults(run=commands.cmd_fit)
     _add_evaluation_commands(sub)

@@ -1,6 +1,8 @@
 """How `python -m bhm_core serve` runs: one process, or several uvicorn workers.
 
-One process answers through a `Holder`; SIGHUP opens the fit again and swaps it in while requests
+Served as `--fit current`, every process follows the fits folder's `current` pointer: when
+`retrain` promotes a fit, the next requests get it. One process answers through a `Holder`; SIGHUP
+opens the fit again and swaps it in while requests
 in flight finish on the old one. Several workers (`--workers N`, one per core: a request's work
 holds the interpreter lock, so threads of one process share one core) each open and warm the fit
 themselves; on SIGHUP uvicorn replaces them one at a time, a new worker taking requests before the
@@ -48,6 +50,17 @@ class Served:
         )
         return ServedFit.of(opened)
 
+    def holder(self) -> Holder:
+        """The fit, opened and warmed; when it was named `current`, followed to whatever fit the
+        fits folder's pointer names next."""
+        from bhm_core.artifacts import FitStore
+        from bhm_core.reopen import CURRENT
+
+        holder = Holder(self.open)
+        if self.fit == CURRENT:
+            holder.watch(FitStore(self.fits_root).current_key)
+        return holder
+
     def app(self, holder: Holder) -> FastAPI:
         return create_app(holder, Limits(max_store_days=self.max_store_days, max_draws=self.max_draws))
 
@@ -55,7 +68,7 @@ class Served:
 def app_from_environment() -> FastAPI:
     """The app of one worker (uvicorn's factory): the settings `run` left in the environment."""
     served = Served(**json.loads(os.environ[SETTINGS_VARIABLE]))
-    return served.app(Holder(served.open))
+    return served.app(served.holder())
 
 
 def run(served: Served, host: str, port: int, workers: int, announce) -> None:
@@ -64,7 +77,7 @@ def run(served: Served, host: str, port: int, workers: int, announce) -> None:
     import uvicorn
 
     if workers == 1:
-        holder = Holder(served.open)
+        holder = served.holder()
         signal.signal(signal.SIGHUP, lambda *_: holder.reload_in_background())
         announce(holder().key)
         uvicorn.run(served.app(holder), host=host, port=port, log_level="warning")

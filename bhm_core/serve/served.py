@@ -16,6 +16,7 @@ from bhm_core.forecast.sampling import CHUNK_STORES, compile_programs
 from bhm_core.reopen import Reopened
 
 log = logging.getLogger(__name__)
+POINTER_POLL_SECONDS = 2.0
 WARM_DAYS = 64  # windows up to this long (any number of stores, the default draws) never compile
 
 
@@ -97,6 +98,27 @@ class Holder:
     def reload_in_background(self) -> threading.Thread:
         """`reload` on its own thread: what a signal handler calls, so requests keep being answered."""
         thread = threading.Thread(target=self.reload, name="reload", daemon=True)
+        thread.start()
+        return thread
+
+    def watch(self, token: Callable[[], object], every: float = POINTER_POLL_SECONDS) -> threading.Thread:
+        """Reload whenever `token()` (e.g. the key the fits folder's `current` pointer names)
+        changes: a promotion by `retrain` reaches a running service without a signal."""
+
+        def poll() -> None:
+            last = token()
+            while True:
+                time.sleep(every)
+                try:
+                    now = token()
+                except Exception:  # an unreadable folder for a moment: ask again next time
+                    log.exception("reading what to serve failed")
+                    continue
+                if now != last:
+                    last = now
+                    self.reload()
+
+        thread = threading.Thread(target=poll, name="watch", daemon=True)
         thread.start()
         return thread
 
