@@ -1,7 +1,8 @@
-"""What a fits folder holds and how its fits relate: the chain of parents, and what differs
-between two fits (settings, data, scores, and the chain-wide effects that moved).
+"""What a fits folder holds and how its fits relate: the chain of parents, what differs between
+two fits (settings, data, scores, and the chain-wide effects that moved), and how their forecasts
+of the same weeks moved.
 
-Reads records, and for effects the two fits' guides; never the data.
+The chain and the differences read records, and for effects the two fits' guides, never the data.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from bhm_core.artifacts import FitStore
-from bhm_core.errors import ArtifactError
+from bhm_core.data.cube import SalesCube
+from bhm_core.errors import ArtifactError, DataError
 from bhm_core.forecast.effects import contrasts, global_effects, summary_table
 from bhm_core.forecast.sampling import draw_latents
 from bhm_core.inference.state import FitResult
@@ -126,3 +128,31 @@ def effects_moved(a: FitResult, b: FitResult, threshold: float = MOVED) -> list[
         if abs(change) > threshold and apart:
             out.append({"effect": effect, "a": float(x["median"]), "b": float(y["median"]), "change": float(change)})
     return sorted(out, key=lambda row: -abs(row["change"]))
+
+
+def movement(
+    fits: dict[str, FitResult], cube: SalesCube, store: int, first, last, *, n_samples: int = 300, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How the forecast of [first, last] moved between fits: (one store's, the daily total's over
+    the stores every fit covers), each a long frame with a `fit` column (the dict's names) and
+    date, point, median, lo_50, hi_50, lo_90, hi_90. Every fit forecasts from the cube's covariates
+    as it computed them (the features' origin at its own last day), so a fit made on fewer days
+    is shown as it would forecast, not refitted."""
+    from bhm_core.forecast.predict import forecast, forecast_total
+
+    common = cube.store_ids
+    for result in fits.values():
+        common = np.intersect1d(common, result.store_ids)
+        if tuple(result.feature_names) != tuple(cube.feature_names):
+            raise DataError("the fits encode different features: their forecasts cannot be drawn on the same data")
+    if store not in common:
+        raise DataError(f"store {store} is not in every fit compared")
+    stores, totals = [], []
+    for name, result in fits.items():
+        fitted_to = min(np.datetime64(result.meta.get("last_date", str(cube.dates[-1])), "D"), cube.dates[-1])
+        sub = cube.select_stores(common).with_origin(fitted_to)
+        one = forecast(result, sub, [store], first, last, n_samples=n_samples, seed=seed)
+        stores.append(one.assign(fit=name))
+        total = forecast_total(result, sub, common, first, last, n_samples=n_samples, seed=seed)
+        totals.append(total.assign(fit=name))
+    return pd.concat(stores, ignore_index=True), pd.concat(totals, ignore_index=True)

@@ -179,6 +179,18 @@ def reopen(key: str) -> None:
     )
 
 
+def make_pointer(key: str) -> None:
+    """Point the fits folder's `current` at a saved fit of the data in use (what `serve --fit
+    current` answers with). Callback of the History page."""
+    try:
+        _check_ours(key)
+        fit_store().set_current(key)
+    except BhmError as exc:
+        LIFECYCLE.notify("error", f"Cannot make fit {key[:12]} current: {exc}")
+        return
+    LIFECYCLE.notify("success", f"Fit {key[:12]} is now the fits folder's current fit; a server of it follows.")
+
+
 def saved_fits(cube) -> pd.DataFrame:
     """FitStore.list() of the fits made on `cube`'s data, newest first."""
     store = fit_store()

@@ -26,6 +26,7 @@ PAGES = (
     PageSpec("pages/effects.py", "Effects", ":material/bar_chart:"),
     PageSpec("pages/baselines.py", "Baselines", ":material/leaderboard:"),
     PageSpec("pages/new_stores.py", "New stores", ":material/add_business:"),
+    PageSpec("pages/history.py", "History", ":material/history:"),
 )
 
 
