@@ -105,11 +105,18 @@ def guide_sites() -> tuple[GuideSite, ...]:
     )
     features = np.ones(TRACE_FEATURES, np.float32)
     prior = PriorArrays(features, features, features, *(np.float32(1),) * 4)
+    traced = {}
+
+    def trace_model():
+        traced.update(handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL))
+
     with TRACE_LOCK:
-        trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
+        # Traced abstractly: only the sites' names, plates, supports and shapes are read, and an
+        # eager trace would compile every primitive it meets (seconds on a cold start).
+        jax.make_jaxpr(trace_model)()
     sites = []
     named = {TRACE_STORES: STORES, TRACE_FEATURES: FEATURES}
-    for name, site in trace.items():
+    for name, site in traced.items():
         if site["type"] != "sample" or site["is_observed"]:
             continue
         local = any(frame.name == STORES_PLATE for frame in site["cond_indep_stack"])
