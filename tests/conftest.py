@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 # Modules whose tests fit, backtest or start subprocesses: seconds each.
-SLOW_MODULES = {"test_engine.py", "test_evaluation.py", "test_minibatch.py", "test_scale.py"}
+SLOW_MODULES = {"test_coldstart.py", "test_engine.py", "test_evaluation.py", "test_minibatch.py", "test_scale.py"}
 
 
 def pytest_collection_modifyitems(config, items):

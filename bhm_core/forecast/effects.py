@@ -24,6 +24,12 @@ from bhm_core.inference.state import FitResult
 from bhm_core.model.hierarchy import store_coefficients
 from bhm_core.model.lsq import fit_log_linear
 
+WEEKDAY_NAMES = dict(
+    zip(
+        ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    )
+)
 LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable
 
 
@@ -85,6 +91,13 @@ def _label(name: str) -> str:
         return f"Type {kind}, assortment {assortment}"
     text = name.replace("promo_x_", "Promo × ").replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+def feature_label(name: str) -> str:
+    """A feature's readable name ("weekday_Sun" -> "Sunday", "variant_d/a" -> "Type d, assortment a")."""
+    if name.startswith("weekday_"):
+        return WEEKDAY_NAMES.get(_level(name), _level(name))
+    return _label(name)
 
 
 def feature_days(cube: SalesCube) -> np.ndarray:
