@@ -20,7 +20,7 @@ from app_helpers import (
 from bhm_core.artifacts import FitStore
 from bhm_core.data.sources import load_dataset
 from bhm_core.errors import ConfigError
-from bhm_core.evaluation.backtest import coldstart
+from bhm_core.evaluation.coldstart import coldstart
 from ui.charts import style
 from ui.session import state
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from bhm_core.data.summaries import observed_sales
 from bhm_core.errors import BhmError
-from bhm_core.evaluation.backtest import check_coldstart
+from bhm_core.evaluation.coldstart import check_coldstart
 from ui.session import evaluations
 from ui.views import evaluation as eval_view
 
