@@ -12,6 +12,7 @@ sessions of the process, under the job's key.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -94,6 +95,22 @@ class BackgroundJob:
         return self.trace[-1][0] if self.trace else 0
 
     @property
+    def compiling(self) -> bool:
+        """Whether the work is building (or waiting for) a compiled program right now."""
+        programs = sys.modules.get("bhm_core.inference.programs")  # loaded by the time anything compiles
+        return programs is not None and self._thread.ident is not None and programs.compiling(self._thread.ident)
+
+    def stage(self) -> str:
+        """The named phase the progress panel shows."""
+        if self.cancelling:
+            return "Cancelling"
+        if self.step == 0:
+            return "Compiling" if self.compiling else "Preparing"
+        if self.step < self.total_steps:
+            return "Fitting"
+        return self._then or "Finishing"
+
+    @property
     def elapsed(self) -> float:
         return self.seconds if self.seconds is not None else time.monotonic() - self.started
 
@@ -113,6 +130,7 @@ class FitJob(BackgroundJob):
         source=None,
     ):
         super().__init__(key=key, label=label, source=source, total_steps=config.steps)
+        self._then = "Saving"
         self.config, self.priors = config, priors
         self.n_stores = cube.n_stores
         self._store, self._cube = store, cube
