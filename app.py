@@ -3,13 +3,15 @@
 import streamlit as st
 
 from ui.session import state, warmup
-from ui.views import nav, status
+from ui.views import address, nav, status
 
 st.set_page_config(page_title="Sales forecasting", page_icon=":material/insights:", layout="wide")
 page = st.navigation(nav.pages())
 st.session_state[state.ROUTED] = True
+address.restore()  # the source, picks and fit a link or a reload names
 slot = st.sidebar.empty()
 status.sidebar_status(slot)  # drawn first, so it is there even when a page stops early
 page.run()
 status.sidebar_status(slot)  # and again: the page may have changed the data or the picks
+address.publish()
 warmup.warm_up()  # once per process, after the first page: JAX loads while the user reads it

@@ -11,7 +11,7 @@ cube = loaders.current_cube()
 if cube is None:
     st.stop()
 
-fits.collect()  # a fit that ended in the background becomes current (or says why not)
+fits.current()  # collects a fit that ended in the background, drops one of data that changed (with a notice)
 store_ids, by_default = fits.stores_to_fit(cube)
 sub = loaders.fit_cube(cube, store_ids)
 if by_default:

@@ -83,14 +83,16 @@ def test_invalid_prior_and_setting_show_the_field_and_disable_fit(app):
     app.number_input(key=prior_key("promo", "mu_scale")).set_value(0.0)
     app.run()
     assert not app.exception
-    assert "Priors.promo.mu_scale" in texts(app.error)
+    assert "Promo: Uncertainty of the group mean: 0 is not allowed (allowed: (0, 100])" in texts(app.error)
+    assert "Priors." not in texts(app.error)
     assert fit_button(app).disabled
     app.number_input(key=prior_key("promo", "mu_scale")).set_value(1.0)
     app.number_input(key=f"{state.W_SVI}.learning_rate").set_value(0.0)
     app.run()
     assert not app.exception
     message = texts(app.error)
-    assert "FitConfig.learning_rate" in message and "(0, 10]" in message
+    assert "Learning rate: 0 is not allowed (allowed: (0, 10])" in message
+    assert "FitConfig" not in message
     assert fit_button(app).disabled
 
 

@@ -110,8 +110,29 @@ def collect() -> None:
 
 
 def current() -> CurrentFit | None:
+    """The fit the pages show. One made on data that changed since under the same source (a new
+    download into the same folder) is dropped, with a notice: its stores' data are not what it saw."""
     collect()
-    return st.session_state.get(state.FIT)
+    fit = st.session_state.get(state.FIT)
+    if fit is not None and not _fits_the_data(fit):
+        st.session_state.pop(state.FIT, None)
+        LIFECYCLE.notify("info", "The data changed since the last fit, so it is no longer in use: fit again.")
+        return None
+    return fit
+
+
+def _fits_the_data(fit: CurrentFit) -> bool:
+    try:
+        cube = loaders.load_cube(state.current_source())
+        return loaders.fit_cube(cube, fit.result.store_ids).fingerprint == fit.result.data_fingerprint
+    except BhmError:
+        return False
+
+
+def in_use() -> CurrentFit | None:
+    """The current fit without collecting a finished job (what the sidebar shows before the page)."""
+    fit = st.session_state.get(state.FIT)
+    return fit if fit is not None and _fits_the_data(fit) else None
 
 
 def notice() -> Notice | None:
@@ -156,8 +177,9 @@ def use_partial() -> None:
         LIFECYCLE.notify("info", "The partial fit is current. It is not saved: fit again to keep one.")
 
 
-def reopen(key: str) -> None:
-    """Make a saved fit current, if it belongs to the data in use. Callback of the history table."""
+def reopen(key: str, quiet: bool = False) -> bool:
+    """Make a saved fit current, if it belongs to the data in use. Callback of the history table;
+    quiet (a link's fit): no notice on success, and the reason in the link's notice otherwise."""
     try:
         result = loaders.saved_fit(str(fit_store().root), key)
         sub = loaders.fit_cube(loaders.load_cube(state.current_source()), result.store_ids)
@@ -167,13 +189,19 @@ def reopen(key: str) -> None:
                 "stores in the data in use); load that data on the Data page first"
             )
     except BhmError as exc:
-        LIFECYCLE.notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
-        return
+        if quiet:
+            st.session_state[state.URL_NOTICE] = f"The fit of the link ({key[:12]}) cannot be shown: {exc}"
+        else:
+            LIFECYCLE.notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
+        return False
     make_current(CurrentFit(result, key, True, True, None))
-    LIFECYCLE.notify(
-        "success",
-        f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now in the editors.",
-    )
+    if not quiet:
+        LIFECYCLE.notify(
+            "success",
+            f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now "
+            "in the editors.",
+        )
+    return True
 
 
 def delete(key: str) -> None:

@@ -65,6 +65,14 @@ def current_cube() -> SalesCube | None:
         return None
 
 
+def loaded_cube() -> SalesCube | None:
+    """The cube of the data in use when it loads, without saying anything when it does not."""
+    try:
+        return load_cube(state.current_source())
+    except BhmError:
+        return None
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def store_table(fingerprint: str, _cube: SalesCube) -> pd.DataFrame:
     """One row per store: attributes plus mean sales over observed days and day counts."""

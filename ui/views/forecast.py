@@ -25,8 +25,13 @@ def controls(fit, sub) -> dict:
     """Stores, window, scenario and samples; returns the forecast request."""
     ids = [int(i) for i in fit.result.store_ids]
     top = st.columns([2.2, 1.4, 1.2, 1.2], vertical_alignment="bottom")
+    shown_label = (
+        f"Stores to show (of the {len(ids)} fitted)"
+        if len(ids) <= MAX_PANELS
+        else f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)"
+    )
     stores = top[0].multiselect(
-        f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)",
+        shown_label,
         ids,
         default=ids[: min(3, len(ids))],
         max_selections=MAX_PANELS,
