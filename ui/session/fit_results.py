@@ -105,8 +105,26 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
     if _cube is not None:
         out["shrinkage"] = effects.shrinkage(_result, _cube, items, latents)
         days = effects.feature_days(_cube)
-        out["days"] = pd.Series({c.label: int(days[c.feature]) for c in items})
+        out["days"] = pd.Series({c.id: int(days[c.feature]) for c in items})
     return out
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def truth_tables(fit_key: str, seen: tuple, source_key: str, _result, _truth: dict, _cube) -> dict:
+    """The fit's effects against the true parameters of synthetic data: true chain-wide multipliers
+    (by effect id), each store's, the share of stores whose 90 % interval holds the truth, and
+    whether each chain-wide interval does; only effects the fit's data identify (forecast.truth)."""
+    from bhm_core.forecast import effects, truth
+
+    items = effects.contrasts(_result.feature_names, _result.feature_groups, seen)
+    chain, stores = truth.true_effects(items, _truth, _result.feature_names, _result.store_ids, _cube)
+    tables = effect_tables(fit_key, seen, _result)
+    return {
+        "chain": chain,
+        "stores": stores,
+        "hits": truth.interval_hits(tables["stores"], stores),
+        "chain_hits": truth.chain_hits(effects.summary_table(tables["global"]), chain),
+    }
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
