@@ -214,17 +214,7 @@ def shrinkage_figure(
         )
     )
     if true is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=lsq,
-                y=true,
-                mode="markers",
-                name="true value (demo)",
-                marker=dict(symbol="x-thin", size=10, line=dict(width=2, color=TRUTH_COLOUR)),
-                customdata=frame["store"],
-                hovertemplate="Store %{customdata}: true ×%{y:.3f}<extra></extra>",
-            )
-        )
+        fig.add_trace(_true_crosses(lsq, true, frame["store"]))
     axis = dict(type="log", tickformat="~g", range=[np.log10(lo), np.log10(hi)])
     fig.update_xaxes(title_text=f"{effect}: the store's own least squares (×)", **axis)
     fig.update_yaxes(title_text=f"{effect}: hierarchical model (×)", **axis)
@@ -232,3 +222,15 @@ def shrinkage_figure(
         height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0)
     )
     return fig
+
+
+def _true_crosses(x, true, stores) -> go.Scatter:
+    return go.Scatter(
+        x=x,
+        y=true,
+        mode="markers",
+        name="true value (demo)",
+        marker=dict(symbol="x-thin", size=10, line=dict(width=2, color=TRUTH_COLOUR)),
+        customdata=stores,
+        hovertemplate="Store %{customdata}: true ×%{y:.3f}<extra></extra>",
+    )
