@@ -145,11 +145,11 @@ def parts(
     ):
         frame = cell_frame(draws, dates, request.levels)
         rows = frame.rename(columns={"point": "mean", "point_rmspe": "point"})
-        rows["source"] = _sources(cube, draws.ids, dates, scenario).ravel()
+        rows["source"] = sources(cube, draws.ids, dates, scenario).ravel()
         yield Part(rows[columns(request.levels)], draws)
 
 
-def _sources(cube: SalesCube, store_ids, dates, scenario: Scenario) -> np.ndarray:
+def sources(cube: SalesCube, store_ids, dates, scenario: Scenario) -> np.ndarray:
     """(stores, days) where each day's covariates came from (future.SOURCES)."""
     _, known = scenario.ahead(store_ids, dates)
     after = np.where(known != UNKNOWN, known, SOURCES.index("default"))

@@ -56,6 +56,9 @@ def stores_to_fit(cube) -> tuple[list[int], bool]:
 
 
 def make_current(fit: CurrentFit) -> None:
+    before = st.session_state.get(state.FIT)
+    if before is not None and before.saved and before.key != fit.key:
+        st.session_state[state.PREVIOUS_FIT] = before.key  # what a what-if compares the new fit with
     st.session_state[state.FIT] = fit
 
 
