@@ -18,6 +18,8 @@ from bhm_core.data.sources import DemoSource
 SOURCE = "bhm.source"  # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
 FIT = "bhm.fit"  # ui.session.fits.CurrentFit: the fit the engine pages show
+LOADED_FEATURES = "bhm.loaded_features"  # FeatureSpec of the last settings file loaded (Model & fit)
+SVI_EXTRA = "bhm.svi_extra"  # FitConfig fields without a widget, as the last settings file gave them
 PREVIOUS_FIT = "bhm.previous_fit"  # key of the saved fit that was current before the current one
 FIT_JOB = "bhm.fit_job"  # ui.session.jobs.FitJob: a fit running in the background (or just done)
 FIT_NOTICE = "bhm.fit_notice"  # ui.session.lifecycle.Notice about the last fit attempt (Model & fit)

@@ -19,16 +19,21 @@ def _key(name: str) -> str:
     return f"{state.W_SVI}.{name}"
 
 
+NO_WIDGET = ("warmup_steps", "likelihood")  # kept as loaded (a settings file, a reopened fit)
+
+
 def load(config: FitConfig) -> None:
     """Put a fit's settings into the widgets (call before they are drawn, e.g. from a callback)."""
     for name, value in _widget_values(config).items():
         st.session_state[_key(name)] = value
+    st.session_state[state.SVI_EXTRA] = {name: getattr(config, name) for name in NO_WIDGET}
 
 
 def _widget_values(config: FitConfig) -> dict:
     values = config.to_dict()
-    values.pop("chunk_steps")
-    values.pop("warmup_steps")  # not a widget: the default ramp suits every schedule
+    values.pop("chunk_steps")  # the dashboard's own: how often the progress panel moves
+    for name in NO_WIDGET:  # the default ramp and law suit every case; a file may set them
+        values.pop(name)
     values["minibatch"] = config.batch_size is not None
     values["batch_size"] = config.batch_size or 10
     return values
@@ -48,6 +53,7 @@ def _build(values: dict) -> FitConfig:
         init=values["init"],
         chunk_steps=PROGRESS_EVERY,
         seed=int(values["seed"]),
+        **st.session_state.get(state.SVI_EXTRA, {}),
     )
 
 
