@@ -20,6 +20,7 @@ SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the St
 FIT = "bhm.fit"  # ui.session.fits.CurrentFit: the fit the engine pages show
 LOADED_FEATURES = "bhm.loaded_features"  # FeatureSpec of the last settings file loaded (Model & fit)
 SVI_EXTRA = "bhm.svi_extra"  # FitConfig fields without a widget, as the last settings file gave them
+NS_HIERARCHY_STORES = "bhm.ns_hierarchy"  # stores the New stores page's hierarchy rests on, when widened
 PREVIOUS_FIT = "bhm.previous_fit"  # key of the saved fit that was current before the current one
 FIT_JOB = "bhm.fit_job"  # ui.session.jobs.FitJob: a fit running in the background (or just done)
 FIT_NOTICE = "bhm.fit_notice"  # ui.session.lifecycle.Notice about the last fit attempt (Model & fit)
