@@ -20,7 +20,7 @@ from numpyro import handlers
 from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import SalesCube
 from bhm_core.model.config import EffectPrior, Priors
-from bhm_core.model.hierarchy import linear_predictor, prior_arrays, sample_latents, store_coefficients
+from bhm_core.model.hierarchy import HANDLERS_LOCK, linear_predictor, prior_arrays, sample_latents, store_coefficients
 
 LN10 = math.log(10)
 
@@ -64,7 +64,8 @@ def prior_predictive(
     cells = observed_cells(cube)
     prior = prior_arrays(priors, cube.design.groups)
     pick = np.random.default_rng(seed).integers(0, len(cells.y), (n_draws, cells_per_draw))
-    theta = store_coefficients(_prior_latents(jax.random.PRNGKey(seed), prior, cells_per_draw, n_draws))
+    with HANDLERS_LOCK:  # a first call traces the model under NumPyro's handlers
+        theta = store_coefficients(_prior_latents(jax.random.PRNGKey(seed), prior, cells_per_draw, n_draws))
     eta = []
     for draw, at in enumerate(pick):
         _, store = np.unique(cells.store[at], return_inverse=True)  # the draw's stores, numbered from 0

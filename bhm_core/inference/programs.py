@@ -20,6 +20,7 @@ import numpy as np
 from bhm_core import paths
 from bhm_core.inference.sharding import shardings_of
 from bhm_core.inference.step import ChunkOut, run_chunk, split_plan
+from bhm_core.model.hierarchy import HANDLERS_LOCK
 
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
@@ -82,4 +83,6 @@ def _compile(args, static: dict):
         options["out_shardings"] = ChunkOut(
             options["in_shardings"][1], shardings_of(False, mesh), shardings_of(False, mesh)
         )
-    return jax.jit(partial(run_chunk, **static), donate_argnums=(1,), **options).lower(*args).compile()
+    with HANDLERS_LOCK:  # tracing runs the model under NumPyro's handlers; compiling does not
+        lowered = jax.jit(partial(run_chunk, **static), donate_argnums=(1,), **options).lower(*args)
+    return lowered.compile()

@@ -39,6 +39,7 @@ from numpyro.distributions.transforms import Transform, biject_to
 from numpyro.infer.util import log_density
 
 from bhm_core.model.hierarchy import (
+    HANDLERS_LOCK,
     STORES_PLATE,
     ModelData,
     PriorArrays,
@@ -104,7 +105,8 @@ def guide_sites() -> tuple[GuideSite, ...]:
     )
     features = np.ones(TRACE_FEATURES, np.float32)
     prior = PriorArrays(features, features, features, *(np.float32(1),) * 4)
-    trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
+    with HANDLERS_LOCK:
+        trace = handlers.trace(handlers.seed(model, 0)).get_trace(data, prior, NEGATIVE_BINOMIAL)
     sites = []
     named = {TRACE_STORES: STORES, TRACE_FEATURES: FEATURES}
     for name, site in trace.items():

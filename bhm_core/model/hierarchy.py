@@ -22,6 +22,7 @@ cells; padding cells carry ``cell_mask = False`` and are masked out.
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -34,6 +35,11 @@ from bhm_core.model.config import Priors
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL, Likelihood
 
 STORES_PLATE = "stores"  # the plate of per-store (local) latents
+# NumPyro's effect handlers live on one process-wide stack, not one per thread: two threads running
+# the model under handlers at once (a fit's program being traced while the dashboard draws a prior
+# check, or compiles another program ahead) mix their sites ("theta_mu duplicated"). Whoever runs
+# the model under handlers, or traces a program that does, holds this lock.
+HANDLERS_LOCK = threading.RLock()
 CELLS_PLATE = "cells"
 # The per-store coefficients in standardised form: their posterior is strongly correlated within a
 # store, so the guide gives this site a per-store whitening basis (guide.py, start.py).

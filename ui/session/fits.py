@@ -164,7 +164,21 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
         return
     source = state.current_source()
     label = f"{source.label}: {ids_text(sub.store_ids)}"
-    LIFECYCLE.start(lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source))
+    LIFECYCLE.start(
+        lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source, after=draw_first_forecasts)
+    )
+
+
+def draw_first_forecasts(result, cube) -> None:
+    """Draw, in the fit's job, what the Forecast page shows first (its default stores, history and
+    horizon), so that the compiled sampling programs are there when the page opens."""
+    from bhm_core.forecast.predict import forecast, forecast_total
+
+    end = cube.dates[-1]
+    stores = [int(i) for i in result.store_ids[:3]]
+    for first, last, seed in ((end - 55, end, 0), (end + 1, end + 42, 1)):
+        forecast(result, cube, stores, first, last, n_samples=500, seed=seed, chunk_stores=8)
+        forecast_total(result, cube, result.store_ids, first, last, n_samples=500, seed=seed)
 
 
 def ids_text(ids) -> str:

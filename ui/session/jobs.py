@@ -38,6 +38,7 @@ class BackgroundJob:
         self.total_steps = max(int(total_steps), 1)
         self.phase = ""  # what the work is doing now, for the page
         self._then = ""  # what it does after the current stage's last step
+        self._after_steps = ""  # a named phase once the steps are done (drawing forecasts)
         self.trace: list[tuple[int, float]] = []  # (step, loss) after every chunk of steps
         self.outcome = None
         self.error: BaseException | None = None
@@ -104,6 +105,8 @@ class BackgroundJob:
         """The named phase the progress panel shows."""
         if self.cancelling:
             return "Cancelling"
+        if self._after_steps:
+            return self._after_steps
         if self.step == 0:
             return "Compiling" if self.compiling else "Preparing"
         if self.step < self.total_steps:
@@ -128,18 +131,19 @@ class FitJob(BackgroundJob):
         key: str = "",
         label: str = "",
         source=None,
+        after: Callable | None = None,
     ):
         super().__init__(key=key, label=label, source=source, total_steps=config.steps)
         self._then = "Saving"
         self.config, self.priors = config, priors
         self.n_stores = cube.n_stores
-        self._store, self._cube = store, cube
+        self._store, self._cube, self._after = store, cube, after
 
     def _work(self) -> CachedFit:
         from bhm_core import artifacts
 
         try:
-            return artifacts.fit_or_load(
+            out = artifacts.fit_or_load(
                 self._store,
                 self._cube,
                 self.config,
@@ -148,8 +152,15 @@ class FitJob(BackgroundJob):
                 on_progress=self.progress,
                 should_stop=self._stop.is_set,
             )
+            if self._after is not None and not out.result.meta.get("cancelled") and not self.cancelling:
+                self._after_steps = "Drawing forecasts"
+                try:
+                    self._after(out.result, self._cube)
+                except Exception:  # the fit is made and saved; its forecasts are drawn again on the page
+                    log.exception("drawing the forecasts ahead failed")
+            return out
         finally:
-            self._cube = None  # the thread's reference: the cube is the cache's, not the job's
+            self._cube = self._after = None  # the thread's references: the cube is the cache's
 
 
 class TaskJob(BackgroundJob):

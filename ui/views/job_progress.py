@@ -29,6 +29,7 @@ WHAT_NOW = {
     "Preparing": "the start: least squares on log sales",
     "Compiling": "the fit program for this size; once per size and server",
     "Saving": "the fit, so that it loads at once next time",
+    "Drawing forecasts": "of the Forecast page's first view (compiles once per server)",
 }
 
 
