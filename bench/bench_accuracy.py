@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     from bhm_core.data.features import FeatureSpec
     from bhm_core.data.sources import KaggleDirSource, load_dataset
-    from bhm_core.evaluation.backtest import backtest, coldstart_trial
+    from bhm_core.evaluation.backtest import backtest
+    from bhm_core.evaluation.coldstart import coldstart_trial
     from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
 

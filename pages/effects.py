@@ -4,7 +4,7 @@ and how the hierarchy pulls stores with little data toward the chain."""
 import streamlit as st
 
 from bhm_core.errors import BhmError
-from ui.session import fit_results
+from ui.session import fit_results, loaders, state
 from ui.views import effects as effects_view
 from ui.views import fit_history, guards, nav
 
@@ -20,21 +20,28 @@ st.caption(
 try:
     seen = fit_results.seen_features(sub.fingerprint, sub)
     tables = fit_results.effect_tables(fit.key, seen, fit.result, sub)
-    effects, groups = effects_view.choose_effects(tables)
-    if not effects:
+    chosen = effects_view.choose_effects(tables)
+    if not chosen:
         st.info("Choose at least one feature group.", icon=":material/arrow_upward:")
         st.stop()
+    source = state.current_source()
+    truth = loaders.truth(source)
+    if truth is not None:
+        truth = fit_results.truth_tables(fit.key, seen, loaders.source_key(source), fit.result, truth, sub)
 
     st.subheader("Chain-wide effects")
     overlay = effects_view.overlay_choice(fit, fit_history.saved_keys(), seen)
-    st.caption("Posterior densities of exp(θ_μ), the effect for a typical store of the chain.")
-    effects_view.densities(tables, fit, overlay, effects, groups)
+    st.caption(
+        "Posterior densities of exp(θ_μ), the effect for a typical store of the chain, one chart per "
+        "feature group." + effects_view.truth_caption(truth, chosen)
+    )
+    effects_view.densities(tables, fit, overlay, chosen, truth)
 
     st.subheader("Store by store")
     st.caption("Each dot is one store's posterior mean effect; the diamond is the chain's.")
-    effects_view.per_store(tables, effects, groups, fit.key)
+    effects_view.per_store(tables, chosen, fit.key)
 
     st.subheader("Shrinkage: a store's own estimate vs the hierarchical one")
-    effects_view.shrinkage(tables, effects, fit.key)
+    effects_view.shrinkage(tables, chosen, fit.key, truth)
 except BhmError as exc:
     st.error(str(exc))

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.session import fits, loaders, state
-from ui.views import fit_history, fit_runner, nav, prior_editor, svi_settings
+from ui.views import fit_history, fit_runner, nav, prior_editor, settings_file, svi_settings
 
 nav.route_through_app()
 st.title("Model & fit")
@@ -11,7 +11,7 @@ cube = loaders.current_cube()
 if cube is None:
     st.stop()
 
-fits.collect()  # a fit that ended in the background becomes current (or says why not)
+fits.current()  # collects a fit that ended in the background, drops one of data that changed (with a notice)
 store_ids, by_default = fits.stores_to_fit(cube)
 sub = loaders.fit_cube(cube, store_ids)
 if by_default:
@@ -26,6 +26,9 @@ else:
         f"Fitting the {len(store_ids)} stores picked on the Stores page "
         f"({int(sub.observed.sum()):,} observed store-days) of {state.current_source().label}."
     )
+
+with st.expander("Settings file: download, load, or start from a fit's posterior", icon=":material/description:"):
+    settings_file.section(sub)
 
 st.subheader("Priors")
 left, right = st.columns([1.1, 1], gap="large")

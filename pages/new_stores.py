@@ -30,6 +30,7 @@ key = None
 if request is not None:
     reuse, others = evaluations.hierarchy_plan(cube, request["new"])
     new_stores_view.hierarchy_caption(reuse, others)
+    new_stores_view.pooling_warning(cube, request["new"], others)
     h_key = evaluations.hierarchy_key(cube, reuse, others, config, priors)
     key = evaluations.coldstart_key(cube, request["new"], request["known"], request["horizon"], h_key, config)
 evaluation = eval_view.run(

@@ -44,8 +44,14 @@ def test_backtest_tables_charts_and_cache(app):
     assert not at.exception and not at.error, texts(at.error)
     assert "Backtest done" in texts(at.success)
     assert button(at, "Done for these inputs").disabled  # collected before the button is drawn
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "Method" in d.value.columns)
     assert table["Method"].tolist()[0] == "Hierarchical model"
+    # The headline in context: its spread over stores and the cases where pooling pays.
+    assert "What the headline says." in texts(at.markdown) and "Pooling pays where" in texts(at.markdown)
+    cases = next(d.value for d in at.dataframe if "Case" in d.value.columns)
+    assert cases["Case"].iloc[0] == "All scored store-days"
+    assert "Intervals (CRPS; 90 % coverage)" in set(cases["Case"])
+    assert "Against the strongest peer (LightGBM)" in set(cases["Case"])
     assert {"Per-store regression", "Pooled regression", "Median by weekday × promo", "Seasonal naive"} <= set(
         table["Method"]
     )

@@ -1,12 +1,12 @@
-"""The Forecast page through AppTest: no fit, per-store bands, total, one day's density, the promo
-what-if, CSV, and forecasts cached so that chart options never recompute."""
+"""The Forecast page through AppTest: no fit, per-store bands, total, one day's density, the calendar
+ahead, the what-ifs (promo days, another fit), the table and its CSVs, and forecasts cached so that
+chart options never recompute."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import chart, fitted_app, open_page, small_demo, texts
+from app_helpers import button, chart, fitted_app, open_page, small_demo, texts, wait_for_job
 
 from ui.session import fit_results
 
@@ -51,28 +51,72 @@ def forecast_table(at) -> pd.DataFrame:
     return at.dataframe[0].value
 
 
-def test_promo_what_if_raises_future_weekdays_only(app):
-    end = pd.Timestamp("2013-07-19")  # the 200-day demo's last day
-    off = forecast_table(app)
-    app.toggle(key="w.fc.promo").set_value(True)
+END = pd.Timestamp("2013-07-19")  # the 200-day demo's last day
+
+
+def test_the_table_is_named_for_people_and_the_csv_has_every_fitted_store(app):
+    table = forecast_table(app)
+    for column in (
+        "Store",
+        "Date",
+        "Actual sales (€)",
+        "Forecast mean (€)",
+        "50 % interval, low (€)",
+        "90 % interval, high (€)",
+        "Calendar from",
+    ):
+        assert column in table.columns, column
+    assert (table["Forecast mean (€)"] == table["Forecast mean (€)"].round(0)).all()
+    dates = pd.to_datetime(table["Date"])
+    assert set(table.loc[dates <= END, "Calendar from"]) == {"recorded"}
+    assert set(table.loc[dates > END, "Calendar from"]) <= {"estimated", "inferred", "default"}
+    labels = [b.label for b in app.get("download_button")]
+    assert "Download all 20 fitted stores as CSV" in labels and "Download what is shown as CSV" in labels
+    assert "public holidays inferred from each store's recorded holidays" in texts(app.caption)
+
+
+def test_promo_what_if_against_the_plan(app):
+    open_tab(app, "What if: promo")
+    assert not app.exception and not app.error
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Uplift"].startswith("+") and float(metrics["Uplift in %"].split()[0]) > 5
+    table = app.dataframe[0].value
+    assert table["Store"].iloc[0] == "All fitted stores" and len(table) == 21
+    low, high = table["Uplift 90 % interval, low (€)"].iloc[0], table["Uplift 90 % interval, high (€)"].iloc[0]
+    assert 0 < low < table["Uplift (€)"].iloc[0] < high  # a promo surely lifts sales
+    names = {t.get("name") for t in chart(app, "wi.promo")["data"]}
+    assert {"Plan", "Promo on (what-if)"} <= names
+    # Only some stores and days: the other stores' uplift is exactly 0 (paired draws).
+    app.multiselect(key=next(m.key for m in app.multiselect if m.label == "Stores of the plan")).set_value([2])
     app.run()
-    on = forecast_table(app)
-    assert list(off["date"]) == list(on["date"])
-    past = off["date"] <= end
-    assert np.allclose(off.loc[past, "mean"], on.loc[past, "mean"])  # recorded days never change
-    future_weekdays = (off["date"] > end) & (off["date"].dt.day_of_week < 5)
-    assert on.loc[future_weekdays, "promo"].all() and not off.loc[future_weekdays, "promo"].any()
-    lift = on.loc[future_weekdays, "mean"].to_numpy() / off.loc[future_weekdays, "mean"].to_numpy()
-    assert np.median(lift) > 1.1
-    assert app.get("download_button")
+    table = app.dataframe[0].value
+    others = table[~table["Store"].isin(["All fitted stores", "2"])]
+    assert (others["Uplift (€)"] == 0).all() and table.set_index("Store").loc["2", "Uplift (€)"] > 0
+    assert [b.label for b in app.get("download_button")] == ["Download the uplift as CSV"]
+
+
+def test_another_fit_what_if_compares_before_and_after_a_prior_change(app):
+    open_tab(app, "What if: another fit")
+    assert "Fit these stores with other priors" in texts(app.caption)
+    button(app, "Widen the weekday prior").click()
+    app.run()
+    wait_for_job(app)
+    open_tab(app, "What if: another fit")
+    assert not app.exception and not app.error
+    assert "Over the 42 days ahead" in texts(app.markdown)
+    table = app.dataframe[0].value
+    assert table["Store"].iloc[0] == "All fitted stores"
+    assert set(table["Larger than the forecast's uncertainty"]) <= {"yes", "no"}
+    assert any(t.get("name", "").startswith("current fit") for t in chart(app, "wi.fits")["data"])
 
 
 def test_future_sundays_of_stores_closed_on_sundays_are_expected_closed(app):
     table = forecast_table(app)
-    future_sundays = (table["date"] > pd.Timestamp("2013-07-19")) & (table["date"].dt.day_of_week == 6)
+    dates = pd.to_datetime(table["Date"])
+    future_sundays = (dates > END) & (dates.dt.day_of_week == 6)
     assert future_sundays.any()
-    assert (~table.loc[future_sundays, "open"]).all()
-    assert (table.loc[future_sundays, "mean"] == 0).all()
+    assert (~table.loc[future_sundays, "Open"]).all()
+    assert (table.loc[future_sundays, "Forecast mean (€)"] == 0).all()
 
 
 def test_total_and_one_day_density(app):
@@ -119,5 +163,6 @@ def test_horizon_and_history_controls(app):
     assert not app.exception and not app.error
     zoom = next(s for s in app.slider if s.label == "Zoom (dates)")
     assert str(zoom.value[0]) == "2013-01-01" and str(zoom.value[1]) == "2013-07-19"
-    assert app.toggle(key="w.fc.promo").disabled  # nothing after the data to switch promo on
     assert "Current fit" in texts(app.caption)
+    open_tab(app, "What if: promo")
+    assert "a promo plan is about the days after the data" in texts(app.info)

@@ -20,7 +20,7 @@ from app_helpers import (
 from bhm_core.artifacts import FitStore
 from bhm_core.data.sources import load_dataset
 from bhm_core.errors import ConfigError
-from bhm_core.evaluation.backtest import coldstart
+from bhm_core.evaluation.coldstart import coldstart
 from ui.charts import style
 from ui.session import state
 
@@ -101,3 +101,19 @@ def test_too_many_known_days_shows_an_error_and_no_exception(app):
     new_picker(app).set_value([])
     app.run()
     assert "Choose at least one store" in texts(app.info) and not app.exception
+
+
+def test_a_hierarchy_of_few_stores_is_flagged_and_can_be_widened(app):
+    app.session_state[state.SELECTED_STORES] = [1, 2, 3, 4]
+    app.run()
+    assert "The hierarchy rests on 4 stores" in texts(app.warning)
+    button(app, "Fit the hierarchy on 27 stores instead").click()
+    app.run()
+    assert "a fit on 27 other stores" in texts(app.caption)
+    assert "rests on" not in texts(app.warning)
+    at = run_trial(app)
+    assert not at.exception and not at.error, texts(at.error)
+    assert "New-store trial done" in texts(at.success)
+    button(at, "Back to the picked stores").click()
+    at.run()
+    assert "The hierarchy rests on 4 stores" in texts(at.warning)

@@ -114,6 +114,13 @@ def test_table_rows_can_be_added_to_the_picks(app):
     button(app, "Add 2 selected").click()
     app.run()
     assert picker(app).value == [1, 3]
+    # The rows stay selected, and the button no longer offers to add them again.
+    assert button(app, "Selected stores are picked").disabled
+    app.session_state[key] = {"selection": {"rows": [0, 1, 2], "columns": [], "cells": []}}
+    app.run()
+    button(app, "Add 1 selected store").click()
+    app.run()
+    assert picker(app).value == [1, 3, 2]
 
 
 def test_picks_and_filters_survive_a_trip_to_another_page(app):

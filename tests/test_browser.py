@@ -207,7 +207,7 @@ def test_pages_render_and_picks_carry_over(server, browser):
     field.press("Enter")
     page.wait_for_timeout(800)
     page.get_by_role("button", name="Fit 7 stores").click()
-    page.get_by_text(re.compile(r"^Step [\d,]+ of 200,000")).wait_for(timeout=FIT_TIMEOUT)
+    page.get_by_text(re.compile(r"Fitting: step [\d,]+ of 200,000")).wait_for(timeout=FIT_TIMEOUT)
     page.mouse.move(0, 0)
     page.wait_for_timeout(600)
     page.screenshot(path=ARTIFACTS / "fit_running.png")
@@ -216,6 +216,13 @@ def test_pages_render_and_picks_carry_over(server, browser):
     assert page.get_by_role("button", name=re.compile("^Use the partial fit anyway")).is_visible()
     assert page.get_by_text(re.compile(r"New fit: [\d.]+ s")).is_visible()  # the 150-step fit
     no_exceptions(page)
+
+    # A reload keeps the view: the URL holds the data, the picks and the fit.
+    assert "stores=" in page.url and "fit=" in page.url and "source=demo-60-942-0" in page.url
+    page.reload()
+    page.get_by_text("Current fit:").wait_for(timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Picked stores: 7" in sidebar and "Fit in use: 7 stores, 150 steps" in sidebar
 
     started = time.monotonic()
     page.get_by_role("link", name="Forecast").click()

@@ -17,7 +17,7 @@ from bhm_core.data.cube import build_cube
 from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.data.validate import default_stores
 from bhm_core.errors import ConfigError, DataError
-from bhm_core.evaluation.backtest import METRIC_KEYS, backtest, choose_stores, coldstart_trial, error_sources
+from bhm_core.evaluation.backtest import backtest, choose_stores
 from bhm_core.evaluation.baselines import (
     BASELINES,
     COLDSTART_BASELINES,
@@ -29,7 +29,9 @@ from bhm_core.evaluation.baselines import (
     pooled,
     seasonal_naive,
 )
+from bhm_core.evaluation.coldstart import coldstart_trial
 from bhm_core.evaluation.metrics import crps_from_samples, score_dict
+from bhm_core.evaluation.tables import METRIC_KEYS, error_sources
 from bhm_core.forecast.summaries import rmspe_optimal_point
 from bhm_core.model.config import FitConfig
 

@@ -129,7 +129,7 @@ def cmd_backtest(args) -> dict:
 
 
 def cmd_coldstart(args) -> dict:
-    from bhm_core.evaluation.backtest import coldstart_trial
+    from bhm_core.evaluation.coldstart import coldstart_trial
 
     chosen, source, cube = _evaluation_setup(args)
     evaluation = coldstart_trial(

@@ -24,7 +24,7 @@ def print_evaluation(result: dict) -> None:
         f"(compile {result['compile_seconds']:.1f} s), {result['steps']} steps, final loss "
         f"{_fmt(result['final_loss'])}"
     )
-    from bhm_core.evaluation.backtest import METRIC_KEYS
+    from bhm_core.evaluation.tables import METRIC_KEYS
 
     rows = {"hierarchical": result["model"], **result["baselines"]}
     width = max(len(name) for name in rows)

@@ -89,3 +89,14 @@ def store_sorted(cells: Cells) -> Cells:
         return cells
     order = np.argsort(cells.store, kind="stable")
     return Cells(cells.store[order], cells.day[order], cells.index[order], cells.value[order], cells.y[order])
+
+
+def stores_per_feature(cube: SalesCube) -> np.ndarray:
+    """(F,) how many stores have at least one observed day on which each feature is non-zero: how
+    well a fit on these stores can tell a feature's chain-wide spread."""
+    cells = observed_cells(cube)
+    n_features = cube.design.n_features
+    used = cells.value != 0
+    keys = cells.store[:, None].astype(np.int64) * n_features + cells.index
+    pairs = np.unique(keys[used])
+    return np.bincount(pairs % n_features, minlength=n_features)

@@ -11,15 +11,69 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from bhm_core import artifacts
 from bhm_core.artifacts import FitStore, content_key
+from bhm_core.data.cells import stores_per_feature
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import BhmError
-from bhm_core.evaluation.backtest import DEFAULT_HORIZON, Evaluation, EvaluationCancelled, coldstart
+from bhm_core.evaluation.backtest import DEFAULT_HORIZON, Evaluation, EvaluationCancelled
+from bhm_core.evaluation.coldstart import coldstart
+from bhm_core.inference.coldstart import MIN_POOL_STORES
 from bhm_core.inference.state import FitResult
 from bhm_core.model.config import FitConfig, Priors
 
 HIERARCHY_STAGE, NEW_STORES_STAGE = "hierarchy", "new_stores"
+
+
+MIN_HIERARCHY_STORES = 20  # fewer stores tell the chain's spreads only roughly
+
+
+class PoolingReport(NamedTuple):
+    """What a hierarchy can lend new stores: how many stores it rests on, and which of the new
+    stores' features fewer than MIN_POOL_STORES of them had (their effects then come from the new
+    stores' own days, inference.coldstart.pooled_hyper)."""
+
+    n_stores: int
+    unseen: tuple  # feature names
+    labels: tuple  # the same, readable
+
+    @property
+    def few_stores(self) -> bool:
+        return self.n_stores < MIN_HIERARCHY_STORES
+
+    @property
+    def weak(self) -> bool:
+        return self.few_stores or bool(self.unseen)
+
+    def text(self) -> str:
+        parts = []
+        if self.few_stores:
+            parts.append(
+                f"The hierarchy rests on {self.n_stores} store{'s' if self.n_stores != 1 else ''}: too few "
+                f"(under {MIN_HIERARCHY_STORES}) to tell reliably how much stores differ, which is what "
+                "the new stores borrow."
+            )
+        if self.unseen:
+            shown = ", ".join(self.labels[:8]) + (f" and {len(self.labels) - 8} more" if len(self.labels) > 8 else "")
+            parts.append(
+                f"Fewer than {MIN_POOL_STORES} of its stores had {shown}, which the new stores have: "
+                "those effects come from the new stores' own days alone."
+            )
+        return " ".join(parts)
+
+
+def pooling_report(cube: SalesCube, hierarchy_ids, new_ids, select: Callable | None = None) -> PoolingReport:
+    """How well a hierarchy on `hierarchy_ids` pools for the stores `new_ids` of the same cube."""
+    from bhm_core.forecast.effects import feature_label
+
+    pick = _selector(cube, select)
+    hierarchy = pick(cube, [int(i) for i in hierarchy_ids])
+    new = pick(cube, sorted(int(i) for i in new_ids))
+    lacking = (stores_per_feature(hierarchy) < MIN_POOL_STORES) & (stores_per_feature(new) > 0)
+    names = tuple(np.asarray(cube.feature_names)[lacking].tolist())
+    return PoolingReport(len(hierarchy.store_ids), names, tuple(feature_label(n) for n in names))
 
 
 class HierarchyPlan(NamedTuple):

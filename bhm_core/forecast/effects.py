@@ -24,15 +24,22 @@ from bhm_core.inference.state import FitResult
 from bhm_core.model.hierarchy import store_coefficients
 from bhm_core.model.lsq import fit_log_linear
 
+WEEKDAY_NAMES = dict(
+    zip(
+        ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    )
+)
 LSQ_PENALTY = 1e-2  # just enough ridge to make the collinear one-hot design solvable
 
 
 @dataclass(frozen=True)
 class Contrast:
-    label: str
+    label: str  # for people; never parsed back (a store type may hold any character)
     group: str
     feature: int  # the feature the effect is about (its data decide whether it can be estimated)
     weights: tuple  # one per feature
+    id: str = ""  # the feature's name: unique, what frames and widgets key on
 
 
 def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
@@ -57,18 +64,20 @@ def contrasts(feature_names, feature_groups, seen=None) -> list[Contrast]:
         if kind == "reference":
             base = next((i for i in levels if seen[i]), levels[0])
             out += [
-                Contrast(f"{_level(names[i])} vs {_level(names[base])}", group, i, vec(i, [base]))
+                Contrast(f"{_level(names[i])} vs {_level(names[base])}", group, i, vec(i, [base]), names[i])
                 for i in levels
                 if i != base
             ]
         elif kind == "first":
-            out += [Contrast(_label(names[i]), group, i, vec(i, [levels[0]])) for i in levels[1:]]
+            out += [Contrast(_label(names[i]), group, i, vec(i, [levels[0]]), names[i]) for i in levels[1:]]
         elif kind == "average" and len(levels) > 1:
             reference = [i for i in levels if seen[i]] or levels
-            out += [Contrast(_label(names[i]), group, i, vec(i, reference, 1.0 / len(reference))) for i in levels]
+            out += [
+                Contrast(_label(names[i]), group, i, vec(i, reference, 1.0 / len(reference)), names[i]) for i in levels
+            ]
         elif kind in ("each", "average"):
             label = GROUPS[group].effect_label if group in GROUPS and len(levels) == 1 else ""
-            out += [Contrast(label or _label(names[i]), group, i, vec(i)) for i in levels]
+            out += [Contrast(label or _label(names[i]), group, i, vec(i), names[i]) for i in levels]
     return out
 
 
@@ -81,10 +90,18 @@ def _label(name: str) -> str:
         level = name.rsplit("_", 1)[-1]
         return f"{STATE_HOLIDAY_LABELS.get(level, level).capitalize()} holiday"
     if name.startswith("variant_"):
-        kind, assortment = name.removeprefix("variant_").split("/")
-        return f"Type {kind}, assortment {assortment}"
+        level = name.removeprefix("variant_")
+        parts = level.split("/")
+        return f"Type {parts[0]}, assortment {parts[1]}" if len(parts) == 2 else f"Type/assortment {level}"
     text = name.replace("promo_x_", "Promo × ").replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+def feature_label(name: str) -> str:
+    """A feature's readable name ("weekday_Sun" -> "Sunday", "variant_d/a" -> "Type d, assortment a")."""
+    if name.startswith("weekday_"):
+        return WEEKDAY_NAMES.get(_level(name), _level(name))
+    return _label(name)
 
 
 def feature_days(cube: SalesCube) -> np.ndarray:
@@ -109,6 +126,7 @@ def global_effects(result: FitResult, items: list[Contrast], latents: dict) -> p
     n = values.shape[0]
     return pd.DataFrame(
         {
+            "id": np.repeat([c.id for c in items], n),
             "effect": np.repeat([c.label for c in items], n),
             "group": np.repeat([c.group for c in items], n),
             "multiplier": values.T.ravel(),
@@ -125,6 +143,7 @@ def store_effects(result: FitResult, items: list[Contrast], latents: dict) -> pd
     return pd.DataFrame(
         {
             "store": np.repeat(result.store_ids, e),
+            "id": np.tile([c.id for c in items], s),
             "effect": np.tile([c.label for c in items], s),
             "group": np.tile([c.group for c in items], s),
             "multiplier": mean.ravel(),
@@ -148,6 +167,7 @@ def shrinkage(result: FitResult, cube: SalesCube, items: list[Contrast], latents
     return pd.DataFrame(
         {
             "store": np.repeat(cube.store_ids, e),
+            "id": np.tile([c.id for c in items], s),
             "effect": np.tile([c.label for c in items], s),
             "least_squares": lsq.ravel(),
             "hierarchical": hier.ravel(),
@@ -157,8 +177,9 @@ def shrinkage(result: FitResult, cube: SalesCube, items: list[Contrast], latents
 
 
 def summary_table(samples: pd.DataFrame) -> pd.DataFrame:
-    """Median and 90% interval per effect, in contrast order."""
-    grouped = samples.groupby("effect", sort=False)["multiplier"]
+    """Median and 90% interval per effect (id, effect, group), in contrast order."""
+    keys = ["id", "effect", "group"] if "id" in samples else ["effect"]
+    grouped = samples.groupby(keys, sort=False)["multiplier"]
     return pd.DataFrame(
         {"median": grouped.median(), "lo_90": grouped.quantile(0.05), "hi_90": grouped.quantile(0.95)}
     ).reset_index()

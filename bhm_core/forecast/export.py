@@ -158,7 +158,7 @@ def parts(
             "date": np.tile(dates, len(draws.ids)),
             "open": (draws.status != CLOSED).ravel(),
             **_named(stats),
-            "source": _sources(cube, draws.ids, dates, scenario).ravel(),
+            "source": sources(cube, draws.ids, dates, scenario).ravel(),
         }
         yield Part({name: found[name] for name in columns(request.levels)}, draws)
 
@@ -169,7 +169,7 @@ def _named(stats: dict) -> dict:
     return {renamed.get(k, k): v for k, v in stats.items()}
 
 
-def _sources(cube: SalesCube, store_ids, dates, scenario: Scenario) -> np.ndarray:
+def sources(cube: SalesCube, store_ids, dates, scenario: Scenario) -> np.ndarray:
     """(stores, days) where each day's covariates came from (future.SOURCES)."""
     _, known = scenario.ahead(store_ids, dates)
     after = np.where(known != UNKNOWN, known, SOURCES.index("default"))

@@ -107,9 +107,17 @@ class Draws(NamedTuple):
     covariates: object
 
 
-def chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores):
+def chunk_draws(result, cube, store_ids, dates, n_samples, seed, scenario, chunk_stores, expected=False):
     for ids, samples, cov in sample_forecast(
-        result, cube, store_ids, dates, n_samples=n_samples, seed=seed, scenario=scenario, chunk_stores=chunk_stores
+        result,
+        cube,
+        store_ids,
+        dates,
+        n_samples=n_samples,
+        seed=seed,
+        scenario=scenario,
+        chunk_stores=chunk_stores,
+        expected=expected,
     ):
         actual, status, expected = _actuals(cube, ids, dates, scenario)
         yield Draws(ids, np.where(status == CLOSED, 0.0, samples), actual, status, expected, cov)

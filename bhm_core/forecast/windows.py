@@ -14,16 +14,19 @@ from bhm_core.forecast.sampling import Scenario
 HISTORY_SEED, FUTURE_SEED = 0, 1
 
 
-def future_scenario(promo_future: bool) -> Scenario:
-    """Days after the data: promo on Mon-Fri under the what-if, else no promo."""
-    return Scenario(1) if promo_future else Scenario()
+def future_scenario(future) -> Scenario:
+    """Days after the data: a Scenario as given (the plan or a what-if), or for a flag, promo on
+    Mon-Fri (True) or no promo (False)."""
+    if isinstance(future, Scenario):
+        return future
+    return Scenario(1) if future else Scenario()
 
 
-def window_parts(first, last, data_end, promo_future: bool) -> list[tuple]:
+def window_parts(first, last, data_end, future) -> list[tuple]:
     """[(first, last, scenario, seed)] covering [first, last]: the part up to data_end as
-    recorded, the part after it under the what-if."""
+    recorded, the part after it under `future` (see future_scenario)."""
     first, last, end = (np.datetime64(d, "D") for d in (first, last, data_end))
-    future = future_scenario(promo_future)
+    future = future_scenario(future)
     if last <= end:
         return [(first, last, Scenario(), HISTORY_SEED)]
     if first > end:
@@ -31,7 +34,7 @@ def window_parts(first, last, data_end, promo_future: bool) -> list[tuple]:
     return [(first, end, Scenario(), HISTORY_SEED), (end + np.timedelta64(1, "D"), last, future, FUTURE_SEED)]
 
 
-def day_scenario(day, data_end, promo_future: bool) -> Scenario:
-    """The scenario of one day: as recorded inside the data, the what-if after it."""
+def day_scenario(day, data_end, future) -> Scenario:
+    """The scenario of one day: as recorded inside the data, `future` after it."""
     after = np.datetime64(day, "D") > np.datetime64(data_end, "D")
-    return future_scenario(promo_future) if after else Scenario()
+    return future_scenario(future) if after else Scenario()

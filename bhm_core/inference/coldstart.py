@@ -8,24 +8,35 @@ import numpy as np
 
 from bhm_core.data.cells import observed_cells
 from bhm_core.data.cube import SalesCube
+from bhm_core.data.features import GROUPS
 from bhm_core.errors import DataError
 from bhm_core.inference import optim
 from bhm_core.inference.fit import fit
 from bhm_core.inference.state import DAY_SHOCK_SD, FitResult, FitState
 from bhm_core.model import guide
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
+from bhm_core.model.hierarchy import prior_arrays
 from bhm_core.model.lsq import normal_equations
 from bhm_core.model.start import new_store_params, store_posterior, whitening
 
 
 def fit_new_stores(
-    global_fit: FitResult, cube: SalesCube, config: FitConfig | None = None, *, on_progress=None, should_stop=None
+    global_fit: FitResult,
+    cube: SalesCube,
+    config: FitConfig | None = None,
+    *,
+    stores_seen=None,
+    on_progress=None,
+    should_stop=None,
 ) -> FitResult:
     """Fit only the local parameters of the cube's stores, the global posterior frozen.
 
     The new stores start at the prior (the local sites at zero with unit width, their whitening the
     Gaussian approximation of their posterior under the frozen hyper-parameters); the
     hyper-parameters are drawn from the global fit's guide at every step without being trained.
+    stores_seen: per feature, how many of the hierarchy's stores had days with it
+    (data.cells.stores_per_feature); where that is too few, `pooled_hyper` replaces what the
+    hierarchy could not learn.
     """
     if tuple(global_fit.feature_names) != tuple(cube.feature_names):
         raise DataError(
@@ -34,10 +45,13 @@ def fit_new_stores(
         )
     config = replace(config or FitConfig(), likelihood=global_fit.config.likelihood)
     locals_ = new_store_params(cube.n_stores, len(global_fit.feature_names))
+    hyper = {k: global_fit.params[k] for k in guide.global_sites()}
+    if stores_seen is not None:
+        hyper = pooled_hyper(global_fit, hyper, np.asarray(stores_seen))
     params = {
-        **{k: global_fit.params[k] for k in guide.global_sites()},
+        **hyper,
         **locals_,
-        guide.basis_name(guide.whitened_site()): _new_store_basis(global_fit, cube),
+        guide.basis_name(guide.whitened_site()): _new_store_basis(global_fit, hyper, cube),
     }
     start = FitResult(
         FitState(params, optim.init_state(config.optimizer, locals_), np.int32(0)),
@@ -64,7 +78,60 @@ def fit_new_stores(
     return result
 
 
-def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> guide.Whitening:
+MIN_POOL_STORES = 3  # stores that must show a feature before the hierarchy's spread of it counts
+
+
+def pooled_hyper(global_fit: FitResult, hyper: dict, stores_seen: np.ndarray) -> dict:
+    """The hierarchy's hyper-parameters as a new store's prior, where they carry information.
+
+    A feature none of the hierarchy's stores had keeps, in the hierarchy's guide, the start's
+    value: a chain mean at the prior's centre and a spread near zero. There is no intercept, so for
+    a level of a one-hot group (an unseen weekday, holiday level or store variant) that centre means
+    "sales of about 1 a day", held with certainty: a new store open on a Sunday or a holiday, or of
+    a variant the hierarchy lacks, was forecast far off, and its own days could not correct it. So
+    an unseen level takes the level the group's effects are read against (FeatureGroup.contrast:
+    the first seen weekday, no holiday, the average seen variant), i.e. "no effect". A spread that
+    fewer than MIN_POOL_STORES stores measured takes the group's typical measured spread (else the
+    chain's), so the new store's own days decide such an effect.
+    """
+    loc_mu = np.asarray(hyper["theta_mu"].loc, np.float64).copy()
+    sigma = np.exp(np.asarray(hyper["theta_sigma"].loc, np.float64))
+    seen, pinned = stores_seen > 0, stores_seen >= MIN_POOL_STORES
+    groups = np.asarray(global_fit.feature_groups)
+    prior = prior_arrays(global_fit.priors, tuple(global_fit.feature_groups))
+    typical = float(np.median(sigma[pinned])) if pinned.any() else None
+    new_sigma = sigma.copy()
+    for group in dict.fromkeys(global_fit.feature_groups):
+        levels = np.flatnonzero(groups == group)
+        unseen = levels[~seen[levels]]
+        loc_mu[unseen] = _reference_level(group, levels, seen, loc_mu, prior.mu_loc)[~seen[levels]]
+        in_group = sigma[levels[pinned[levels]]]
+        spread = float(np.median(in_group)) if in_group.size else typical
+        loose = levels[~pinned[levels]]
+        if spread is not None:
+            new_sigma[loose] = np.maximum(sigma[loose], spread)
+    theta_mu, theta_sigma = hyper["theta_mu"], hyper["theta_sigma"]
+    return {
+        **hyper,
+        "theta_mu": theta_mu._replace(loc=loc_mu.astype(np.float32)),
+        "theta_sigma": theta_sigma._replace(loc=np.log(new_sigma).astype(np.float32)),
+    }
+
+
+def _reference_level(group: str, levels: np.ndarray, seen: np.ndarray, loc_mu: np.ndarray, mu_loc) -> np.ndarray:
+    """Per level of the group, the chain mean an unseen level falls back to (FeatureGroup.contrast)."""
+    kind = GROUPS[group].contrast if group in GROUPS else "each"
+    known = levels[seen[levels]]
+    if kind == "reference" and known.size:
+        return np.full(levels.size, loc_mu[known[0]])
+    if kind == "first" and seen[levels[0]]:
+        return np.full(levels.size, loc_mu[levels[0]])
+    if kind == "average" and known.size and levels.size > 1:
+        return np.full(levels.size, loc_mu[known].mean())
+    return np.asarray(mu_loc, np.float64)[levels]
+
+
+def _new_store_basis(global_fit: FitResult, hyper: dict, cube: SalesCube) -> guide.Whitening:
     """New stores' z guide starts at the Gaussian approximation of their posterior under the frozen
     hyper-parameters: a log-linear fit shrunk toward the hyper-means, and its covariance.
 
@@ -73,7 +140,7 @@ def _new_store_basis(global_fit: FitResult, cube: SalesCube) -> guide.Whitening:
     known days stay near mu, with the prior's width.
     """
     cells = observed_cells(cube)
-    centre = guide.guide_centre(global_fit.params)
+    centre = guide.guide_centre(hyper)
     mu = centre["theta_mu"].astype(np.float64)
     sigma = centre["theta_sigma"].astype(np.float64)
     noise = float(np.mean(global_fit.likelihood.log_variance(cells.y, float(centre["r_mu"]))))

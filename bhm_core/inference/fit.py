@@ -18,7 +18,7 @@ from bhm_core.data.cells import FitData
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import DataError, FitDivergedError
 from bhm_core.inference import optim
-from bhm_core.inference.packing import pack, pack_by_store
+from bhm_core.inference.packing import COARSE_CELLS, MIN_CELLS, pack, pack_by_store
 from bhm_core.inference.programs import program
 from bhm_core.inference.sharding import alignment, n_devices, place, store_mesh, to_host
 from bhm_core.inference.shocks import day_shock_sd
@@ -106,6 +106,12 @@ def fit_cells(
     devices=None,
 ) -> FitResult:
     """`fit` on observed cells without a cube (virtual and synthetic series at scale); same options."""
+    run, compiled, args = _prepare(data, config, priors, init, trainable, devices)
+    return run.until_done(compiled, args, on_progress, should_stop)
+
+
+def _prepare(data: FitData, config, priors, init, trainable, devices):
+    """The start, the packed data on the device(s) and the compiled program: (run, program, args)."""
     config = config or FitConfig()
     priors = priors or Priors()
     trainable = tuple(trainable or all_sites())
@@ -146,7 +152,24 @@ def fit_cells(
         "init_seconds": prepared - started,
     }
     run = _Run(data, priors, config, trainable, timing, {"devices": n_devices(mesh), "batch_size": batch})
-    return run.until_done(compiled, args, on_progress, should_stop)
+    return run, compiled, args
+
+
+def warm_programs(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None = None) -> list[int]:
+    """Compile, without fitting, the programs that fits of a few to a few dozen of the cube's stores
+    use (one per coarse cell bucket, packing.cell_bucket), so that a later fit of any such number of
+    stores starts stepping at once. Returns the store counts prepared."""
+    counts = np.bincount(np.nonzero(cube.observed)[0], minlength=cube.n_stores)
+    total = np.cumsum(counts)
+    prepared = []
+    size = MIN_CELLS
+    while size <= COARSE_CELLS:
+        n = int(np.searchsorted(total, size, side="right"))  # the most first stores within the bucket
+        if n >= 1 and total[n - 1] > size // 2 and n not in prepared:
+            _prepare(FitData.from_cube(cube.select_stores(cube.store_ids[:n])), config, priors, None, None, None)
+            prepared.append(n)
+        size *= 2
+    return prepared
 
 
 def _hyper(config: FitConfig, state: FitState) -> optim.Hyper:

@@ -31,6 +31,30 @@ def bucket(n: int, minimum: int = 64) -> int:
     return -(-n // step) * step
 
 
+COARSE_CELLS = 1 << 16  # up to this many cells a full-batch fit pads to a power of two
+MIN_CELLS = 1 << 12
+CELLS_PER_PADDED_STORE = 512  # in that range, at least one padded store row per this many cells
+
+
+def cell_bucket(n: int) -> int:
+    """Cells a full-batch fit pads to. Small problems (up to COARSE_CELLS: a few dozen stores of
+    three years) pad to a power of two, so fits of 1 to 80 stores share five programs that can be
+    compiled ahead; the padding costs little there. Larger ones pad ~12% at most (`bucket`), where
+    padding costs real time and a compile is small next to the fit."""
+    if n <= COARSE_CELLS:
+        return max(MIN_CELLS, 1 << max(n - 1, 0).bit_length())
+    return bucket(n)
+
+
+def store_bucket(n_stores: int, n_cells_padded: int) -> int:
+    """Store rows a full-batch fit pads to: with a coarse cell bucket, a power of two of at least
+    n_cells_padded / CELLS_PER_PADDED_STORE, so each cell bucket usually goes with one store
+    bucket (one program, not one per store count); else ~12% steps."""
+    if n_cells_padded <= COARSE_CELLS:
+        return max(16, 1 << max(n_stores - 1, 0).bit_length(), n_cells_padded // CELLS_PER_PADDED_STORE)
+    return bucket(n_stores, minimum=8)
+
+
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
@@ -38,8 +62,8 @@ def _round_up(n: int, multiple: int) -> int:
 def pack(cells: Cells, n_stores: int, align: int = ALIGN, likelihood: Likelihood = NEGATIVE_BINOMIAL) -> ModelData:
     """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
     n = len(cells.y)
-    n_pad = _round_up(bucket(n), align)
-    s_pad = _round_up(bucket(n_stores, minimum=8), align)
+    n_pad = _round_up(cell_bucket(n), align)
+    s_pad = _round_up(store_bucket(n_stores, n_pad), align)
 
     def pad(a, size, fill=0, dtype=None):
         out = np.full((size, *a.shape[1:]), fill, dtype=dtype or a.dtype)

@@ -9,6 +9,7 @@ processes.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,15 @@ from bhm_core.model.tracing import TRACE_LOCK
 
 COMPILE_COUNT = {"n": 0}  # programs built by this process (tests assert no recompilation)
 _PROGRAMS: dict = {}
+_LOCKS: dict = {}  # one per program key: a fit waits for the warm-up compiling its program
+_GUARD = threading.Lock()
+_COMPILING: set = set()  # threads building (or waiting for) a program now
+
+
+def compiling(thread_id: int | None = None) -> bool:
+    """Whether the thread (the calling one by default) is building or waiting for a program: what
+    a progress display calls the compiling phase."""
+    return (threading.get_ident() if thread_id is None else thread_id) in _COMPILING
 
 
 def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
@@ -49,7 +59,22 @@ def program(args, static: dict):
     key = (str(jax.tree.structure(args)), str(shapes), tuple(sorted(static.items(), key=lambda kv: kv[0])))
     if key in _PROGRAMS:
         return _PROGRAMS[key], 0.0
+    with _GUARD:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    me = threading.get_ident()
+    _COMPILING.add(me)
     start = time.perf_counter()
+    try:
+        with lock:  # a second thread asking for the same program waits instead of compiling it too
+            if key not in _PROGRAMS:
+                _PROGRAMS[key] = _compile(args, static)
+                COMPILE_COUNT["n"] += 1
+    finally:
+        _COMPILING.discard(me)
+    return _PROGRAMS[key], time.perf_counter() - start
+
+
+def _compile(args, static: dict):
     mesh = static.get("mesh")
     options = {}
     if mesh is not None:
@@ -58,9 +83,6 @@ def program(args, static: dict):
         options["out_shardings"] = ChunkOut(
             options["in_shardings"][1], shardings_of(False, mesh), shardings_of(False, mesh)
         )
-    with TRACE_LOCK:  # lowering traces the model; compiling the lowered program does not
+    with TRACE_LOCK:  # tracing runs the model under NumPyro's handlers; compiling does not
         lowered = jax.jit(partial(run_chunk, **static), donate_argnums=(1,), **options).lower(*args)
-    compiled = lowered.compile()
-    COMPILE_COUNT["n"] += 1
-    _PROGRAMS[key] = compiled
-    return compiled, time.perf_counter() - start
+    return lowered.compile()

@@ -1,7 +1,9 @@
 """Chart builders of the Effects page: ridgeline densities, per-store strips, shrinkage scatter.
 
 Effects are multiplicative (exp of a log-scale contrast), so every effect axis is logarithmic with
-a reference line at ×1 (no effect). No Streamlit calls.
+a reference line at ×1 (no effect). Effects are keyed by id (the feature's name) and drawn with
+their labels; one figure holds one feature group, so each group gets an axis of its own range.
+No Streamlit calls.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba
 ROW = 1.0  # vertical room per effect
 GROUP_GAP = 0.5  # extra room between groups
 GLOBAL_COLOUR = "#f08c00"
+TRUTH_COLOUR = "#d6336c"
+ROW_PIXELS = 30  # height of one effect's row
 
 
-def positions(effects: list[str], groups: list[str]) -> dict:
-    """y position per effect, top to bottom, with a gap between groups."""
+def positions(ids: list[str], groups: list[str]) -> dict:
+    """y position per effect id, top to bottom, with a gap between groups."""
     y, out, previous = 0.0, {}, None
-    for effect, group in zip(effects, groups):
+    for effect, group in zip(ids, groups):
         if previous is not None and group != previous:
             y -= GROUP_GAP
         out[effect] = y
@@ -37,34 +41,53 @@ def _kde(log_values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * u**2).sum(1) / (n * bandwidth * np.sqrt(2 * np.pi))
 
 
-def _effect_axes(fig: go.Figure, pos: dict, title: str) -> None:
+def _effect_axes(fig: go.Figure, pos: dict, labels: dict, title: str) -> None:
     fig.add_vline(x=1.0, line=dict(color=NEUTRAL_GREY, width=1, dash="dash"))
-    fig.update_xaxes(type="log", title_text=title, tickformat="~g", showgrid=True)
+    fig.update_xaxes(type="log", title_text=title, tickformat="~g", showgrid=True, title_font_size=12)
     fig.update_yaxes(
         tickmode="array",
         tickvals=list(pos.values()),
-        ticktext=list(pos.keys()),
+        ticktext=[labels.get(k, k) for k in pos],
         range=[min(pos.values()) - 0.4, max(pos.values()) + 1.0],
         showgrid=False,
         zeroline=False,
     )
     fig.update_layout(
-        height=int(80 + 34 * (max(pos.values()) - min(pos.values()) + 2)),
+        height=int(110 + ROW_PIXELS * (max(pos.values()) - min(pos.values()) + 1.4)),
         margin=dict(l=10, r=10, t=30, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
         hovermode="closest",
     )
 
 
-def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go.Figure:
-    """samples: fit label -> long frame (effect, multiplier). One density per effect and fit,
-    scaled so the tallest density of an effect fills 90% of its row."""
-    pos = positions(effects, groups)
+def _truth_markers(fig: go.Figure, pos: dict, truth, labels: dict, offset: float = 0.0) -> None:
+    """The true values (synthetic data) as marks on each effect's row."""
+    if truth is None:
+        return
+    shown = [k for k in pos if k in truth.index]
+    if not shown:
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=[float(truth[k]) for k in shown],
+            y=[pos[k] + offset for k in shown],
+            mode="markers",
+            name="true value (demo)",
+            marker=dict(symbol="line-ns", size=16, line=dict(width=3, color=TRUTH_COLOUR)),
+            text=[labels.get(k, k) for k in shown],
+            hovertemplate="%{text}: true ×%{x:.3f}<extra></extra>",
+        )
+    )
+
+
+def ridgeline_figure(samples: dict, ids: list[str], labels: dict, truth=None, title: str = "") -> go.Figure:
+    """samples: fit label -> long frame (id, multiplier). One density per effect and fit,
+    scaled so the tallest density of an effect fills 90% of its row; truth: true multipliers by id."""
+    pos = positions(ids, [""] * len(ids))
     fig = go.Figure()
     for effect, y0 in pos.items():
         logs = {
-            label: np.log(frame.loc[frame["effect"] == effect, "multiplier"].to_numpy())
-            for label, frame in samples.items()
+            label: np.log(frame.loc[frame["id"] == effect, "multiplier"].to_numpy()) for label, frame in samples.items()
         }
         logs = {k: v[np.isfinite(v)] for k, v in logs.items() if np.isfinite(v).sum() > 1}
         if not logs:
@@ -90,7 +113,7 @@ def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go
                     legendgroup=label,
                     showlegend=False,
                     hoveron="fills",
-                    hovertemplate=f"{effect}<br>{label}<extra></extra>",
+                    hovertemplate=f"{labels.get(effect, effect)}<br>{label}<extra></extra>",
                 )
             )
     for label, colour in zip(samples, COMPARE_COLOURS):
@@ -104,18 +127,17 @@ def ridgeline_figure(samples: dict, effects: list[str], groups: list[str]) -> go
                 marker=dict(symbol="square", size=12, color=rgba(colour, 0.6)),
             )
         )
-    _effect_axes(fig, pos, "Multiplicative effect on expected sales (×, log scale)")
+    _truth_markers(fig, pos, truth, labels, offset=0.45)
+    _effect_axes(fig, pos, labels, title or "Multiplicative effect on expected sales (×, log scale)")
     return fig
 
 
-def store_strip_figure(
-    stores: pd.DataFrame, global_median: pd.Series, effects: list[str], groups: list[str]
-) -> go.Figure:
+def store_strip_figure(stores: pd.DataFrame, global_median: pd.Series, ids: list[str], labels: dict) -> go.Figure:
     """Per-store posterior means (dots, jittered within the row) around the global median (diamond)."""
-    pos = positions(effects, groups)
-    shown = stores[stores["effect"].isin(pos)]
+    pos = positions(ids, [""] * len(ids))
+    shown = stores[stores["id"].isin(pos)]
     rng = np.random.default_rng(0)
-    y = shown["effect"].map(pos).to_numpy() + 0.45 + rng.uniform(-0.28, 0.28, len(shown))
+    y = shown["id"].map(pos).to_numpy() + 0.45 + rng.uniform(-0.28, 0.28, len(shown))
     fig = go.Figure(
         go.Scatter(
             x=shown["multiplier"],
@@ -137,20 +159,27 @@ def store_strip_figure(
             name="chain (global mean effect)",
             marker=dict(symbol="diamond", size=12, color=GLOBAL_COLOUR, line=dict(width=1, color="white")),
             hovertemplate="%{text}: ×%{x:.3f} (chain)<extra></extra>",
-            text=list(medians.index),
+            text=[labels.get(k, k) for k in medians.index],
         )
     )
-    _effect_axes(fig, {k: v + 0.45 for k, v in pos.items()}, "Per-store effect (posterior mean, ×, log scale)")
+    _effect_axes(fig, {k: v + 0.45 for k, v in pos.items()}, labels, "Per-store effect (posterior mean, ×, log scale)")
     return fig
 
 
-def shrinkage_figure(frame: pd.DataFrame, effect: str, global_median: float) -> go.Figure:
-    """Least squares per store (x) against the hierarchical estimate (y); size = observed days."""
+def shrinkage_figure(
+    frame: pd.DataFrame, effect: str, global_median: float, truth: pd.Series | None = None
+) -> go.Figure:
+    """Least squares per store (x) against the hierarchical estimate (y); size = observed days.
+    truth: each store's true multiplier (by store id), drawn at the store's x."""
     lsq = frame["least_squares"].clip(1e-3, 1e3)
     days = frame["observed_days"].to_numpy(float)
     size = 6 + 22 * np.sqrt(days / max(days.max(), 1))
-    lo = float(min(lsq.min(), frame["hierarchical"].min(), global_median)) / 1.05
-    hi = float(max(lsq.max(), frame["hierarchical"].max(), global_median)) * 1.05
+    true = None if truth is None or truth.empty else frame["store"].map(truth).to_numpy(float)
+    if true is not None and not np.isfinite(true).any():
+        true = None
+    extra = [] if true is None else [np.nanmin(true), np.nanmax(true)]
+    lo = float(min(lsq.min(), frame["hierarchical"].min(), global_median, *extra)) / 1.05
+    hi = float(max(lsq.max(), frame["hierarchical"].max(), global_median, *extra)) * 1.05
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -184,6 +213,8 @@ def shrinkage_figure(frame: pd.DataFrame, effect: str, global_median: float) -> 
             "×%{x:.3f}<br>hierarchical ×%{y:.3f}<extra></extra>",
         )
     )
+    if true is not None:
+        fig.add_trace(_true_crosses(lsq, true, frame["store"]))
     axis = dict(type="log", tickformat="~g", range=[np.log10(lo), np.log10(hi)])
     fig.update_xaxes(title_text=f"{effect}: the store's own least squares (×)", **axis)
     fig.update_yaxes(title_text=f"{effect}: hierarchical model (×)", **axis)
@@ -191,3 +222,15 @@ def shrinkage_figure(frame: pd.DataFrame, effect: str, global_median: float) -> 
         height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0)
     )
     return fig
+
+
+def _true_crosses(x, true, stores) -> go.Scatter:
+    return go.Scatter(
+        x=x,
+        y=true,
+        mode="markers",
+        name="true value (demo)",
+        marker=dict(symbol="x-thin", size=10, line=dict(width=2, color=TRUTH_COLOUR)),
+        customdata=stores,
+        hovertemplate="Store %{customdata}: true ×%{y:.3f}<extra></extra>",
+    )

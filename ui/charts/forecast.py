@@ -16,6 +16,9 @@ from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, band_shape, rgba, vline
 ACTUAL_COLOUR = "#f08c00"
 PROMO_FILL = "rgba(46,160,67,0.14)"
 HOLIDAY_FILL = "rgba(137,87,229,0.22)"
+# Days ahead, by where their promo or holiday came from: the stronger, the surer.
+AHEAD_ALPHA = {"calendar": 1.0, "inferred": 0.75, "estimated": 0.45}
+AHEAD_WORDS = {"calendar": "planned", "inferred": "inferred", "estimated": "estimated"}
 PANEL_HEIGHT = 250
 VALUES = ("point", "median", "lo_50", "hi_50", "lo_90", "hi_90")
 
@@ -127,13 +130,40 @@ def _bands(fig, part: pd.DataFrame, row: int, legend: bool, mean_label: str = "F
     )
 
 
-def _legend_swatches(fig):
-    for name, colour in (("Promo day", PROMO_FILL), ("State holiday", HOLIDAY_FILL)):
+def _fill(base: str, alpha_factor: float) -> str:
+    head, alpha = base.rsplit(",", 1)
+    return f"{head},{float(alpha.rstrip(')')) * alpha_factor:.3f})"
+
+
+def _legend_swatches(fig, ahead=()):
+    """Swatches of the shadings: the data's, then those of the days ahead by source."""
+    swatches = [("Promo day", PROMO_FILL), ("State holiday", HOLIDAY_FILL)]
+    for kind, base, source in ahead:
+        swatches.append((f"{kind} ahead ({AHEAD_WORDS[source]})", _fill(base, 2.2 * AHEAD_ALPHA[source])))
+    for name, colour in swatches:
         fig.add_trace(
             go.Scatter(
-                x=[None], y=[None], mode="markers", name=name, marker=dict(size=12, symbol="square", color=colour)
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=name,
+                marker=dict(size=12, symbol="square", color=colour, line=dict(width=1, color=colour)),
             )
         )
+
+
+def _shade_ahead(part: pd.DataFrame, row: int, seen: set) -> list[dict]:
+    """Promo days and holidays after the data, shaded by where they came from (part's `source`)."""
+    shapes = []
+    for source, alpha in AHEAD_ALPHA.items():
+        from_source = (part["source"] == source).to_numpy()
+        for kind, column, base in (("Promo", "promo", PROMO_FILL), ("Holiday", "state_holiday", HOLIDAY_FILL)):
+            flags = part[column].astype(bool).to_numpy() & from_source
+            if flags.any():
+                seen.add((kind, base, source))
+                fill = _fill(base, 2.2 * alpha)
+                shapes += _shade(part["date"], pd.Series(flags), fill, row)
+    return shapes
 
 
 def _data_end(data_end, rows: int) -> list[dict]:
@@ -152,11 +182,14 @@ def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=No
         vertical_spacing=min(0.08, 0.35 / max(n, 1)),
         subplot_titles=[f"Store {s}" for s in stores],
     )
-    shapes = []
+    shapes, ahead = [], set()
     for row, store in enumerate(stores, start=1):
         part = frame[frame["store"] == store]
-        shapes += _shade(part["date"], part["promo"], PROMO_FILL, row)
-        shapes += _shade(part["date"], part["state_holiday"], HOLIDAY_FILL, row)
+        past = part["source"].eq("data") if "source" in part else pd.Series(True, index=part.index)
+        shapes += _shade(part["date"], part["promo"].astype(bool) & past, PROMO_FILL, row)
+        shapes += _shade(part["date"], part["state_holiday"].astype(bool) & past, HOLIDAY_FILL, row)
+        if "source" in part:
+            shapes += _shade_ahead(part, row, ahead)
         _bands(fig, _hide(part, ~part["open"]), row, legend=row == 1)
         expected = part["expected_closed"].astype(bool)
         for name, days, symbol in (
@@ -177,7 +210,7 @@ def forecast_figure(frame: pd.DataFrame, stores: list, y_label: str, data_end=No
                 row,
                 1,
             )
-    _legend_swatches(fig)
+    _legend_swatches(fig, sorted(ahead, key=lambda a: (a[0], list(AHEAD_ALPHA).index(a[2]))))
     fig.update_layout(shapes=shapes + _data_end(data_end, n))
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True, range=x_range)

@@ -8,6 +8,8 @@ it at once. What runs is the library's; this module only names the stages for th
 
 from __future__ import annotations
 
+import streamlit as st
+
 from bhm_core.evaluation import plans
 from bhm_core.evaluation.backtest import EvaluationCancelled, backtest
 from bhm_core.model.config import FitConfig, Priors
@@ -89,13 +91,31 @@ def start_backtest(cube, store_ids, cutoff, horizon: int, config: FitConfig, pri
 
 def hierarchy_plan(cube, new_ids) -> tuple[fits.CurrentFit | None, list[int]]:
     """(current fit to reuse, or None; the stores the hierarchy is fitted on): see
-    bhm_core.evaluation.plans.hierarchy_plan, with this session's fit and picks."""
+    bhm_core.evaluation.plans.hierarchy_plan, with this session's fit and picks, or the first
+    `wider_hierarchy()` stores other than the new ones once the user asked for a wider one."""
+    wider = wider_hierarchy()
+    if wider:
+        new = {int(i) for i in new_ids}
+        return None, [int(i) for i in cube.store_ids if int(i) not in new][:wider]
     fit = fits.current()
     picked, _ = fits.stores_to_fit(cube)
     plan = plans.hierarchy_plan(
         cube, new_ids, fit.result if fit else None, picked, fits.DEFAULT_STORES, select=loaders.fit_cube
     )
     return (fit if plan.reuse is not None else None), plan.stores
+
+
+def wider_hierarchy() -> int | None:
+    """The number of stores the user asked the New stores page's hierarchy to rest on, if any."""
+    return st.session_state.get(state.NS_HIERARCHY_STORES)
+
+
+def set_wider_hierarchy(n_stores: int | None) -> None:
+    st.session_state[state.NS_HIERARCHY_STORES] = n_stores
+
+
+def pooling_report(cube, hierarchy_ids, new_ids):
+    return plans.pooling_report(cube, hierarchy_ids, new_ids, select=loaders.fit_cube)
 
 
 def hierarchy_key(cube, reuse, others, config: FitConfig, priors: Priors) -> str:

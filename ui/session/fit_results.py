@@ -38,20 +38,24 @@ def store_forecast(
     stores: tuple,
     first,
     last,
-    promo_future: bool,
+    plan_key: str,
     n_samples: int,
     _result,
     _cube: SalesCube,
+    _plan=None,
     chunk_stores: int = 8,
 ) -> pd.DataFrame:
-    """Per-store forecast over [first, last] with promo/holiday flags and expected closures (days
-    after the data on a store's usual closing weekday: open False, forecast 0). Days after the
-    data have no promo unless promo_future (then Mon-Fri). chunk_stores fixed: one compiled
-    program whatever the number of stores shown."""
+    """Per-store forecast over [first, last] with promo/holiday flags, expected closures (days after
+    the data on a store's usual closing weekday: open False, forecast 0) and where each day's
+    covariates came from (source). Days after the data follow `_plan` (a Scenario; plan_key names
+    it). chunk_stores fixed: one compiled program whatever the number of stores shown."""
+    from bhm_core.forecast.export import sources
+    from bhm_core.forecast.sampling import forecast_dates
     from bhm_core.forecast.windows import window_parts
 
-    parts = [
-        forecast(
+    parts = []
+    for a, b, scenario, seed in window_parts(first, last, _cube.dates[-1], _plan or False):
+        part = forecast(
             _result,
             _cube,
             list(stores),
@@ -62,19 +66,21 @@ def store_forecast(
             scenario=scenario,
             chunk_stores=chunk_stores,
         )
-        for a, b, scenario, seed in window_parts(first, last, _cube.dates[-1], promo_future)
-    ]
+        part["source"] = sources(_cube, list(stores), forecast_dates(a, b), scenario).ravel()
+        parts.append(part)
     return pd.concat(parts, ignore_index=True).sort_values(["store", "date"], ignore_index=True)
 
 
 @st.cache_data(max_entries=32, show_spinner="Summing the forecast over the stores…")
-def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int, _result, _cube) -> pd.DataFrame:
+def total_forecast(
+    fit_key: str, first, last, plan_key: str, n_samples: int, _result, _cube, _plan=None
+) -> pd.DataFrame:
     """Daily sum over the fit's stores; the actual total only inside the data (NaN after)."""
     from bhm_core.forecast.windows import window_parts
 
     parts = [
         forecast_total(_result, _cube, _result.store_ids, a, b, n_samples=n_samples, seed=seed, scenario=scenario)
-        for a, b, scenario, seed in window_parts(first, last, _cube.dates[-1], promo_future)
+        for a, b, scenario, seed in window_parts(first, last, _cube.dates[-1], _plan or False)
     ]
     total = pd.concat(parts, ignore_index=True)
     total.loc[total["date"] > pd.Timestamp(_cube.dates[-1]), "y"] = np.nan
@@ -82,11 +88,31 @@ def total_forecast(fit_key: str, first, last, promo_future: bool, n_samples: int
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def day_samples(fit_key: str, store: int, date, promo_future: bool, n_samples: int, _result, _cube) -> np.ndarray:
+def day_samples(
+    fit_key: str, store: int, date, plan_key: str, n_samples: int, _result, _cube, _plan=None
+) -> np.ndarray:
     from bhm_core.forecast.windows import day_scenario
 
-    scenario = day_scenario(date, _cube.dates[-1], promo_future)
+    scenario = day_scenario(date, _cube.dates[-1], _plan or False)
     return store_day_samples(_result, _cube, store, np.datetime64(date, "D"), n_samples=n_samples, scenario=scenario)
+
+
+@st.cache_data(max_entries=32, show_spinner="Drawing the plan and the what-if on the same draws…")
+def uplift(fit_key: str, stores: tuple, first, last, keys: tuple, n_samples: int, _result, _cube, _plan, _scenario):
+    """whatif.uplift of a promo plan against the plan of record (keys: the two scenarios' keys)."""
+    from bhm_core.forecast import whatif
+
+    return whatif.uplift(_result, _cube, list(stores), first, last, _plan, _scenario, n_samples=n_samples)
+
+
+@st.cache_data(max_entries=16, show_spinner="Drawing both fits' forecasts…")
+def fits_compared(
+    keys: tuple, stores: tuple, first, last, plan_key: str, n_samples: int, _before, _after, _cube, _plan
+):
+    """whatif.compare_fits of two fits (keys: theirs) on the same stores, days and plan."""
+    from bhm_core.forecast import whatif
+
+    return whatif.compare_fits(_before, _after, _cube, list(stores), first, last, _plan, n_samples=n_samples)
 
 
 @st.cache_data(max_entries=16, show_spinner="Summarising the effects…")
@@ -105,8 +131,26 @@ def effect_tables(fit_key: str, seen: tuple, _result, _cube: SalesCube | None = 
     if _cube is not None:
         out["shrinkage"] = effects.shrinkage(_result, _cube, items, latents)
         days = effects.feature_days(_cube)
-        out["days"] = pd.Series({c.label: int(days[c.feature]) for c in items})
+        out["days"] = pd.Series({c.id: int(days[c.feature]) for c in items})
     return out
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def truth_tables(fit_key: str, seen: tuple, source_key: str, _result, _truth: dict, _cube) -> dict:
+    """The fit's effects against the true parameters of synthetic data: true chain-wide multipliers
+    (by effect id), each store's, the share of stores whose 90 % interval holds the truth, and
+    whether each chain-wide interval does; only effects the fit's data identify (forecast.truth)."""
+    from bhm_core.forecast import effects, truth
+
+    items = effects.contrasts(_result.feature_names, _result.feature_groups, seen)
+    chain, stores = truth.true_effects(items, _truth, _result.feature_names, _result.store_ids, _cube)
+    tables = effect_tables(fit_key, seen, _result)
+    return {
+        "chain": chain,
+        "stores": stores,
+        "hits": truth.interval_hits(tables["stores"], stores),
+        "chain_hits": truth.chain_hits(effects.summary_table(tables["global"]), chain),
+    }
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

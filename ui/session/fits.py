@@ -63,6 +63,9 @@ def stores_to_fit(cube) -> tuple[list[int], bool]:
 
 
 def make_current(fit: CurrentFit) -> None:
+    before = st.session_state.get(state.FIT)
+    if before is not None and before.saved and before.key != fit.key:
+        st.session_state[state.PREVIOUS_FIT] = before.key  # what a what-if compares the new fit with
     st.session_state[state.FIT] = fit
     in_use.sync()
 
@@ -118,9 +121,30 @@ def collect() -> None:
 
 
 def current() -> CurrentFit | None:
+    """The fit the pages show. One made on data that changed since under the same source (a new
+    download into the same folder) is dropped, with a notice: its stores' data are not what it saw."""
     collect()
     in_use.sync()
-    return st.session_state.get(state.FIT)
+    fit = st.session_state.get(state.FIT)
+    if fit is not None and not _fits_the_data(fit):
+        st.session_state.pop(state.FIT, None)
+        LIFECYCLE.notify("info", "The data changed since the last fit, so it is no longer in use: fit again.")
+        return None
+    return fit
+
+
+def _fits_the_data(fit: CurrentFit) -> bool:
+    try:
+        cube = loaders.load_cube(state.current_source())
+        return loaders.fit_cube(cube, fit.result.store_ids).fingerprint == fit.result.data_fingerprint
+    except BhmError:
+        return False
+
+
+def shown() -> CurrentFit | None:
+    """The current fit without collecting a finished job (what the sidebar shows before the page)."""
+    fit = st.session_state.get(state.FIT)
+    return fit if fit is not None and _fits_the_data(fit) else None
 
 
 def notice() -> Notice | None:
@@ -149,7 +173,21 @@ def start(cube, store_ids, config: FitConfig, priors: Priors) -> None:
         return
     source = state.current_source()
     label = artifacts.default_label(source.label, sub.store_ids, config, priors, sub.spec)
-    LIFECYCLE.start(lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source))
+    LIFECYCLE.start(
+        lambda: FitJob(store, sub, config, priors, key=key, label=label, source=source, after=draw_first_forecasts)
+    )
+
+
+def draw_first_forecasts(result, cube) -> None:
+    """Draw, in the fit's job, what the Forecast page shows first (its default stores, history and
+    horizon), so that the compiled sampling programs are there when the page opens."""
+    from bhm_core.forecast.predict import forecast, forecast_total
+
+    end = cube.dates[-1]
+    stores = [int(i) for i in result.store_ids[:3]]
+    for first, last, seed in ((end - 55, end, 0), (end + 1, end + 42, 1)):
+        forecast(result, cube, stores, first, last, n_samples=500, seed=seed, chunk_stores=8)
+        forecast_total(result, cube, result.store_ids, first, last, n_samples=500, seed=seed)
 
 
 def use_partial() -> None:
@@ -159,8 +197,9 @@ def use_partial() -> None:
         LIFECYCLE.notify("info", "The partial fit is current. It is not saved: fit again to keep one.")
 
 
-def reopen(key: str) -> None:
-    """Make a saved fit current, if it belongs to the data in use. Callback of the history table."""
+def reopen(key: str, quiet: bool = False) -> bool:
+    """Make a saved fit current, if it belongs to the data in use. Callback of the history table;
+    quiet (a link's fit): no notice on success, and the reason in the link's notice otherwise."""
     try:
         result = loaders.saved_fit(str(fit_store().root), key)
         sub = loaders.fit_cube(loaders.load_cube(state.current_source()), result.store_ids)
@@ -170,13 +209,19 @@ def reopen(key: str) -> None:
                 "stores in the data in use); load that data on the Data page first"
             )
     except BhmError as exc:
-        LIFECYCLE.notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
-        return
+        if quiet:
+            st.session_state[state.URL_NOTICE] = f"The fit of the link ({key[:12]}) cannot be shown: {exc}"
+        else:
+            LIFECYCLE.notify("error", f"Cannot reopen fit {key[:12]}: {exc}")
+        return False
     make_current(CurrentFit(result, key, True, True, None))
-    LIFECYCLE.notify(
-        "success",
-        f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now in the editors.",
-    )
+    if not quiet:
+        LIFECYCLE.notify(
+            "success",
+            f"Reopened fit {key[:12]} ({len(result.store_ids)} stores); its priors and settings are now "
+            "in the editors.",
+        )
+    return True
 
 
 def make_pointer(key: str) -> None:

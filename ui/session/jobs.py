@@ -12,6 +12,7 @@ sessions of the process, under the job's key.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +38,7 @@ class BackgroundJob:
         self.total_steps = max(int(total_steps), 1)
         self.phase = ""  # what the work is doing now, for the page
         self._then = ""  # what it does after the current stage's last step
+        self._after_steps = ""  # a named phase once the steps are done (drawing forecasts)
         self.trace: list[tuple[int, float]] = []  # (step, loss) after every chunk of steps
         self.outcome = None
         self.error: BaseException | None = None
@@ -94,6 +96,24 @@ class BackgroundJob:
         return self.trace[-1][0] if self.trace else 0
 
     @property
+    def compiling(self) -> bool:
+        """Whether the work is building (or waiting for) a compiled program right now."""
+        programs = sys.modules.get("bhm_core.inference.programs")  # loaded by the time anything compiles
+        return programs is not None and self._thread.ident is not None and programs.compiling(self._thread.ident)
+
+    def stage(self) -> str:
+        """The named phase the progress panel shows."""
+        if self.cancelling:
+            return "Cancelling"
+        if self._after_steps:
+            return self._after_steps
+        if self.step == 0:
+            return "Compiling" if self.compiling else "Preparing"
+        if self.step < self.total_steps:
+            return "Fitting"
+        return self._then or "Finishing"
+
+    @property
     def elapsed(self) -> float:
         return self.seconds if self.seconds is not None else time.monotonic() - self.started
 
@@ -111,17 +131,19 @@ class FitJob(BackgroundJob):
         key: str = "",
         label: str = "",
         source=None,
+        after: Callable | None = None,
     ):
         super().__init__(key=key, label=label, source=source, total_steps=config.steps)
+        self._then = "Saving"
         self.config, self.priors = config, priors
         self.n_stores = cube.n_stores
-        self._store, self._cube = store, cube
+        self._store, self._cube, self._after = store, cube, after
 
     def _work(self) -> CachedFit:
         from bhm_core import artifacts
 
         try:
-            return artifacts.fit_or_load(
+            out = artifacts.fit_or_load(
                 self._store,
                 self._cube,
                 self.config,
@@ -130,8 +152,15 @@ class FitJob(BackgroundJob):
                 on_progress=self.progress,
                 should_stop=self._stop.is_set,
             )
+            if self._after is not None and not out.result.meta.get("cancelled") and not self.cancelling:
+                self._after_steps = "Drawing forecasts"
+                try:
+                    self._after(out.result, self._cube)
+                except Exception:  # the fit is made and saved; its forecasts are drawn again on the page
+                    log.exception("drawing the forecasts ahead failed")
+            return out
         finally:
-            self._cube = None  # the thread's reference: the cube is the cache's, not the job's
+            self._cube = self._after = None  # the thread's references: the cube is the cache's
 
 
 class TaskJob(BackgroundJob):

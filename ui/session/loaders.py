@@ -66,6 +66,29 @@ def current_cube() -> SalesCube | None:
         return None
 
 
+@st.cache_resource(max_entries=3, show_spinner=False)
+def _truth(key: str, _source) -> dict | None:
+    return load_dataset(_source).truth
+
+
+def truth(source) -> dict | None:
+    """The true parameters of synthetic data (the demo), None for real data."""
+    if source.kind != "demo":
+        return None
+    try:
+        return _truth(source_key(source), source)
+    except BhmError:
+        return None
+
+
+def loaded_cube() -> SalesCube | None:
+    """The cube of the data in use when it loads, without saying anything when it does not."""
+    try:
+        return load_cube(state.current_source())
+    except BhmError:
+        return None
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def store_table(fingerprint: str, _cube: SalesCube) -> pd.DataFrame:
     """One row per store: attributes plus mean sales over observed days and day counts."""

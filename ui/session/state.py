@@ -18,6 +18,10 @@ from bhm_core.data.sources import DemoSource
 SOURCE = "bhm.source"  # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
 FIT = "bhm.fit"  # ui.session.fits.CurrentFit: the fit the engine pages show
+LOADED_FEATURES = "bhm.loaded_features"  # FeatureSpec of the last settings file loaded (Model & fit)
+SVI_EXTRA = "bhm.svi_extra"  # FitConfig fields without a widget, as the last settings file gave them
+NS_HIERARCHY_STORES = "bhm.ns_hierarchy"  # stores the New stores page's hierarchy rests on, when widened
+PREVIOUS_FIT = "bhm.previous_fit"  # key of the saved fit that was current before the current one
 FIT_JOB = "bhm.fit_job"  # ui.session.jobs.FitJob: a fit running in the background (or just done)
 FIT_NOTICE = "bhm.fit_notice"  # ui.session.lifecycle.Notice about the last fit attempt (Model & fit)
 FIT_PARTIAL = "bhm.fit_partial"  # ui.session.fits.CurrentFit of a cancelled or diverged fit, unsaved
@@ -31,6 +35,8 @@ CALENDAR_UPLOADER = "bhm.calendar_uploader"  # int: bumped to give the calendar 
 FIT_CLAIM = "bhm.fit_claim"  # ui.session.in_use.Token: holds this session's claim on its current fit
 FIT_DELETE = "bhm.fit_delete"  # key of the saved fit whose deletion waits for a confirmation
 ACCESS = "bhm.access"  # True once this session gave the dashboard's password (ui.views.access)
+SOURCE_MEMORY = "bhm.source_memory"  # {source: (picks, CurrentFit or None)} of the sources left
+URL_NOTICE = "bhm.url_notice"  # why the view of a link could not be restored (ui.session.urls)
 ROUTED = "bhm.routed"  # True once app.py has run in this session (ui.views.nav.route_through_app)
 # Evaluations (Baselines, New stores pages): the job running for each kind, and the last notice.
 # The Evaluations themselves live in a process-wide cache (ui.session.loaders.evaluations), keyed by
@@ -44,6 +50,8 @@ W_SOURCE_KIND = "w.source_kind"
 W_STORE_PICKER = "w.store_picker"
 W_PRIOR = "w.prior"  # prefix: f"{W_PRIOR}.{group}.{field}" (ui.views.prior_editor)
 W_SVI = "w.svi"  # prefix: f"{W_SVI}.{field}" (ui.views.svi_settings)
+
+PROGRESS_EVERY = 25  # steps per chunk of a fit: how often its progress moves and Cancel is checked
 
 # The built-in demo's default size; tests shrink it through the environment.
 DEMO_STORES_ENV = "BHM_DEMO_STORES"
@@ -65,12 +73,20 @@ def current_source():
 
 
 def set_source(source) -> None:
-    """Switch the data in use. Picks and fit refer to the old data, so they go."""
-    if st.session_state.get(SOURCE) == source:
+    """Switch the data in use. Picks and fit refer to the old data: they are put aside with it and
+    come back when the user switches back to it."""
+    old = st.session_state.get(SOURCE)
+    if old == source:
         return
+    memory = st.session_state.setdefault(SOURCE_MEMORY, {})
+    if old is not None:
+        memory[old] = (selected_stores(), st.session_state.get(FIT))
     st.session_state[SOURCE] = source
-    set_selected_stores([])
     drop_fit()
+    picks, fit = memory.pop(source, ([], None))
+    set_selected_stores(picks)
+    if fit is not None:
+        st.session_state[FIT] = fit
 
 
 def eval_job_key(kind: str) -> str:

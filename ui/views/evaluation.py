@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bhm_core.evaluation.backtest import best_baseline, calibration, lift_percent, metrics_table, store_lifts
+from bhm_core.evaluation.tables import best_baseline, calibration, lift_percent, metrics_table, store_lifts
 from bhm_core.forecast.predict import METHOD
 from ui.charts import evaluation as eval_charts
 from ui.charts import style

@@ -225,9 +225,8 @@ def effects_side_by_side(current, other, other_key: str, labels, seen: tuple) ->
         return pd.DataFrame({"Effect (×)": ["(the fits have different features)"]})
     a = summary_table(fit_results.effect_tables(current.key, seen, current.result)["global"])
     b = summary_table(fit_results.effect_tables(other_key, seen, other)["global"])
-    merged = a[["effect", "median"]].merge(
-        b[["effect", "median"]], on="effect", how="outer", sort=False, suffixes=(" a", " b")
-    )
+    merged = a[["id", "effect", "median"]].merge(b[["id", "median"]], on="id", how="outer", sort=False)
+    merged = merged.drop(columns="id")  # effects are matched by id; the labels are only shown
     merged.columns = ["Effect (×)", labels[0], labels[1]]
     return merged.round(3)
 

@@ -51,7 +51,11 @@ def notice() -> None:
 
 def current_fit(fit) -> None:
     if fit is None:
-        st.info("No current fit yet: set the priors and settings, then press Fit.", icon=":material/info:")
+        running = fits.job()
+        if running is not None and not running.done:
+            st.info(f"The first fit is running ({running_text(running)}); it becomes current when it is done.")
+        else:
+            st.info("No current fit yet: set the priors and settings, then press Fit.", icon=":material/info:")
         return
     row = st.container(horizontal=True, vertical_alignment="center")
     row.markdown(f"**Current fit:** {fit.summary()}")
@@ -70,3 +74,12 @@ def current_fit(fit) -> None:
         f"fit.loss|{fit.key}|{len(losses)}", lambda: fit_charts.loss_figure(np.arange(1, len(losses) + 1), losses)
     )
     st.plotly_chart(figure, width="stretch", config={"displayModeBar": False}, key="fit.loss")
+
+
+def running_text(job) -> str:
+    """'fitting 20 stores, step 50 of 100' / 'compiling the fit program for 20 stores'."""
+    stage = job.stage()
+    what = f"{job.n_stores} store{'s' if job.n_stores != 1 else ''}"
+    if stage == "Fitting":
+        return f"fitting {what}, step {job.step:,} of {job.total_steps:,}"
+    return f"{stage.lower()}, {what}"

@@ -10,10 +10,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from bhm_core.csvsafe import to_csv
 from bhm_core.data.summaries import observed_sale
+from bhm_core.forecast.sampling import Scenario
+from bhm_core.forecast.whatif import scenario_key
 from ui.charts import forecast as forecast_charts
 from ui.charts import style
-from ui.session import figures, fit_results
+from ui.session import calendar, figures, fit_results
+from ui.views.forecast_table import readable_total
 
 MAX_PANELS = 8
 HORIZONS = (0, 7, 14, 28, 42, 56, 91, 182)
@@ -25,8 +29,13 @@ def controls(fit, sub) -> dict:
     """Stores, window, scenario and samples; returns the forecast request."""
     ids = [int(i) for i in fit.result.store_ids]
     top = st.columns([2.2, 1.4, 1.2, 1.2], vertical_alignment="bottom")
+    shown_label = (
+        f"Stores to show (of the {len(ids)} fitted)"
+        if len(ids) <= MAX_PANELS
+        else f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)"
+    )
     stores = top[0].multiselect(
-        f"Stores to show (up to {MAX_PANELS} of the {len(ids)} fitted)",
+        shown_label,
         ids,
         default=ids[: min(3, len(ids))],
         max_selections=MAX_PANELS,
@@ -45,23 +54,22 @@ def controls(fit, sub) -> dict:
         persist_state="session",
         help="Posterior predictive draws per day",
     )
-    promo = st.toggle(
-        "What if: promo on every future weekday (Mon–Fri)",
-        key="w.fc.promo",
-        persist_state="session",
-        disabled=horizon == 0,
-        help="Days after the data otherwise have no promo; recorded days never change",
-    )
     end = sub.dates[-1]
     days = HISTORY[history]
     first = sub.dates[0] if days is None else max(sub.dates[0], end - np.timedelta64(days - 1, "D"))
+    last = end + np.timedelta64(horizon, "D")
+    plan, plan_text = calendar.plan(sub, end + np.timedelta64(1, "D"), last) if horizon else (None, "")
+    scenario = Scenario(calendar=plan)
     return {
         "stores": tuple(sorted(stores)),
         "first": str(first),
-        "last": str(end + np.timedelta64(horizon, "D")),
-        "promo": bool(promo and horizon),
+        "last": str(last),
+        "horizon": int(horizon),
         "n_samples": int(n_samples),
         "end": end,
+        "plan": scenario,
+        "plan_key": scenario_key(scenario),
+        "plan_text": plan_text,
     }
 
 
@@ -91,10 +99,11 @@ def shown_frame(fit, sub, request, window) -> pd.DataFrame | None:
         request["stores"],
         request["first"],
         request["last"],
-        request["promo"],
+        request["plan_key"],
         request["n_samples"],
         fit.result,
         sub,
+        request["plan"],
     )
     return _in(frame, window)
 
@@ -105,7 +114,7 @@ def stores_tab(fit, sub, request, window, kind) -> None:
         st.info("Choose stores to show above.", icon=":material/arrow_upward:")
         return
     figure = figures.figure(
-        f"fc.stores|{fit.key}|{sorted(request.items())}|{window}|{kind}",
+        f"fc.stores|{fit.key}|{_request_key(request)}|{window}|{kind}",
         lambda: forecast_charts.forecast_figure(
             shown, list(request["stores"]), style.sales_axis_label(kind), request["end"], _x_range(window)
         ),
@@ -113,13 +122,26 @@ def stores_tab(fit, sub, request, window, kind) -> None:
     st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, key="fc.stores")
     st.caption(
         "Bands: 50 % (dark) and 90 % (light) posterior predictive intervals; line: mean, "
-        "dotted: median. The dashed line marks the end of the data."
+        "dotted: median. The dashed line marks the end of the data; after it, promo days and "
+        "holidays are shaded by where they come from: planned (a calendar), inferred (public "
+        "holidays of the store's state), estimated (a year before)."
     )
+
+
+def _request_key(request: dict) -> str:
+    return repr([(k, v) for k, v in sorted(request.items()) if k not in ("plan", "plan_text")])
 
 
 def total_tab(fit, sub, request, window, kind) -> None:
     total = fit_results.total_forecast(
-        fit.key, request["first"], request["last"], request["promo"], request["n_samples"], fit.result, sub
+        fit.key,
+        request["first"],
+        request["last"],
+        request["plan_key"],
+        request["n_samples"],
+        fit.result,
+        sub,
+        request["plan"],
     )
     shown = _in(total, window)
     st.plotly_chart(
@@ -144,7 +166,7 @@ def total_tab(fit, sub, request, window, kind) -> None:
     )
     st.download_button(
         "Download the total as CSV",
-        shown.to_csv(index=False),
+        to_csv(readable_total(shown, kind)),
         "forecast_total.csv",
         "text/csv",
         on_click="ignore",
@@ -161,7 +183,9 @@ def day_tab(fit, sub, request, window, kind) -> None:
     day = left.date_input(
         "Day", value=default, min_value=window[0], max_value=window[1], key=f"w.fc.day.{window[0]}.{window[1]}"
     )
-    samples = fit_results.day_samples(fit.key, int(store), str(day), request["promo"], 4000, fit.result, sub)
+    samples = fit_results.day_samples(
+        fit.key, int(store), str(day), request["plan_key"], 4000, fit.result, sub, request["plan"]
+    )
     actual = observed_sale(sub, store, day)
     p5, p95 = np.percentile(samples, [5, 95])
     left.metric("Mean", f"{samples.mean():,.0f}", border=True)
@@ -174,41 +198,4 @@ def day_tab(fit, sub, request, window, kind) -> None:
         width="stretch",
         config={"displaylogo": False},
         key="fc.day",
-    )
-
-
-def table_tab(shown: pd.DataFrame | None) -> None:
-    if shown is None or shown.empty:
-        st.caption("Nothing to list: choose stores above.")
-        return
-    columns = [
-        "store",
-        "date",
-        "y",
-        "point",
-        "median",
-        "lo_50",
-        "hi_50",
-        "lo_90",
-        "hi_90",
-        "open",
-        "promo",
-        "state_holiday",
-        "expected_closed",
-    ]
-    table = shown[columns].rename(columns={"y": "actual", "point": "mean", "state_holiday": "holiday"})
-    st.download_button(
-        "Download what is shown as CSV",
-        table.to_csv(index=False),
-        "forecast.csv",
-        "text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-        key="fc.csv",
-    )
-    st.dataframe(
-        table,
-        hide_index=True,
-        height=420,
-        column_config={"date": st.column_config.DateColumn("date", format="YYYY-MM-DD")},
     )

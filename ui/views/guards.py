@@ -19,7 +19,17 @@ def require_fit(why: str):
         st.stop()
     fit = fits.current()
     if fit is None:
-        st.info(f"No current fit yet: {why} Fit the model first.", icon=":material/info:")
+        running = fits.job()
+        if running is not None and not running.done:
+            from ui.views import fit_runner
+
+            st.info(
+                f"A fit is running ({fit_runner.running_text(running)}): {why} This page shows it once it is done.",
+                icon=":material/hourglass_top:",
+            )
+            fit_runner.progress()
+        else:
+            st.info(f"No current fit yet: {why} Fit the model first.", icon=":material/info:")
         st.page_link("pages/fit.py", label="Go to Model & fit", icon=":material/tune:")
         st.stop()
     warmup.compilation_cache()  # forecasts and effects compile too

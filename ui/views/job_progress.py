@@ -25,16 +25,28 @@ def progress(lifecycle: Lifecycle) -> None:
         _poll(lifecycle)
 
 
+WHAT_NOW = {
+    "Preparing": "the start: least squares on log sales",
+    "Compiling": "the fit program for this size; once per size and server",
+    "Saving": "the fit, so that it loads at once next time",
+    "Drawing forecasts": "of the Forecast page's first view (compiles once per server)",
+}
+
+
 def status_text(job: BackgroundJob) -> str:
-    """What the job is doing. A staged job (an evaluation) names its stage; a plain fit has none."""
-    if job.cancelling:
+    """The named phase (Preparing, Compiling, Fitting, then what follows the steps), with what a
+    staged job (an evaluation) is doing and how far it is."""
+    stage, seconds = job.stage(), f"{job.elapsed:.0f} s"
+    where = f"{job.phase} · " if job.phase and stage in ("Preparing", "Compiling", "Fitting") else ""
+    if stage == "Cancelling":
         return f"Cancelling after step {job.step:,}…"
-    if job.step == 0:
-        if job.phase:
-            return f"{job.phase} ({job.elapsed:.0f} s; preparing and compiling)"
-        return f"Preparing and compiling ({job.elapsed:.0f} s; only the first fit of a size compiles)"
-    where = f"{job.phase}: step" if job.phase else "Step"
-    return f"{where} {job.step:,} of {job.total_steps:,} · {job.elapsed:.0f} s · loss {job.trace[-1][1]:,.1f}"
+    if stage == "Fitting":
+        return (
+            f"{where}**Fitting**: step {job.step:,} of {job.total_steps:,} · {seconds} · loss {job.trace[-1][1]:,.1f}"
+        )
+    if stage in WHAT_NOW:
+        return f"{where}**{stage}** {WHAT_NOW[stage]} · {seconds}"
+    return f"**{stage}** · {seconds}"
 
 
 @st.fragment(run_every=POLL_SECONDS)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from bhm_core.data.summaries import observed_sales
 from bhm_core.errors import BhmError
-from bhm_core.evaluation.backtest import check_coldstart
+from bhm_core.evaluation.coldstart import check_coldstart
 from ui.session import evaluations
 from ui.views import evaluation as eval_view
 
@@ -58,7 +58,40 @@ def controls(cube) -> dict | None:
     return {"new": sorted(int(s) for s in new), "known": int(known), "horizon": int(horizon), "windows": windows}
 
 
+WIDER = 50  # stores a widened hierarchy rests on
+
+
+def pooling_warning(cube, new: list, others: list) -> None:
+    """Say when the hierarchy has too few stores to pool from (or lacks what the new stores have),
+    and offer to fit it on more."""
+    report = evaluations.pooling_report(cube, others, new)
+    available = cube.n_stores - len(new)
+    wider = min(WIDER, available)
+    if evaluations.wider_hierarchy():
+        st.button(
+            "Back to the picked stores (or the current fit) as the hierarchy",
+            on_click=evaluations.set_wider_hierarchy,
+            args=(None,),
+            key="ns.narrow",
+        )
+    if not report.weak:
+        return
+    st.warning(report.text(), icon=":material/warning:")
+    if wider > len(others):
+        st.button(
+            f"Fit the hierarchy on {wider} stores instead",
+            on_click=evaluations.set_wider_hierarchy,
+            args=(wider,),
+            icon=":material/hub:",
+            key="ns.wider",
+            help="The first stores of the data other than the new ones; fitted once and saved, then reused",
+        )
+
+
 def hierarchy_caption(reuse, others: list) -> None:
+    if evaluations.wider_hierarchy():
+        st.caption(f"The hierarchy: a fit on {len(others)} other stores, as asked above; saved and reused.")
+        return
     if reuse is not None:
         st.caption(
             f"The hierarchy: the current fit ({reuse.summary()}); none of the new stores is in it, so it is reused."

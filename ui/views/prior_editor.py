@@ -18,20 +18,21 @@ from bhm_core.model.config import EffectPrior, Priors
 from ui.charts import fit as fit_charts
 from ui.charts import style
 from ui.session import figures, fit_results, state
+from ui.views import labels
 
 EFFECT_FIELDS = ("mu_loc", "mu_scale", "sigma_scale")
 DISPERSION_FIELDS = ("r_mu_loc", "r_mu_scale", "r_sigma_scale", "w_scale")
 LABELS = {
     "mu_loc": (
-        "Centre of the group mean",
+        labels.EFFECT["mu_loc"],
         "μ₀: where the chain-wide effect θ_μ is expected (log scale; 0 = no effect)",
     ),
     "mu_scale": (
-        "Uncertainty of the group mean",
+        labels.EFFECT["mu_scale"],
         "s in θ_μ ~ Normal(μ₀, s): how far from μ₀ the chain-wide effect may plausibly be",
     ),
     "sigma_scale": (
-        "Store-to-store spread",
+        labels.EFFECT["sigma_scale"],
         "scale of θ_σ ~ HalfNormal(·): how much stores may differ from the chain (log scale; 0.1 ≈ ±10 %, 1 ≈ ×2.7)",
     ),
 }
@@ -113,7 +114,7 @@ def editors(cube) -> Priors | None:
     try:
         return Priors(**changes, **dispersion)
     except ConfigError as exc:
-        st.error(str(exc))
+        st.error(labels.message(exc))
         return None
 
 
@@ -131,7 +132,7 @@ def _group_editor(group: str):
         prior.check(group)
         problem = None
     except ConfigError as exc:
-        prior, problem = None, str(exc)
+        prior, problem = None, labels.message(exc)
     with st.expander(f"**{title}**" + ("" if problem is None else "  :red[(invalid)]"), expanded=problem is not None):
         st.caption(help_text)
         cols = st.columns(3)
@@ -164,9 +165,9 @@ def _dispersion_editor():
         Priors(**values)
         problem = None
     except ConfigError as exc:
-        problem = str(exc)
+        problem = labels.message(exc)
     with st.expander(
-        "**Noise (dispersion)**" + ("" if problem is None else "  :red[(invalid)]"), expanded=problem is not None
+        f"**{labels.NOISE_TITLE}**" + ("" if problem is None else "  :red[(invalid)]"), expanded=problem is not None
     ):
         st.caption(
             "Day-to-day noise around the expected sales: Var = mean × (1 + eʳ) per store, with "
@@ -179,8 +180,8 @@ def _dispersion_editor():
             "Scale of r_σ ~ HalfNormal: spread of the noise level between stores",
             "Scale of the per-store offsets w ~ Normal(0, ·)",
         )
-        labels = ("Centre of r_μ", "Uncertainty of r_μ", "Store spread of r", "Offset scale w")
-        for column, name, label, help_text in zip(cols, DISPERSION_FIELDS, labels, help_texts):
+        for column, name, help_text in zip(cols, DISPERSION_FIELDS, help_texts):
+            label = labels.DISPERSION[name]
             _number(column, "dispersion", name, label, help_text, step=0.05)
         if problem:
             st.error(problem)

@@ -16,14 +16,26 @@ def sidebar_status(slot) -> None:
     with slot.container():
         st.caption(f"**Data:** {state.current_source().label}")
         st.caption(f"**Picked stores:** {n_picked}" if n_picked else "No stores picked yet (see Stores).")
-        fit, job = st.session_state.get(state.FIT), st.session_state.get(state.FIT_JOB)
+        job = st.session_state.get(state.FIT_JOB)
         if job is not None and not job.done:
-            st.caption(f"**Fitting** {job.n_stores} stores… (see Model & fit)")
+            st.caption(f"**Fitting** {job.n_stores} stores: {_progress(job)} (see Model & fit)")
+        fit = None
+        if st.session_state.get(state.FIT) is not None:
+            from ui.session import fits  # loads the numerical stack, which a fit in session has loaded
+
+            fit = fits.shown()
         if fit is not None:
             st.caption(
                 f"**Fit in use:** {len(fit.result.store_ids)} stores, "
                 f"{len(fit.result.losses):,} steps" + ("" if fit.saved else " (not saved)")
             )
+        elif job is None or job.done:
+            st.caption("No fit in use yet (see Model & fit).")
+
+
+def _progress(job) -> str:
+    stage = job.stage()
+    return f"step {job.step:,} of {job.total_steps:,}" if stage == "Fitting" else stage.lower()
 
 
 def dataset_summary(cube) -> None:

@@ -122,7 +122,14 @@ def pick_actions(candidates: list[int], table_selection: list[int]) -> None:
     """Buttons that change the picks. Handled inline, before the picker is drawn in this run, so
     they act on this run's filters and sample settings (a callback would see the last run's)."""
     cols = st.columns([1.4, 0.8, 0.8, 1.2, 1], vertical_alignment="bottom")
-    add = cols[0].button(f"Add {len(table_selection)} selected row(s)", width="stretch", disabled=not table_selection)
+    picked = set(state.selected_stores())
+    new = [i for i in table_selection if i not in picked]
+    label = (
+        f"Add {len(new)} selected store{'s' if len(new) != 1 else ''}"
+        if new or not table_selection
+        else "Selected stores are picked"
+    )
+    add = cols[0].button(label, width="stretch", disabled=not new, key="w.add_selected")
     n = int(cols[1].number_input("Sample size", 1, 200, 6, key="w.sample_n"))
     seed = int(cols[2].number_input("Seed", 0, 1_000_000, 0, key="w.sample_seed"))
     sample = cols[3].button(
@@ -133,7 +140,8 @@ def pick_actions(candidates: list[int], table_selection: list[int]) -> None:
     )
     clear = cols[4].button("Clear picks", width="stretch")
     if add:
-        state.set_selected_stores([*state.selected_stores(), *table_selection])
+        state.set_selected_stores([*state.selected_stores(), *new])
+        st.rerun()  # the button's label counts the picks this run has just changed
     elif sample:
         drawn = np.random.default_rng(seed).choice(candidates, min(n, len(candidates)), replace=False)
         state.set_selected_stores(sorted(drawn.tolist()))

@@ -1,5 +1,5 @@
-"""SVI settings as widgets -> FitConfig. Invalid values show the library's message (field, value,
-allowed range) under the widgets and give None."""
+"""SVI settings as widgets -> FitConfig. An invalid value is named by its widget's label, with the
+value and the allowed range, under the row that holds the widget, and gives None."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import streamlit as st
 from bhm_core.errors import ConfigError
 from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
 from ui.session import state
+from ui.views import labels
 
-PROGRESS_EVERY = 25  # steps per chunk: how often the progress bar moves and Cancel is checked
+PROGRESS_EVERY = state.PROGRESS_EVERY
 OPTIMIZER_LABELS = {"adam": "Adam", "clipped_adam": "Adam, clipped gradients"}
 INIT_LABELS = {"least_squares": "Least squares (fast)", "prior": "Prior means"}
 
@@ -18,16 +19,21 @@ def _key(name: str) -> str:
     return f"{state.W_SVI}.{name}"
 
 
+NO_WIDGET = ("warmup_steps", "likelihood")  # kept as loaded (a settings file, a reopened fit)
+
+
 def load(config: FitConfig) -> None:
     """Put a fit's settings into the widgets (call before they are drawn, e.g. from a callback)."""
     for name, value in _widget_values(config).items():
         st.session_state[_key(name)] = value
+    st.session_state[state.SVI_EXTRA] = {name: getattr(config, name) for name in NO_WIDGET}
 
 
 def _widget_values(config: FitConfig) -> dict:
     values = config.to_dict()
-    values.pop("chunk_steps")
-    values.pop("warmup_steps")  # not a widget: the default ramp suits every schedule
+    values.pop("chunk_steps")  # the dashboard's own: how often the progress panel moves
+    for name in NO_WIDGET:  # the default ramp and law suit every case; a file may set them
+        values.pop(name)
     values["minibatch"] = config.batch_size is not None
     values["batch_size"] = config.batch_size or 10
     return values
@@ -47,6 +53,7 @@ def _build(values: dict) -> FitConfig:
         init=values["init"],
         chunk_steps=PROGRESS_EVERY,
         seed=int(values["seed"]),
+        **st.session_state.get(state.SVI_EXTRA, {}),
     )
 
 
@@ -67,37 +74,42 @@ KEEP = {"key": None, "persist_state": "session"}  # every widget here keeps its 
 def settings(n_stores: int) -> FitConfig | None:
     for name, value in _widget_values(FitConfig()).items():
         state.seed_widget(_key(name), value)
+    slots = {}
     values = _optimizer_row()
-    values |= _schedule_row(values["schedule"], values["optimizer"])
-    values |= _batch_row(n_stores)
+    slots.update(dict.fromkeys(values, st.empty()))
+    more = _schedule_row(values["schedule"], values["optimizer"])
+    slots.update(dict.fromkeys(more, st.empty()))
+    batch = _batch_row(n_stores)
+    slots.update(dict.fromkeys(batch, st.empty()))
     try:
-        return _build(values)
+        return _build(values | more | batch)
     except ConfigError as exc:
-        st.error(f"Settings not valid: {exc}", icon=":material/error:")
+        field = (exc.key or "").partition(".")[2]
+        slots.get(field, st).error(labels.message(exc), icon=":material/error:")
         return None
 
 
 def _optimizer_row() -> dict:
     top = st.columns([1, 1, 1.6, 1.8])
     steps = top[0].number_input(
-        "Steps",
+        labels.SVI["steps"],
         step=25,
         help="SVI iterations; the fit starts from a Gaussian "
         "approximation of the posterior, so about a hundred usually suffice",
         **_k("steps", KEEP),
     )
     lr = top[1].number_input(
-        "Learning rate",
+        labels.SVI["learning_rate"],
         step=0.005,
         format="%.4f",
         help="Adam's step size at the start of the schedule",
         **_k("learning_rate", KEEP),
     )
     optimizer = top[2].segmented_control(
-        "Optimizer", OPTIMIZERS, format_func=OPTIMIZER_LABELS.get, required=True, **_k("optimizer", KEEP)
+        labels.SVI["optimizer"], OPTIMIZERS, format_func=OPTIMIZER_LABELS.get, required=True, **_k("optimizer", KEEP)
     )
     schedule = top[3].segmented_control(
-        "Learning-rate schedule",
+        labels.SVI["schedule"],
         SCHEDULES,
         required=True,
         format_func=str.capitalize,
@@ -110,7 +122,7 @@ def _optimizer_row() -> dict:
 def _schedule_row(schedule: str, optimizer: str) -> dict:
     mid = st.columns([1, 1, 1, 1, 2])
     final = mid[0].number_input(
-        "Final LR fraction",
+        labels.SVI["final_lr_fraction"],
         step=0.01,
         format="%.3f",
         disabled=schedule == "constant",
@@ -118,20 +130,22 @@ def _schedule_row(schedule: str, optimizer: str) -> dict:
         help="The schedule ends at learning rate × this",
     )
     clip = mid[1].number_input(
-        "Clip norm",
+        labels.SVI["clip_norm"],
         step=1.0,
         disabled=optimizer != "clipped_adam",
         help="Largest gradient norm (clipped Adam only)",
         **_k("clip_norm", KEEP),
     )
     particles = mid[2].number_input(
-        "Particles",
+        labels.SVI["particles"],
         step=1,
         help="Samples of the guide per step (more: smoother loss, slower steps)",
         **_k("particles", KEEP),
     )
-    seed = mid[3].number_input("Seed", step=1, **_k("seed", KEEP))
-    init = mid[4].segmented_control("Start from", INITS, format_func=INIT_LABELS.get, required=True, **_k("init", KEEP))
+    seed = mid[3].number_input(labels.SVI["seed"], step=1, **_k("seed", KEEP))
+    init = mid[4].segmented_control(
+        labels.SVI["init"], INITS, format_func=INIT_LABELS.get, required=True, **_k("init", KEEP)
+    )
     return {"final_lr_fraction": final, "clip_norm": clip, "particles": particles, "seed": seed, "init": init}
 
 
@@ -143,8 +157,19 @@ def _batch_row(n_stores: int) -> dict:
         **_k("minibatch", KEEP),
     )
     batch = low[1].number_input(
-        f"Stores per step (of {n_stores})", step=1, disabled=not minibatch, **_k("batch_size", KEEP)
+        labels.SVI["batch_size"],
+        step=1,
+        disabled=not minibatch,
+        help=f"How many of the {n_stores} stores each step sees",
+        **_k("batch_size", KEEP),
     )
+    if minibatch and batch >= n_stores:
+        low[2].caption(
+            f"{batch:,} is not fewer than the {n_stores:,} stores fitted: every step sees every store "
+            "(a full-batch fit)."
+        )
+    elif minibatch:
+        low[2].caption(f"{batch:,} of the {n_stores:,} stores per step.")
     return {"minibatch": minibatch, "batch_size": batch}
 
 
