@@ -2,7 +2,7 @@
 
     python bench/bench_cube.py [--data-dir DIR] [--runs 3] [--profile]
 
-Targets (issue 2): at most 5 s and 1 GB peak memory. Each run is a fresh interpreter, so the
+Targets: at most 5 s and 1 GB peak memory. Each run is a fresh interpreter, so the
 peak RSS (ru_maxrss of that process) is the run's own and not a maximum over earlier runs; the time
 is the load + validate + cube build, imports excluded. Exits 1 when a target is missed, 2 when the
 data is not there (a fresh clone has no ../shared).

@@ -1,4 +1,4 @@
-"""Engine speed and memory on the real Rossmann data (issue 3 targets), medians of fresh processes.
+"""Engine speed and memory on the real Rossmann data, medians of fresh processes.
 
     .venv/bin/python bench/bench_fit.py [--data-dir ../shared/data/rossmann] [--runs 3]
 

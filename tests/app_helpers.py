@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,21 @@ from ui.session import loaders, state
 APP = Path(__file__).resolve().parents[1] / "app.py"
 FIT_PAGE = "pages/fit.py"
 STEPS = 40
+
+
+def serialised_parsing(monkeypatch) -> None:
+    """Sessions in threads of one process: CPython 3.11's ast.parse, which Streamlit runs on each
+    page script it has not compiled yet, is not thread-safe ("AST constructor recursion depth
+    mismatch", CPython gh-106905), so the first parses are made one at a time."""
+    import ast
+
+    parse, lock = ast.parse, threading.Lock()
+
+    def locked(*args, **kwargs):
+        with lock:
+            return parse(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", locked)
 
 
 def small_demo(monkeypatch, tmp_path) -> Path:

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from app_helpers import FIT_PAGE, button, current, fit, open_page, small_demo, texts
+from app_helpers import FIT_PAGE, button, current, fit, open_page, serialised_parsing, small_demo, texts
 
 from bhm_core.artifacts import FitStore, folders, made_on
 from bhm_core.data.sources import DemoSource, load_dataset
@@ -100,6 +100,7 @@ def keep_reading(root, stop: threading.Event, problems: list, loads: list) -> No
 @pytest.mark.slow
 def test_six_sessions_fit_and_delete_at_once_without_seeing_each_other(monkeypatch, tmp_path):
     root = small_demo(monkeypatch, tmp_path)
+    serialised_parsing(monkeypatch)
     monkeypatch.setenv("BHM_DATA_ROOT", str(tmp_path / "data"))
     results, failures, problems, loads = {}, [], [], []
     start, stop = threading.Barrier(SESSIONS), threading.Event()

@@ -58,7 +58,7 @@ def controls(fit, sub) -> dict:
     days = HISTORY[history]
     first = sub.dates[0] if days is None else max(sub.dates[0], end - np.timedelta64(days - 1, "D"))
     last = end + np.timedelta64(horizon, "D")
-    plan, plan_text = calendar.plan(sub, end + np.timedelta64(1, "D"), last) if horizon else (None, "")
+    plan, plan_text = calendar.plan(sub) if horizon else (None, "")
     scenario = Scenario(calendar=plan)
     return {
         "stores": tuple(sorted(stores)),
