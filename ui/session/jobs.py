@@ -153,8 +153,6 @@ class FitJob(BackgroundJob):
                 should_stop=self._stop.is_set,
                 source=self.source,
             )
-            if not out.result.meta.get("cancelled") and self._store.current_key() is None:
-                self._store.set_current(out.key)  # as on the command line: what `serve --fit current` answers with
             if self._after is not None and not out.result.meta.get("cancelled") and not self.cancelling:
                 self._after_steps = "Drawing forecasts"
                 try:
