@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 
 import numpy as np
@@ -21,10 +20,12 @@ FEATURE_SETS = ("reference", "default")
 
 
 def force_cpu_devices(n: int) -> None:
-    """Before JAX starts: let a CPU-only machine show n devices (ignored by GPU/TPU backends)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if n > 1 and "jax" not in sys.modules and "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    """Before JAX's backends start (importing jax is fine): let a CPU-only machine show n devices
+    (ignored by GPU/TPU backends). An XLA_FLAGS device count set by the caller wins."""
+    if n > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", n)
 
 
 def peak_rss_mb() -> float:
