@@ -85,7 +85,11 @@ def run_scale(
     features: str = "reference",
     on_progress=None,
 ) -> dict:
-    """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
+    """Build the series, fit them, and return the figures `python -m bhm_core scale` prints.
+
+    devices: as fit_cells's (on a run of several processes, jax.devices(): every process's)."""
+    import jax
+
     from bhm_core.inference.fit import fit_cells
     from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
@@ -109,7 +113,7 @@ def run_scale(
     # steady time per step: between the first and the last chunk (the first call pays one-off costs)
     per_step = (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]) if len(ticks) >= 2 else None
     out = _report(series, result, per_step, build_seconds)
-    if summaries:
+    if summaries and jax.process_index() == 0:  # several processes: every one holds the result; one writes it
         from bhm_core.forecast.stream import posterior_to_parquet
 
         written = posterior_to_parquet(result, summaries, seed=seed)
@@ -129,6 +133,7 @@ def _report(series, result, per_step: float | None, build_seconds: float) -> dic
         "fit_seconds": round(meta["seconds"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "devices": meta["devices"],
+        "processes": jax.process_count(),
         "batch": meta["batch_size"],
         "source": series.data.info.get("series"),
         "platform": jax.devices()[0].platform,
