@@ -6,6 +6,7 @@ import sys
 import time
 
 from bhm_core.data.sources import DemoSource, KaggleDirSource, load_dataset
+from bhm_core.errors import ConfigError
 
 
 def source_from_args(args):
@@ -32,7 +33,7 @@ def fit_config(args):
 
 
 def _progress(args):
-    if args.json:
+    if args.json and not getattr(args, "progress", False):
         return None
     return lambda step, loss: print(f"step {step:>6}  loss {loss:,.1f}", flush=True)
 
@@ -147,13 +148,28 @@ def cmd_coldstart(args) -> dict:
 
 
 def cmd_scale(args) -> dict:
+    from bhm_core.scale import processes
     from bhm_core.scale.run import force_cpu_devices, run_scale
 
+    n = args.processes or 1
+    processes.check_processes(n, args.series, args.process_id)
+    if (args.process_id is None) != (args.coordinator is None):
+        raise ConfigError("a cluster run needs both --process-id and --coordinator (and --processes)")
+    if args.coordinator is not None:
+        processes.check_coordinator(args.coordinator)
+    if n > 1 and args.process_id is None:  # the launcher: N children of this command, process 0's result
+        return processes.launch(_scale_argv(args), n, args.timeout, on_line=_line_printer(args))
     force_cpu_devices(args.devices or 1)  # before JAX starts; no effect on GPU machines
+    devices = args.devices
+    if args.process_id is not None:
+        import jax
+
+        processes.join(args.process_id, n, args.coordinator, args.timeout)
+        devices = jax.devices()  # the mesh spans every process's devices
     return run_scale(
         args.series,
         batch=args.batch,
-        devices=args.devices,
+        devices=devices,
         steps=args.steps,
         data_dir=args.data_dir,
         seed=args.seed,
@@ -164,3 +180,25 @@ def cmd_scale(args) -> dict:
         features=args.features,
         on_progress=_progress(args),
     )
+
+
+def _scale_argv(args) -> list[str]:
+    """The scale command a launched process runs: these options, its result as JSON."""
+    argv = ["scale", "--series", str(args.series), "--batch", str(args.batch), "--steps", str(args.steps)]
+    argv += ["--seed", str(args.seed), "--features", args.features, "--json"]
+    optional = {
+        "--devices": args.devices,
+        "--lr": args.lr,
+        "--optimizer": args.optimizer,
+        "--data-dir": args.data_dir,
+        "--max-mb": args.max_mb,
+        "--summaries": args.summaries,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv if args.json else [*argv, "--progress"]
+
+
+def _line_printer(args):
+    return None if args.json else lambda line: print(line, flush=True)

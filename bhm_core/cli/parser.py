@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from bhm_core.cli import commands, fits_commands, forecast_commands, retrain_commands, settings_commands
 from bhm_core.cli.options import (
     SEED,
@@ -12,11 +14,14 @@ from bhm_core.cli.options import (
     fit_options,
     integer,
     json_option,
+    positive_number,
     sample_options,
 )
 from bhm_core.cli.report import print_evaluation
+from bhm_core.scale.processes import DEFAULT_TIMEOUT
 from bhm_core.scale.run import DEFAULT_BATCH, FEATURE_SETS
 
+MAX_TIMEOUT = 7 * 86_400.0  # a week
 HORIZON = integer(1, 100_000)  # the data bound it further (backtest.check_window)
 
 
@@ -79,8 +84,33 @@ def _add_scale_command(sub) -> None:
     scale.add_argument(
         "--summaries", metavar="PATH", help="also stream per-series posterior summaries to this parquet file"
     )
+    _process_options(scale)
     json_option(scale)
     scale.set_defaults(run=commands.cmd_scale)
+
+
+def _process_options(scale) -> None:
+    scale.add_argument(
+        "--processes",
+        type=integer(1),
+        metavar="N",
+        help="run the fit as N JAX processes (at most the series): alone, N children on this machine; with "
+        "--process-id and --coordinator, this is one of N processes of a cluster (one per host or GPU)",
+    )
+    scale.add_argument(
+        "--process-id", type=integer(0), metavar="I", help="this process's number in a cluster run, 0 to N-1"
+    )
+    scale.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="cluster run: process 0's address, the same for every process"
+    )
+    scale.add_argument(
+        "--timeout",
+        type=positive_number(MAX_TIMEOUT),
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"with --processes: seconds the whole run may take before every process is killed ({DEFAULT_TIMEOUT:g})",
+    )
+    scale.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # progress lines with --json
 
 
 def _evaluation_options(command) -> None:

@@ -20,7 +20,7 @@ from bhm_core.errors import DataError, FitDivergedError
 from bhm_core.inference import optim
 from bhm_core.inference.packing import COARSE_CELLS, MIN_CELLS, pack, pack_by_store
 from bhm_core.inference.programs import program
-from bhm_core.inference.sharding import alignment, n_devices, place, store_mesh, to_host
+from bhm_core.inference.sharding import alignment, local_rows, n_devices, place, place_rows, store_mesh, to_host
 from bhm_core.inference.shocks import day_shock_sd
 from bhm_core.inference.state import (
     DAY_SHOCK_SD,
@@ -226,14 +226,24 @@ def _start_state(
 
 def _pack_on_devices(data: FitData, batch, mesh, likelihood) -> ModelData:
     """Pack the cells and move them to the device(s). Store minibatches: `pack_by_store` places
-    each field as it is built, so the host holds at most one packed field besides the cells.
+    each field as it is built, so the host holds at most one packed field besides the cells (and,
+    on a mesh over several processes, only this process's rows of it).
     Full batch: `pack` builds every field on the host first, and each is dropped once placed."""
 
     def put(array, split):
         return place(array, mesh, split)
 
     if batch is not None:
-        return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put, likelihood=likelihood)
+        shares = {}  # on a mesh over several processes, each packs and places only its own rows
+
+        def rows(n_rows):
+            shares["rows"] = (n_rows, local_rows(mesh, n_rows))
+            return shares["rows"][1]
+
+        def put_rows(array, split):
+            return place_rows(array, mesh, *shares["rows"]) if split else put(array, False)
+
+        return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put_rows, likelihood=likelihood, rows=rows)
     fields = list(pack(data.cells, data.n_stores, alignment(mesh), likelihood=likelihood))
     for i, split in enumerate(ModelData(*(True,) * 6, False, False)):
         fields[i] = put(fields[i], split)  # drops the host copy of this field

@@ -113,26 +113,35 @@ def _value_dtype(value: np.ndarray):
 
 
 def pack_by_store(
-    cells: Cells, n_stores: int, align: int = ALIGN, put=None, likelihood: Likelihood = NEGATIVE_BINOMIAL
+    cells: Cells,
+    n_stores: int,
+    align: int = ALIGN,
+    put=None,
+    likelihood: Likelihood = NEGATIVE_BINOMIAL,
+    rows=None,
 ) -> StorePacked:
     """Rows of (stores x max cells), filled a block of cells at a time (bounded temporaries).
 
     put(array, split): applied to each field as soon as it is filled (e.g. moving it to the
     device(s)), before the next is allocated, so the host never holds every field at once.
+    rows(s_pad) -> slice: fill only these rows of the (s_pad, width, ...) fields (a process's share
+    of the stores on a mesh over several processes); put then gets (rows, width, ...) blocks.
     """
     put = put or (lambda array, split: array)
     cells = store_sorted(cells)
     counts = np.bincount(cells.store, minlength=n_stores)
     width = bucket(int(counts.max()), minimum=8)
     s_pad = _round_up(bucket(n_stores, minimum=8), align)
-    first = np.concatenate([[0], np.cumsum(counts)])  # first cell of each store
+    first = np.concatenate([[0], np.cumsum(counts), [len(cells.y)] * (s_pad - n_stores)])  # first cell of each row
+    mine = rows(s_pad) if rows is not None else slice(0, s_pad)
+    cell_range = range(int(first[mine.start]), int(first[mine.stop]))  # the cells of those rows
 
     def fill(tail, dtype, source):
-        out = np.zeros((s_pad, width, *tail), dtype)
-        for start in range(0, len(cells.y), PACK_BLOCK):
-            part = slice(start, min(start + PACK_BLOCK, len(cells.y)))
+        out = np.zeros((mine.stop - mine.start, width, *tail), dtype)
+        for start in range(cell_range.start, cell_range.stop, PACK_BLOCK):
+            part = slice(start, min(start + PACK_BLOCK, cell_range.stop))
             store = cells.store[part]
-            out[store, np.arange(part.start, part.stop) - first[store]] = source(part)
+            out[store - mine.start, np.arange(part.start, part.stop) - first[store]] = source(part)
         return put(out, True)
 
     k = cells.index.shape[1]

@@ -93,6 +93,33 @@ def place(tree, mesh: Mesh | None, split_tree):
     return jax.tree.map(put, tree, split_tree)
 
 
+def local_rows(mesh: Mesh | None, n_rows: int) -> slice:
+    """The rows of a split (n_rows, ...) array that this process's devices hold: all of them
+    without a mesh or on one process; a contiguous share on a mesh over several processes."""
+    if mesh is None or not mesh.is_multi_process:
+        return slice(0, n_rows)
+    index_map = sharding(mesh, True).addressable_devices_indices_map((n_rows,))
+    spans = [index[0].indices(n_rows)[:2] for index in index_map.values()]
+    low, high = min(a for a, _ in spans), max(b for _, b in spans)
+    if high - low != sum(b - a for a, b in spans):
+        raise ConfigError("this process's devices hold no one contiguous range of stores; order the mesh by process")
+    return slice(low, high)
+
+
+def place_rows(block, mesh: Mesh | None, n_rows: int, rows: slice):
+    """A split array of n_rows rows from this process's block of them (rows: local_rows)."""
+    block = np.asarray(block)
+    if mesh is None:
+        return jax.device_put(block)
+    shape = (n_rows, *block.shape[1:])
+
+    def shard(index):
+        span = index[0].indices(n_rows)
+        return block[(slice(span[0] - rows.start, span[1] - rows.start), *index[1:])]
+
+    return jax.make_array_from_callback(shape, sharding(mesh, True), shard)
+
+
 def shardings_of(split_tree, mesh: Mesh):
     return jax.tree.map(lambda split: sharding(mesh, bool(split)), split_tree)
 

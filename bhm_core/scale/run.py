@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 
 import numpy as np
@@ -21,10 +20,12 @@ FEATURE_SETS = ("reference", "default")
 
 
 def force_cpu_devices(n: int) -> None:
-    """Before JAX starts: let a CPU-only machine show n devices (ignored by GPU/TPU backends)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if n > 1 and "jax" not in sys.modules and "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    """Before JAX's backends start (importing jax is fine): let a CPU-only machine show n devices
+    (ignored by GPU/TPU backends). An XLA_FLAGS device count set by the caller wins."""
+    if n > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", n)
 
 
 def peak_rss_mb() -> float:
@@ -84,7 +85,11 @@ def run_scale(
     features: str = "reference",
     on_progress=None,
 ) -> dict:
-    """Build the series, fit them, and return the figures `python -m bhm_core scale` prints."""
+    """Build the series, fit them, and return the figures `python -m bhm_core scale` prints.
+
+    devices: as fit_cells's (on a run of several processes, jax.devices(): every process's)."""
+    import jax
+
     from bhm_core.inference.fit import fit_cells
     from bhm_core.inference.programs import enable_compilation_cache
     from bhm_core.model.config import FitConfig
@@ -108,7 +113,7 @@ def run_scale(
     # steady time per step: between the first and the last chunk (the first call pays one-off costs)
     per_step = (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1]) if len(ticks) >= 2 else None
     out = _report(series, result, per_step, build_seconds)
-    if summaries:
+    if summaries and jax.process_index() == 0:  # several processes: every one holds the result; one writes it
         from bhm_core.forecast.stream import posterior_to_parquet
 
         written = posterior_to_parquet(result, summaries, seed=seed)
@@ -128,6 +133,7 @@ def _report(series, result, per_step: float | None, build_seconds: float) -> dic
         "fit_seconds": round(meta["seconds"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "devices": meta["devices"],
+        "processes": jax.process_count(),
         "batch": meta["batch_size"],
         "source": series.data.info.get("series"),
         "platform": jax.devices()[0].platform,
