@@ -39,6 +39,10 @@ def lineage_figure(chain: pd.DataFrame) -> go.Figure:
     fig.update_layout(height=170, margin=dict(l=10, r=10, t=30, b=30), showlegend=False)
     fig.update_yaxes(visible=False, range=[-1, 1.5])
     fig.update_xaxes(title_text="made on")
+    if created.max() - created.min() < pd.Timedelta(hours=1):
+        # fits made within the hour: an hour either side, or the axis ticks fractions of a second
+        middle = created.min() + (created.max() - created.min()) / 2
+        fig.update_xaxes(range=[middle - pd.Timedelta(hours=1), middle + pd.Timedelta(hours=1)], tickformat="%H:%M")
     return fig
 
 

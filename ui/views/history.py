@@ -114,10 +114,11 @@ def _moved_words(total: pd.DataFrame, names: tuple[str, str]) -> str:
 def monitor(fit, cube) -> None:
     """Drift of the fit in use on the data in use, on request (a forecast of the recent days)."""
     most = int(cube.n_days)
-    recent = st.number_input(
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    recent = left.number_input(
         "Recent days to check", min_value=7, max_value=most, value=min(56, most), step=7, key="w.hist.recent"
     )
-    if not st.toggle("Check the recent days", key="w.hist.drift"):
+    if not right.toggle("Check the recent days", key="w.hist.drift"):
         st.caption(
             "Compares each store's recent days with the fit's predictive distribution, re-estimates the "
             "chain-wide effects on them, and lists inputs that changed."
