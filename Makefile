@@ -22,8 +22,10 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 run: $(VENV)/.runtime
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
+# Test files spread over two workers (a file's tests stay together, sharing its fixtures);
+# the slowest tests are listed at the end.
 test: $(VENV)/.test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 # The core maths and data, without fits, pages, browsers or servers: under 90 s.
 test-fast: $(VENV)/.test

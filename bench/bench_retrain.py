@@ -1,7 +1,7 @@
 """A warm retrain against a cold fit of the same days, on Rossmann.
 
     .venv/bin/python bench/bench_retrain.py [--data-dir ../shared/data/rossmann] [--champion-end 2015-06-19]
-                                            [--holdout 21]
+                                            [--holdout 21] [--steps N]
 
 The champion is fitted cold on the data through --champion-end (written to a temporary Kaggle
 folder); `python -m bhm_core retrain --compare-cold` then continues it on the new days up to the
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--champion-end", default="2015-06-19")
     parser.add_argument("--holdout", default="21")
+    parser.add_argument("--steps", help="the challenger's steps (default: retrain's own)")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
@@ -68,7 +69,7 @@ def main() -> None:
         print(f"champion {champion['key']}: {champion['n_stores']} stores, {champion['fit_seconds']:.1f} s")
         code, answer = bhm(
             "retrain", "--data-dir", str(data_dir), "--from", champion["key"], "--fits-dir", fits,
-            "--holdout", args.holdout, "--compare-cold",
+            "--holdout", args.holdout, "--compare-cold", *(["--steps", args.steps] if args.steps else []),
         )  # fmt: skip
     warm, cold = answer["challenger"], answer["cold"]
     # Compiling is left out of both: the second fit of a shape in a process reuses the first's program.

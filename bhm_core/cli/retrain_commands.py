@@ -46,7 +46,7 @@ def add_parsers(sub) -> None:
         metavar="POINTS",
         help="how far from 50 %% and 90 %% the challenger's interval coverage may be (5)",
     )
-    retrain.add_argument("--steps", type=STEPS, help="steps of each warm start (default: half the champion's)")
+    retrain.add_argument("--steps", type=STEPS, help="steps of each warm start (default: 30 % of the champion's)")
     retrain.add_argument("--seed", type=SEED, default=0)
     retrain.add_argument(
         "--compare-cold", action="store_true", help="also fit the challenger's days cold and report its time and scores"
