@@ -230,7 +230,7 @@ def backtest(
         result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples, seed=seed
     )
     baseline_frame, seconds = timed_baselines(train, window, baselines)
-    frames = pd.concat([model_frame, baseline_frame], ignore_index=True)
+    frames = pd.concat([model_frame, *([baseline_frame] if len(baseline_frame) else [])], ignore_index=True)
     summary = {
         "cutoff": str(cutoff),
         "horizon": horizon,

@@ -375,4 +375,6 @@ def timed_baselines(
         start = time.perf_counter()
         frames.append(fn(train, horizon).assign(method=name))
         seconds[name] = time.perf_counter() - start
+    if not frames:  # no baselines asked for: the model alone is scored
+        return pd.DataFrame(columns=list(FRAME_COLUMNS)), seconds
     return pd.concat(frames, ignore_index=True), seconds

@@ -139,16 +139,7 @@ def coldstart(
         ),
         "the new stores' fit",
     )
-    frames, seconds, horizons = [], dict.fromkeys(baselines, 0.0), []
-    for last_known in sorted({w.last_known for w in windows}):
-        ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
-        first, end = last_known + np.timedelta64(1, "D"), last_known + np.timedelta64(horizon, "D")
-        frames.append(forecast(local_fit, new, ids, first, end, n_samples=n_samples, seed=seed))
-        train = known.select_stores(ids).select_days(None, last_known)
-        horizons.append(new.select_stores(ids).select_days(first, end))
-        frame, took = timed_baselines(train, horizons[-1], baselines)
-        frames.append(frame)
-        seconds = {name: seconds[name] + took[name] for name in seconds}
+    frames, seconds, horizons = _forecast_windows(local_fit, new, known, windows, horizon, n_samples, seed, baselines)
     if gbm_peer:
         start = time.perf_counter()
         frames += gbm_coldstart(_peer_pool(cube, global_fit.store_ids, windows), horizons)
@@ -159,6 +150,22 @@ def coldstart(
     summary["baseline_seconds"] = rounded_seconds(seconds)
     summary["anomalies"] = anomaly_summary(forecasts, store_medians(known))
     return Evaluation(summary, forecasts, global_fit, local_fit)
+
+
+def _forecast_windows(local_fit, new, known, windows, horizon, n_samples, seed, baselines):
+    """(frames, seconds per baseline, window cubes): the model and the baselines over each group of
+    stores sharing a K-th known day, every group over its own window."""
+    frames, seconds, horizons = [], dict.fromkeys(baselines, 0.0), []
+    for last_known in sorted({w.last_known for w in windows}):
+        ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
+        first, end = last_known + np.timedelta64(1, "D"), last_known + np.timedelta64(horizon, "D")
+        frames.append(forecast(local_fit, new, ids, first, end, n_samples=n_samples, seed=seed))
+        train = known.select_stores(ids).select_days(None, last_known)
+        horizons.append(new.select_stores(ids).select_days(first, end))
+        frame, took = timed_baselines(train, horizons[-1], baselines)
+        frames.append(frame)
+        seconds = {name: seconds[name] + took[name] for name in seconds}
+    return frames, seconds, horizons
 
 
 def _peer_pool(cube: SalesCube, fit_ids, windows: list[_Window]) -> SalesCube:
