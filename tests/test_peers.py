@@ -99,3 +99,13 @@ def test_gbm_coldstart_learns_the_new_stores_from_their_known_days_only():
     again = run(scrambled)
     np.testing.assert_allclose(again["point"], frame["point"])
     assert not np.allclose(again["y"].fillna(0), frame["y"].fillna(0))
+
+
+def test_gbm_rmspe_point_is_not_moved_by_one_anomalous_validation_day():
+    from bhm_core.evaluation.gbm import rmspe_shift
+
+    residuals = np.random.default_rng(0).normal(0.0, 0.1, 20_000)
+    # Normal residuals: log E[e^-r] / E[e^-2r] = -1.5 sd^2 (the log-normal's RMSPE point).
+    assert rmspe_shift(residuals) == pytest.approx(-1.5 * 0.1**2, abs=2e-3)
+    # One store-day at 1 % of its usual sales (log error -4.6) leaves it where it was.
+    assert rmspe_shift(np.append(residuals, np.log(0.01))) == pytest.approx(rmspe_shift(residuals), abs=1e-3)

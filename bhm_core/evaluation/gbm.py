@@ -59,6 +59,7 @@ PARAMS = {
     "seed": 0,
     "deterministic": True,
 }
+TRIM = (0.001, 0.999)  # the residual quantiles RMSPE's point is computed within (rmspe_shift)
 RESIDUAL_QUANTILES = 200  # the conformal residuals kept to describe the predictive distribution
 CATEGORICAL = ("store", "variant")
 
@@ -247,6 +248,16 @@ def gbm_coldstart(pool: SalesCube, horizons: list[SalesCube]) -> list[pd.DataFra
     return out
 
 
+def rmspe_shift(residuals: np.ndarray) -> float:
+    """log of RMSPE's point over exp(eta): E[1/y] / E[1/y^2] under y = exp(eta + residual) is
+    exp(eta) E[e^-r] / E[e^-2r], over the residuals clipped to their central TRIM quantiles. Unclipped,
+    one day of a store's sales at a hundredth of its usual (store 652 on 2014-11-22, in the
+    validation days of the 2014-12-15 cutoff) weighed e^(2 x 4.9) in E[e^-2r] and put every point
+    of that backtest about 20 % low (RMSPE 0.247 where ols_log scored 0.158)."""
+    clipped = np.clip(residuals, *np.quantile(residuals, TRIM))
+    return float(np.log(np.mean(np.exp(-clipped)) / np.mean(np.exp(-2 * clipped))))
+
+
 def _forecast(horizon: SalesCube, eta: np.ndarray, residuals: np.ndarray) -> pd.DataFrame:
     """The forecast frame of log-scale points eta (S, T) with split-conformal residuals."""
     from bhm_core.evaluation.baselines import forecast_frame
@@ -257,8 +268,7 @@ def _forecast(horizon: SalesCube, eta: np.ndarray, residuals: np.ndarray) -> pd.
         lo, hi = interval_columns(level)
         q_lo, q_hi = np.quantile(residuals, [0.5 - level / 200, 0.5 + level / 200])
         intervals[lo], intervals[hi] = np.exp(eta + q_lo), np.exp(eta + q_hi)
-    # RMSPE's point E[1/y] / E[1/y^2] under y = exp(eta + residual): exp(eta) E[e^-r] / E[e^-2r].
-    shift = np.log(np.mean(np.exp(-residuals)) / np.mean(np.exp(-2 * residuals)))
+    shift = rmspe_shift(residuals)
     actual = np.where(horizon.observed, horizon.sales, np.nan).ravel()
     samples = np.exp(eta.reshape(-1, 1) + spread[None, :])
     crps = crps_from_samples(actual, np.sort(samples, axis=1), presorted=True).reshape(eta.shape)
