@@ -11,7 +11,12 @@ and 90% intervals and CRPS per method, with the fit's seconds (compilation inclu
 numbers from issue 4 are printed next to them. Each backtest also prints where the error of the model
 and of the best baseline comes from (evaluation.error_sources): the RMSPE left if each store's level
 over the horizon, each day's chain-wide shock, or both were known in advance, and how the interval of
-the chain's daily total held. Exits 2 when the data is not there.
+the chain's daily total held. Every method's row has its training seconds (``fit s``; the model's
+fit without the forecast) and its RMSPE without the anomalous actuals (evaluation.anomalies), which
+are listed under the table with their share of each method's squared error; 2014-11-15 as a cutoff
+(``--cutoffs 2014-11-15``) is the case they were found on. The LightGBM peer (``gbm``) runs in every
+backtest and in the cold start (trained on the other stores' whole history and the new stores'
+known days). Exits 2 when the data is not there.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ REFERENCE = {
     "coldstart": {"ols_log": 0.63, "mean": 0.40, "hierarchical": 0.31},
 }
 COLUMNS = ("rmspe", "coverage_50", "coverage_90", "crps")
+METHOD_KEY = {"hierarchical": "hierarchical"}  # the model's name in the forecasts (predict.METHOD)
+ANOMALY_CUTOFF = "2014-11-15"  # one store-day (store 652, 2014-11-22) decides every method's RMSPE
 
 
 def _fmt(value, digits=4) -> str:
@@ -43,17 +50,24 @@ def _fmt(value, digits=4) -> str:
 
 def table(name: str, summary: dict, seconds: float, reference: dict) -> str:
     rows = {"hierarchical": summary["model"], **summary["baselines"]}
+    anomalies = summary.get("anomalies", {})
+    without = anomalies.get("rmspe_without", {})
+    fit_seconds = {"hierarchical": summary["fit_seconds"], **summary.get("baseline_seconds", {})}
     lines = [
         f"\n## {name}: {summary['n_stores']} stores, {summary['n_scored_cells']:,} scored cells; "
         f"fit {summary['fit_seconds']:.1f} s (compile {summary['compile_seconds']:.1f} s, "
         f"{summary['steps']} steps); whole experiment {seconds:.1f} s",
-        f"{'method':<18}" + "".join(f"{c:>13}" for c in COLUMNS) + f"{'reference':>11}",
+        f"{'method':<18}{'rmspe':>13}{'w/o anomal.':>13}"
+        + "".join(f"{c:>13}" for c in COLUMNS[1:])
+        + f"{'fit s':>9}{'reference':>11}",
     ]
     for method, metrics in rows.items():
         ref = reference.get(method)
+        key = METHOD_KEY.get(method, method)
         lines.append(
-            f"{method:<18}"
-            + "".join(f"{_fmt(metrics.get(c)):>13}" for c in COLUMNS)
+            f"{method:<18}{_fmt(metrics.get('rmspe')):>13}{_fmt(without.get(key)):>13}"
+            + "".join(f"{_fmt(metrics.get(c)):>13}" for c in COLUMNS[1:])
+            + f"{fit_seconds[method] if method in fit_seconds else float('nan'):>9.1f}"
             + f"{_fmt(ref, 3) if ref is not None else '':>11}"
         )
     per_store = summary["per_store"]
@@ -61,6 +75,19 @@ def table(name: str, summary: dict, seconds: float, reference: dict) -> str:
         wins = sum(e["rmspe"] < e["baseline_rmspe"] for e in per_store if e["baseline_rmspe"] is not None)
         lines.append(
             f"model better than {per_store[0]['baseline']} (best baseline) on {wins} of {len(per_store)} stores"
+        )
+    if "gbm" in summary["baselines"]:
+        for label, values in (("", {m: v.get("rmspe") for m, v in rows.items()}), (" w/o anomalies", without)):
+            model, peer = values.get(METHOD_KEY["hierarchical"]), values.get("gbm")
+            if model and peer:
+                lines.append(f"model vs gbm{label}: {100 * (1 - model / peer):+.1f}% (RMSPE {model:.4f} vs {peer:.4f})")
+    cells = anomalies.get("cells", [])
+    lines.append(f"anomalous actuals ({anomalies.get('rule', '-')}): {len(cells)}")
+    for cell in cells:
+        shares = ", ".join(f"{m} {v:.0%}" for m, v in cell["share_of_squared_error"].items())
+        lines.append(
+            f"  store {cell['store']} on {cell['date']}: sales {cell['y']:,.0f} (store median "
+            f"{cell['store_median']:,.0f}, lowest bound {cell['lowest_bound']:,.0f}); share of squared error: {shares}"
         )
     return "\n".join(lines)
 
@@ -98,7 +125,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
     parser.add_argument("--steps", type=int, help="SVI steps (default: FitConfig's)")
     parser.add_argument("--samples", type=int, default=500, help="posterior predictive samples")
-    parser.add_argument("--cutoffs", nargs="*", default=list(CUTOFFS))
+    parser.add_argument(
+        "--cutoffs",
+        nargs="*",
+        default=list(CUTOFFS),
+        help=f"backtest cutoffs (add {ANOMALY_CUTOFF}: the anomaly check)",
+    )
     parser.add_argument("--no-coldstart", action="store_true")
     parser.add_argument("--json-out", help="also write every summary to this JSON file")
     parser.add_argument(

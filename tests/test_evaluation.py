@@ -242,9 +242,17 @@ def test_backtest_summary_has_every_field_with_its_type(evaluation, demo_cube):
     assert s["cutoff"] == str(demo_cube.dates[330]) and s["horizon"] == 42 and s["n_stores"] == 30
     assert isinstance(s["n_scored_cells"], int) and s["n_scored_cells"] > 0
     _check_metrics(s["model"], True)
-    assert set(s["baselines"]) == {"ols_log", "median_dow_promo", "seasonal_naive", "pooled"}
+    assert set(s["baselines"]) == {"gbm", "ols_log", "legacy_ols", "median_dow_promo", "seasonal_naive", "pooled"}
     for name, metrics in s["baselines"].items():
-        _check_metrics(metrics, name in ("ols_log", "pooled"))
+        _check_metrics(metrics, name in ("gbm", "ols_log", "legacy_ols", "pooled"))
+    assert set(s["baseline_seconds"]) == set(s["baselines"])
+    assert all(isinstance(v, float) and v >= 0 for v in s["baseline_seconds"].values())
+    anomalies = s["anomalies"]  # every method's RMSPE with and without the anomalous actuals
+    assert set(anomalies) == {"rule", "cells", "rmspe", "rmspe_without"}
+    assert anomalies["rmspe"]["hierarchical"] == pytest.approx(s["model"]["rmspe"])
+    for name, metrics in s["baselines"].items():
+        assert anomalies["rmspe"][name] == pytest.approx(metrics["rmspe"])
+    assert set(anomalies["rmspe_without"]) == {"hierarchical", *s["baselines"]}
     for key in ("fit_seconds", "compile_seconds", "final_loss"):
         assert isinstance(s[key], float)
     assert 0 <= s["compile_seconds"] <= s["fit_seconds"]
@@ -310,7 +318,9 @@ def test_coldstart_summary_fields(cold, demo_cube):
     assert s["n_fit_stores"] == demo_cube.n_stores - 5
     np.testing.assert_array_equal(cold.fit.store_ids, np.setdiff1d(demo_cube.store_ids, s["new_stores"]))
     _check_metrics(s["model"], True)
-    assert set(s["baselines"]) == set(COLDSTART_BASELINES)
+    assert set(s["baselines"]) == {*COLDSTART_BASELINES, "gbm"}
+    assert set(s["baseline_seconds"]) == set(s["baselines"])
+    _check_metrics(s["baselines"]["gbm"], True)
     assert s["model"]["rmspe"] < s["baselines"]["mean"]["rmspe"]
     for key in ("fit_seconds", "compile_seconds", "final_loss"):
         assert isinstance(s[key], float)

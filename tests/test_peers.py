@@ -69,3 +69,43 @@ def test_legacy_ols_recovers_noise_free_log_linear_sales_with_the_reference_feat
     seen = frame[frame["y"].notna()]
     np.testing.assert_allclose(seen["median"], seen["y"], rtol=1e-4)
     assert isinstance(frame, pd.DataFrame) and set(frame["method"]) == {"legacy_ols"}
+
+
+def test_gbm_coldstart_learns_the_new_stores_from_their_known_days_only():
+    from bhm_core.evaluation.coldstart import _peer_pool, known_windows
+    from bhm_core.evaluation.gbm import gbm_coldstart
+
+    cube = load_dataset(DemoSource(n_stores=16, n_days=240, seed=6)).cube()
+    new, others = cube.store_ids[:3], cube.store_ids[3:]
+    windows = known_windows(cube, new, 7, 21)
+    last = max(w.last_known for w in windows)
+
+    def run(source):
+        horizons = [
+            source.select_stores(new).select_days(last + np.timedelta64(1, "D"), last + np.timedelta64(21, "D"))
+        ]
+        return gbm_coldstart(_peer_pool(source, others, windows), horizons)[0]
+
+    frame = run(cube)
+    assert list(frame.columns) == list(FRAME_COLUMNS) and len(frame) == 3 * 21
+    assert set(frame["store"]) == set(new.tolist()) and (frame["method"] == "gbm").all()
+    scored = frame[frame["y"].notna()]
+    assert len(scored) > 0 and (scored["point"] > 0).all()
+    # Scrambling the new stores' sales after their known days changes the actuals, not the forecast.
+    rows = cube.store_rows(new)
+    later = np.zeros(cube.sales.shape, bool)
+    later[rows] = cube.dates[None, :] > last
+    scrambled = replace(cube, sales=np.where(later, cube.sales * 3 + 17, cube.sales).astype(cube.sales.dtype))
+    again = run(scrambled)
+    np.testing.assert_allclose(again["point"], frame["point"])
+    assert not np.allclose(again["y"].fillna(0), frame["y"].fillna(0))
+
+
+def test_gbm_rmspe_point_is_not_moved_by_one_anomalous_validation_day():
+    from bhm_core.evaluation.gbm import rmspe_shift
+
+    residuals = np.random.default_rng(0).normal(0.0, 0.1, 20_000)
+    # Normal residuals: log E[e^-r] / E[e^-2r] = -1.5 sd^2 (the log-normal's RMSPE point).
+    assert rmspe_shift(residuals) == pytest.approx(-1.5 * 0.1**2, abs=2e-3)
+    # One store-day at 1 % of its usual sales (log error -4.6) leaves it where it was.
+    assert rmspe_shift(np.append(residuals, np.log(0.01))) == pytest.approx(rmspe_shift(residuals), abs=1e-3)

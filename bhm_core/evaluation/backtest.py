@@ -9,6 +9,10 @@ known promo/holiday calendar, run every baseline on the same training days.
 
 The cold-start trial (``evaluation/coldstart.py``) returns an ``Evaluation`` too.
 
+``anomalies`` (``evaluation/anomalies.py``) lists the scored store-days whose sales lie far below
+every method's range and the store's usual level, and gives every method's RMSPE with and without
+them; ``baseline_seconds`` each baseline's seconds (training and forecasting).
+
 ``per_store`` compares each store's model RMSPE with the RMSPE, on that store, of the baseline that
 is best over all stores in this run (named in each entry as ``baseline``): a fixed, fair
 competitor, not the per-store minimum over baselines, which would be an oracle.
@@ -25,7 +29,8 @@ import pandas as pd
 
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import BhmError, ConfigError, DataError
-from bhm_core.evaluation.baselines import BASELINES, Baseline, run_baselines
+from bhm_core.evaluation.anomalies import anomaly_summary, store_medians
+from bhm_core.evaluation.baselines import BASELINES, Baseline, timed_baselines
 from bhm_core.evaluation.metrics import coverage, per_store, rmspe, score_dict
 from bhm_core.evaluation.tables import METRIC_KEYS, best_baseline, error_sources
 from bhm_core.forecast.predict import METHOD, forecast_with_total
@@ -144,6 +149,11 @@ def score_summary(forecasts: pd.DataFrame) -> dict:
     return {"n_scored_cells": n_cells, "model": model, "baselines": baselines, "per_store": rows}
 
 
+def rounded_seconds(seconds: dict[str, float]) -> dict[str, float]:
+    """{baseline: seconds} as the summary holds them (training and forecasting, milliseconds)."""
+    return {name: round(float(value), 3) for name, value in seconds.items()}
+
+
 def _fit_fields(result: FitResult) -> dict:
     meta = result.meta
     return {
@@ -219,14 +229,17 @@ def backtest(
     model_frame, total = forecast_with_total(
         result, sub, ids, window.dates[0], window.dates[-1], n_samples=n_samples, seed=seed
     )
-    frames = pd.concat([model_frame, run_baselines(train, window, baselines)], ignore_index=True)
+    baseline_frame, seconds = timed_baselines(train, window, baselines)
+    frames = pd.concat([model_frame, *([baseline_frame] if len(baseline_frame) else [])], ignore_index=True)
     summary = {
         "cutoff": str(cutoff),
         "horizon": horizon,
         "n_stores": len(ids),
         **score_summary(frames),
         **_fit_fields(result),
+        "baseline_seconds": rounded_seconds(seconds),
         "total": total_calibration(total),
+        "anomalies": anomaly_summary(frames, store_medians(train)),
     }
     return Evaluation(_ordered(summary), frames, result)
 

@@ -10,6 +10,7 @@ windows are per store: stores are grouped by their K-th known day, and each grou
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 from bhm_core.data.cells import stores_per_feature
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import ConfigError
+from bhm_core.evaluation.anomalies import anomaly_summary, store_medians
 from bhm_core.evaluation.backtest import (
     DEFAULT_HORIZON,
     Evaluation,
@@ -26,9 +28,11 @@ from bhm_core.evaluation.backtest import (
     _ordered,
     _positive_int,
     choose_stores,
+    rounded_seconds,
     score_summary,
 )
-from bhm_core.evaluation.baselines import COLDSTART_BASELINES, Baseline, run_baselines
+from bhm_core.evaluation.baselines import COLDSTART_BASELINES, Baseline, timed_baselines
+from bhm_core.evaluation.gbm import gbm_coldstart
 from bhm_core.forecast.predict import forecast
 from bhm_core.inference.coldstart import fit_new_stores
 from bhm_core.inference.fit import fit
@@ -100,6 +104,7 @@ def coldstart(
     config: FitConfig | None = None,
     n_samples: int = 500,
     baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+    gbm_peer: bool = False,
     on_progress=None,
     should_stop=None,
 ) -> Evaluation:
@@ -109,6 +114,9 @@ def coldstart(
     stores' local parameters are fitted on their K known days (inference.coldstart.fit_new_stores with
     `config`), then each store is forecast over the `horizon` days after its K-th known day,
     together with the cold-start baselines trained on the same K days.
+    gbm_peer: also run the LightGBM peer (``gbm``), trained on the hierarchy's stores' whole
+    history in this cube plus the new stores' K known days (minutes on a thousand stores: off for
+    the dashboard, on in the trial).
     """
     windows = check_coldstart(cube, new_ids, known_days, horizon)
     new_ids = np.array([w.store for w in windows], dtype=np.int64)
@@ -131,17 +139,50 @@ def coldstart(
         ),
         "the new stores' fit",
     )
-    frames = []
+    frames, seconds, horizons = _forecast_windows(local_fit, new, known, windows, horizon, n_samples, seed, baselines)
+    if gbm_peer:
+        start = time.perf_counter()
+        frames += gbm_coldstart(_peer_pool(cube, global_fit.store_ids, windows), horizons)
+        seconds["gbm"] = time.perf_counter() - start
+    forecasts = pd.concat(frames, ignore_index=True)
+
+    summary = _summary(forecasts, windows, global_fit, local_fit, known_days, horizon)
+    summary["baseline_seconds"] = rounded_seconds(seconds)
+    summary["anomalies"] = anomaly_summary(forecasts, store_medians(known))
+    return Evaluation(summary, forecasts, global_fit, local_fit)
+
+
+def _forecast_windows(local_fit, new, known, windows, horizon, n_samples, seed, baselines):
+    """(frames, seconds per baseline, window cubes): the model and the baselines over each group of
+    stores sharing a K-th known day, every group over its own window."""
+    frames, seconds, horizons = [], dict.fromkeys(baselines, 0.0), []
     for last_known in sorted({w.last_known for w in windows}):
         ids = np.array([w.store for w in windows if w.last_known == last_known], dtype=np.int64)
         first, end = last_known + np.timedelta64(1, "D"), last_known + np.timedelta64(horizon, "D")
         frames.append(forecast(local_fit, new, ids, first, end, n_samples=n_samples, seed=seed))
         train = known.select_stores(ids).select_days(None, last_known)
-        frames.append(run_baselines(train, new.select_stores(ids).select_days(first, end), baselines))
-    forecasts = pd.concat(frames, ignore_index=True)
+        horizons.append(new.select_stores(ids).select_days(first, end))
+        frame, took = timed_baselines(train, horizons[-1], baselines)
+        frames.append(frame)
+        seconds = {name: seconds[name] + took[name] for name in seconds}
+    return frames, seconds, horizons
 
-    summary = _summary(forecasts, windows, global_fit, local_fit, known_days, horizon)
-    return Evaluation(summary, forecasts, global_fit, local_fit)
+
+def _peer_pool(cube: SalesCube, fit_ids, windows: list[_Window]) -> SalesCube:
+    """The gbm peer's training cube: the hierarchy's stores and the new ones over every day, the new
+    stores observed on their known days only, each new store's yearly profile from those days (the
+    others' mean profile, as for the model: _as_new)."""
+    pool = cube.select_stores(np.union1d(fit_ids, [w.store for w in windows]))
+    last = np.full(pool.n_stores, pool.dates[-1], dtype="datetime64[D]")
+    rows = pool.store_rows([w.store for w in windows])
+    last[rows] = [w.last_known for w in windows]
+    keep = pool.observed & (pool.dates[None, :] <= last[:, None])
+    pool = replace(pool, observed=keep, sales=np.where(keep, pool.sales, 0).astype(pool.sales.dtype))
+    is_new = np.zeros(pool.n_stores, bool)
+    is_new[rows] = True
+    origin = np.where(is_new, last, np.broadcast_to(np.asarray(pool.covariates.origin, "datetime64[D]"), last.shape))
+    season = pool.covariates.season
+    return pool.with_origin(origin, season_fallback=season[~is_new].mean(0) if (~is_new).any() else None)
 
 
 def _as_new(cube: SalesCube, windows: list[_Window]) -> SalesCube:
@@ -196,10 +237,12 @@ def coldstart_trial(
     priors: Priors | None = None,
     n_samples: int = 500,
     baselines: dict[str, Baseline] = COLDSTART_BASELINES,
+    gbm_peer: bool = True,
     on_progress=None,
     should_stop=None,
 ) -> Evaluation:
-    """Hold out N stores, fit the others, forecast the held-out ones from their first K days."""
+    """Hold out N stores, fit the others, forecast the held-out ones from their first K days (with
+    the LightGBM peer unless gbm_peer is False: see coldstart)."""
     new_stores = _positive_int(new_stores, "the number of new stores")
     known_days = _positive_int(known_days, "known days K")
     horizon = _positive_int(horizon, "horizon (days)")
@@ -225,5 +268,6 @@ def coldstart_trial(
         config=local_config or config,
         n_samples=n_samples,
         baselines=baselines,
+        gbm_peer=gbm_peer,
         should_stop=should_stop,
     )

@@ -59,6 +59,7 @@ PARAMS = {
     "seed": 0,
     "deterministic": True,
 }
+TRIM = (0.001, 0.999)  # the residual quantiles RMSPE's point is computed within (rmspe_shift)
 RESIDUAL_QUANTILES = 200  # the conformal residuals kept to describe the predictive distribution
 CATEGORICAL = ("store", "variant")
 
@@ -88,14 +89,31 @@ def features(train: SalesCube, horizon: SalesCube) -> tuple[pd.DataFrame, pd.Dat
     computed over both windows together so that distances see across the cutoff."""
     if not np.array_equal(train.store_ids, horizon.store_ids):
         raise DataError("the gbm baseline needs the same stores in the training cube and the horizon")
-    both = np.concatenate([train.dates, horizon.dates])
-    grid = {
-        name: np.concatenate([getattr(train.covariates, name), getattr(horizon.covariates, name)], axis=1)
-        for name in ("promo", "state_holiday", "school_holiday")
-    }
+    frame = _grid_frame(train, horizon)
+    n_stores, n_days = train.n_stores, train.n_days + horizon.n_days
+    in_train = np.tile(np.arange(n_days) < train.n_days, n_stores)
+    observed = np.zeros((n_stores, n_days), bool)
+    observed[:, : train.n_days] = train.observed
+    return frame[observed.ravel()].reset_index(drop=True), frame[~in_train].reset_index(drop=True)
+
+
+def _grid_frame(train: SalesCube, horizon: SalesCube | None = None) -> pd.DataFrame:
+    """The feature frame of every (store, day) of the training cube followed by the horizon's days
+    (store-major); the store-level features come from the training cube's observed cells."""
+    if horizon is None:
+        both = train.dates
+        grid = {name: getattr(train.covariates, name) for name in ("promo", "state_holiday", "school_holiday")}
+        calendar = train.covariates
+    else:
+        both = np.concatenate([train.dates, horizon.dates])
+        grid = {
+            name: np.concatenate([getattr(train.covariates, name), getattr(horizon.covariates, name)], axis=1)
+            for name in ("promo", "state_holiday", "school_holiday")
+        }
+        calendar = horizon.covariates
     since_holiday, until_holiday = _distances(grid["state_holiday"] > 0)
     promo_run, since_promo = _run_position(grid["promo"])
-    closed_since, closed_until = closure_distances(_over_both(horizon.covariates, both, grid))
+    closed_since, closed_until = closure_distances(_over_both(calendar, both, grid))
     easter = easter_offset_code(both, EASTER_DAYS)
     per_day = {
         "weekday": weekday_of(both),
@@ -131,10 +149,7 @@ def features(train: SalesCube, horizon: SalesCube) -> tuple[pd.DataFrame, pd.Dat
     frame = pd.DataFrame(table)
     for name in CATEGORICAL:
         frame[name] = frame[name].astype("category")
-    in_train = np.tile(np.arange(n_days) < train.n_days, n_stores)
-    observed = np.zeros((n_stores, n_days), bool)
-    observed[:, : train.n_days] = train.observed
-    return frame[observed.ravel()].reset_index(drop=True), frame[~in_train].reset_index(drop=True)
+    return frame
 
 
 def _over_both(cov, dates, grid):
@@ -201,21 +216,59 @@ def fit_booster(x: pd.DataFrame, y: np.ndarray, days_before_end: np.ndarray, par
 
 def gbm(train: SalesCube, horizon: SalesCube) -> pd.DataFrame:
     """The LightGBM baseline's forecast frame over the horizon (baselines.FRAME_COLUMNS)."""
-    from bhm_core.evaluation.baselines import forecast_frame
-
     x_train, x_horizon = features(train, horizon)
     store, day = np.nonzero(train.observed)
     y = np.log(train.sales[store, day].astype(np.float64))
     booster, residuals, _ = fit_booster(x_train, y, (train.n_days - 1 - day))
     eta = booster.predict(x_horizon).reshape(horizon.n_stores, horizon.n_days)
+    return _forecast(horizon, eta, residuals)
+
+
+def gbm_coldstart(pool: SalesCube, horizons: list[SalesCube]) -> list[pd.DataFrame]:
+    """The LightGBM peer of a cold-start trial: one model trained on every observed cell of `pool`
+    (the hierarchy's stores over their whole history and the new stores on their known days only,
+    their other days unobserved), then each new store forecast over its own window.
+
+    horizons: the windows to forecast (new stores of `pool` over days within `pool`'s dates), each
+    with the actual sales to score; one frame per window, in order."""
+    frame = _grid_frame(pool)
+    store, day = np.nonzero(pool.observed)
+    rows = store * pool.n_days + day
+    y = np.log(pool.sales[store, day].astype(np.float64))
+    booster, residuals, _ = fit_booster(frame.iloc[rows].reset_index(drop=True), y, pool.n_days - 1 - day)
+    out = []
+    for horizon in horizons:
+        store_rows = pool.store_rows(horizon.store_ids)
+        days = np.searchsorted(pool.dates, horizon.dates)
+        if days.max() >= pool.n_days or not np.array_equal(pool.dates[days], horizon.dates):
+            raise DataError("a cold-start window of the gbm peer lies outside the days of its training cube")
+        cells = (store_rows[:, None] * pool.n_days + days[None, :]).ravel()
+        eta = booster.predict(frame.iloc[cells]).reshape(horizon.n_stores, horizon.n_days)
+        out.append(_forecast(horizon, eta, residuals))
+    return out
+
+
+def rmspe_shift(residuals: np.ndarray) -> float:
+    """log of RMSPE's point over exp(eta): E[1/y] / E[1/y^2] under y = exp(eta + residual) is
+    exp(eta) E[e^-r] / E[e^-2r], over the residuals clipped to their central TRIM quantiles. Unclipped,
+    one day of a store's sales at a hundredth of its usual (store 652 on 2014-11-22, in the
+    validation days of the 2014-12-15 cutoff) weighed e^(2 x 4.9) in E[e^-2r] and put every point
+    of that backtest about 20 % low (RMSPE 0.247 where ols_log scored 0.158)."""
+    clipped = np.clip(residuals, *np.quantile(residuals, TRIM))
+    return float(np.log(np.mean(np.exp(-clipped)) / np.mean(np.exp(-2 * clipped))))
+
+
+def _forecast(horizon: SalesCube, eta: np.ndarray, residuals: np.ndarray) -> pd.DataFrame:
+    """The forecast frame of log-scale points eta (S, T) with split-conformal residuals."""
+    from bhm_core.evaluation.baselines import forecast_frame
+
     spread = np.quantile(residuals, (np.arange(RESIDUAL_QUANTILES) + 0.5) / RESIDUAL_QUANTILES)
     intervals = {}
     for level in INTERVAL_LEVELS:
         lo, hi = interval_columns(level)
         q_lo, q_hi = np.quantile(residuals, [0.5 - level / 200, 0.5 + level / 200])
         intervals[lo], intervals[hi] = np.exp(eta + q_lo), np.exp(eta + q_hi)
-    # RMSPE's point E[1/y] / E[1/y^2] under y = exp(eta + residual): exp(eta) E[e^-r] / E[e^-2r].
-    shift = np.log(np.mean(np.exp(-residuals)) / np.mean(np.exp(-2 * residuals)))
+    shift = rmspe_shift(residuals)
     actual = np.where(horizon.observed, horizon.sales, np.nan).ravel()
     samples = np.exp(eta.reshape(-1, 1) + spread[None, :])
     crps = crps_from_samples(actual, np.sort(samples, axis=1), presorted=True).reshape(eta.shape)

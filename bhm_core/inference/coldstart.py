@@ -17,7 +17,7 @@ from bhm_core.model import guide
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
 from bhm_core.model.hierarchy import prior_arrays
 from bhm_core.model.lsq import normal_equations
-from bhm_core.model.start import new_store_params, store_posterior, whitening
+from bhm_core.model.start import absent_global_params, new_store_params, store_posterior, whitening
 
 
 def fit_new_stores(
@@ -45,7 +45,8 @@ def fit_new_stores(
         )
     config = replace(config or FitConfig(), likelihood=global_fit.config.likelihood)
     locals_ = new_store_params(cube.n_stores, len(global_fit.feature_names))
-    hyper = {k: global_fit.params[k] for k in guide.global_sites()}
+    hyper = {k: global_fit.params[k] for k in guide.global_sites() if k in global_fit.params}
+    hyper.update(absent_global_params(hyper, len(global_fit.feature_names)))
     if stores_seen is not None:
         hyper = pooled_hyper(global_fit, hyper, np.asarray(stores_seen))
     params = {

@@ -104,7 +104,7 @@ def guide_sites() -> tuple[GuideSite, ...]:
         np.zeros(1, np.int32), np.zeros((1, 1), np.int32), one[:, None], one, one, one > 0, stores, np.float32(1)
     )
     features = np.ones(TRACE_FEATURES, np.float32)
-    prior = PriorArrays(features, features, features, *(np.float32(1),) * 4)
+    prior = PriorArrays(features, features, features, *(np.float32(1),) * 4, features)
     traced = {}
 
     def trace_model():

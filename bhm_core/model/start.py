@@ -17,7 +17,7 @@ from bhm_core.data.cells import Cells, store_sorted
 from bhm_core.model import guide
 from bhm_core.model.config import FitConfig
 from bhm_core.model.guide import SiteParams, Whitening
-from bhm_core.model.hierarchy import linear_predictor, standardised
+from bhm_core.model.hierarchy import NO_EFFECT_SCALE, linear_predictor, standardised
 from bhm_core.model.likelihoods import Likelihood
 from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
 
@@ -38,6 +38,7 @@ def initial_params(
     dispersion starts where the likelihood puts the spread of each store's residuals.
     """
     log_scales, extra = {}, {}
+    log_scales["r_effects"] = np.log(np.minimum(np.asarray(priors_arr.phi_scale, np.float64), 0.05))
     w_scale = float(priors_arr.w_scale)
     if config.init == "least_squares":
         theta, cov, theta_mu, theta_sigma, resid_var = shrunk_log_linear(cells, n_stores, n_features)
@@ -69,6 +70,7 @@ def initial_params(
         "r_sigma": np.asarray(r_sigma),
         "z": z,
         "w": w,
+        "r_effects": np.zeros(n_features),
     }
     return {
         **{name: _site_params(name, v, log_scales.get(name, INITIAL_LOG_SCALE)) for name, v in values.items()},
@@ -83,6 +85,14 @@ def new_store_params(n_stores: int, n_features: int) -> dict:
         "z": _site_params("z", np.zeros((n_stores, n_features)), 0.0),
         "w": _site_params("w", np.zeros(n_stores), INITIAL_LOG_SCALE),
     }
+
+
+def absent_global_params(params: dict, n_features: int) -> dict:
+    """Guide entries for the global sites a fit saved before them lacks (the dispersion's weekday and
+    promo offsets, r_effects): at 0 and about as narrow, so the fit's laws stay what they were."""
+    if "r_effects" in params:
+        return {}
+    return {"r_effects": _site_params("r_effects", np.zeros(n_features), math.log(NO_EFFECT_SCALE))}
 
 
 def _site_params(name: str, value, log_scale) -> SiteParams:

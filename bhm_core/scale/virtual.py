@@ -275,7 +275,7 @@ def _synthetic_block(rng, cells: Cells, out: slice, series, first, length, state
         "r_sigma": np.asarray(truth["r_sigma"]),
         "w": rng.normal(0.0, 0.1, n),
     }
-    theta, r = store_parameters(latents)
+    theta, r, _ = store_parameters(latents)
     # every day of every series in the block, then only the open ones
     local = np.repeat(np.arange(n), length)
     day = np.arange(len(local)) - np.repeat(np.cumsum(length) - length, length) + first[local]

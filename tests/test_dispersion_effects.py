@@ -1,0 +1,59 @@
+"""The dispersion's weekday and promo offsets (hierarchy: r_effects): which features carry them, how
+a cell's law adds them, and fits saved before them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bhm_core.model import guide
+from bhm_core.model.config import Priors
+from bhm_core.model.hierarchy import (
+    DISPERSION_EFFECT_SCALE,
+    NO_EFFECT_SCALE,
+    StoreParameters,
+    cell_laws,
+    prior_arrays,
+    store_parameters,
+)
+from bhm_core.model.start import absent_global_params
+
+
+def test_only_weekday_and_promo_features_get_a_dispersion_offset_prior():
+    groups = ("weekday", "weekday", "promo", "state_holiday", "christmas")
+    scale = prior_arrays(Priors(), groups).phi_scale
+    np.testing.assert_allclose(scale, [DISPERSION_EFFECT_SCALE] * 3 + [NO_EFFECT_SCALE] * 2)
+
+
+def test_a_cells_dispersion_is_its_stores_plus_its_features_offsets():
+    store = StoreParameters(theta=np.zeros((2, 3)), r=np.array([1.0, 2.0]), r_effects=np.array([0.5, -0.25, 4.0]))
+    cell_store = np.array([0, 1, 1])
+    index = np.array([[0, 2], [1, 2], [0, 1]])  # (cells, slots) feature columns
+    value = np.array([[1.0, 0.0], [1.0, 0.5], [1.0, 1.0]])
+    _, dispersion = cell_laws(store, cell_store, index, value)
+    np.testing.assert_allclose(dispersion, [1.0 + 0.5, 2.0 - 0.25 + 2.0, 2.0 + 0.5 - 0.25])
+    # Without offsets (latents of a fit saved before them) a cell's dispersion is its store's.
+    _, plain = cell_laws(store._replace(r_effects=None), cell_store, index, value)
+    np.testing.assert_allclose(plain, [1.0, 2.0, 2.0])
+
+
+def test_latents_without_offsets_and_old_fits_params():
+    latents = {
+        "theta_mu": np.zeros(3),
+        "theta_sigma": np.ones(3),
+        "z": np.zeros((2, 3)),
+        "r_mu": np.asarray(1.0),
+        "r_sigma": np.asarray(1.0),
+        "w": np.zeros(2),
+    }
+    assert store_parameters(latents).r_effects is None
+    assert "r_effects" in guide.global_sites()
+    added = absent_global_params({}, 3)["r_effects"]
+    np.testing.assert_allclose(added.loc, 0.0)
+    np.testing.assert_allclose(np.exp(added.log_scale), NO_EFFECT_SCALE, rtol=1e-5)
+    assert absent_global_params({"r_effects": added}, 3) == {}
+
+
+@pytest.mark.parametrize("n_features", [1, 13])
+def test_the_guide_site_has_one_offset_per_feature(n_features):
+    assert guide.site("r_effects").shape(5, n_features) == (n_features,)
