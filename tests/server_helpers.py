@@ -60,4 +60,9 @@ def serving(fits, fit, *extra):
         yield url, server
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:  # workers still starting (compiling their first programs) stop once they are up
+            server.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
+            raise
