@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from bhm_core.forecast.predict import METHOD
 from ui.charts.forecast import ACTUAL_COLOUR, band_polygons
-from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba, vline_shape
+from ui.charts.style import NEUTRAL_GREY, SERIES_COLOUR, rgba, stacked_panels, vline_shape
 
 METHOD_COLOURS = {
     METHOD: SERIES_COLOUR,
@@ -177,19 +177,8 @@ def methods_figure(
         _store_panel(fig, mine, methods, row, past, history_name)
     rows = range(1, len(stores) + 1) if marker is not None else ()
     fig.update_layout(shapes=[vline_shape(row, pd.Timestamp(marker), NEUTRAL_GREY) for row in rows])
-    fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_xaxes(showticklabels=True)
-    fig.update_annotations(font_size=13)
-    height = 110 + PANEL_HEIGHT * n
-    fig.add_annotation(
-        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5, showarrow=False, font=dict(size=13)
-    )
-    fig.update_layout(
-        height=height,
-        margin=dict(l=80, r=10, t=80, b=10),
-        hovermode="closest",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0 + 45 / height, x=0),
-    )
+    stacked_panels(fig, y_label, 110 + PANEL_HEIGHT * n, top=80, legend_gap=45, hovermode="closest")
     return fig
 
 

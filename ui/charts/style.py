@@ -43,3 +43,19 @@ def sales_axis_label(kind: str, weekly: bool = False) -> str:
     unit = CURRENCY_KINDS.get(kind)
     per_day = f"{unit}/day" if unit else "per day"
     return f"Sales ({per_day}, weekly mean)" if weekly else f"Sales ({per_day})"
+
+
+def stacked_panels(fig, y_label: str, height: int, top: int, legend_gap: int, hovermode: str) -> None:
+    """The layout of a column of panels sharing one y label: sales from zero, SI ticks, the
+    label once at the left, the legend above the first panel."""
+    fig.update_yaxes(rangemode="tozero", tickformat="~s")
+    fig.update_annotations(font_size=13)
+    fig.add_annotation(
+        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5, showarrow=False, font=dict(size=13)
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=80, r=10, t=top, b=10),
+        hovermode=hovermode,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0 + legend_gap / height, x=0),
+    )

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ui.charts.forecast import band_polygons
-from ui.charts.style import SERIES_COLOUR, rgba
+from ui.charts.style import SERIES_COLOUR, rgba, stacked_panels
 
 OTHER_COLOUR = "#e8590c"
 PANEL_HEIGHT = 230
@@ -20,18 +20,7 @@ def _panels(stores: list, y_label: str, title_total: str):
     names = [title_total] + [f"Store {s}" for s in stores]
     n = len(names)
     fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.08, 0.3 / n), subplot_titles=names)
-    height = 80 + PANEL_HEIGHT * n
-    fig.update_yaxes(rangemode="tozero", tickformat="~s")
-    fig.update_annotations(font_size=13)
-    fig.add_annotation(
-        text=y_label, textangle=-90, xref="paper", yref="paper", x=-0.06, y=0.5, showarrow=False, font=dict(size=13)
-    )
-    fig.update_layout(
-        height=height,
-        margin=dict(l=80, r=10, t=70, b=10),
-        hovermode="x unified",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0 + 35 / height, x=0),
-    )
+    stacked_panels(fig, y_label, 80 + PANEL_HEIGHT * n, top=70, legend_gap=35, hovermode="x unified")
     return fig
 
 
