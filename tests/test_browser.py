@@ -323,7 +323,8 @@ def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
     page.get_by_text("Sales history of the picked stores").wait_for()
     page.get_by_role("link", name="Model & fit").click()
     fit_in_browser(page, steps=60)
-    page.get_by_role("button", name="Fit 6 stores").click()  # same inputs again: from the cache
+    # same inputs again: from the cache (the button is back once the job's last phase is collected)
+    page.get_by_role("button", name="Fit 6 stores").click(timeout=120_000)
     page.get_by_text("From cache: instant").wait_for(timeout=30_000)
     page.mouse.move(0, 0)
     page.wait_for_timeout(600)

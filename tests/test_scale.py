@@ -228,8 +228,10 @@ def test_four_device_fit_equals_one_device_fit():
     for name in ("minibatch", "full"):
         assert result[name]["devices"] == 4
         # Same seed, same minibatches: float rounding only, which Adam's normalised steps carry
-        # into the parameters (each moves up to lr = 0.01 a step) more than into the loss.
-        assert result[name]["param"] < 1e-3, result
+        # into the parameters (each moves up to lr = 0.01 a step) more than into the loss; most
+        # into those no cell informs (the dispersion's offset for the closed Sundays), whose whole
+        # gradient is rounding noise.
+        assert result[name]["param"] < 1e-2, result
         assert result[name]["loss"] < 1e-4, result
 
 
