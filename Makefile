@@ -22,10 +22,12 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 run: $(VENV)/.runtime
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-# Test files spread over two workers (a file's tests stay together, sharing its fixtures);
-# the slowest tests are listed at the end.
+# Test files spread over two workers (a file's tests stay together, sharing its fixtures), then
+# the browser walks alone: their waits are for a dashboard on an otherwise idle machine. The
+# slowest tests are listed at the end of each.
 test: $(VENV)/.test
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20 -m "not browser"
+	$(PY) -m pytest -q --durations=5 -m browser
 
 # The core maths and data, without fits, pages, browsers or servers: under 90 s.
 test-fast: $(VENV)/.test

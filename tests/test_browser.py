@@ -324,7 +324,11 @@ def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
     page.get_by_role("link", name="Model & fit").click()
     fit_in_browser(page, steps=60)
     # same inputs again: from the cache (the button is back once the job's last phase is collected)
-    page.get_by_role("button", name="Fit 6 stores").click(timeout=120_000)
+    try:
+        page.get_by_role("button", name="Fit 6 stores").click(timeout=120_000)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / "second_fit_missing.png", full_page=True)  # what the page showed
+        raise
     page.get_by_text("From cache: instant").wait_for(timeout=30_000)
     page.mouse.move(0, 0)
     page.wait_for_timeout(600)
