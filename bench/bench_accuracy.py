@@ -3,20 +3,20 @@
     python bench/bench_accuracy.py [--data-dir DIR] [--steps N] [--samples N] [--json-out FILE]
                                    [--features JSON]   # e.g. '{"season": false}': an ablation row
 
-Backtests on all stores, horizon 42 days, at three cutoffs (2015-06-19 as in issue 4, plus
-2015-03-31 and 2014-12-15, each followed by 42 days of data; the last one's horizon holds Christmas
-and the 180 stores that return from their half-year gap), then the cold-start trial of issue 4
-(115 new stores, 7 known days, seed 0). Prints one table per experiment: RMSPE, coverage of the 50%
-and 90% intervals and CRPS per method, with the fit's seconds (compilation included). Reference
-numbers from issue 4 are printed next to them. Each backtest also prints where the error of the model
+Backtests on all stores, horizon 42 days, at three cutoffs (2015-06-19, plus 2015-03-31 and
+2014-12-15, each followed by 42 days of data; the last one's horizon holds Christmas and the 180
+stores that return from their half-year gap), then the cold-start trial (115 new stores, 7 known
+days, seed 0). Prints one table per experiment: RMSPE, coverage of the 50% and 90% intervals and
+CRPS per method, with the fit's seconds (compilation included). The RMSPEs measured when the model
+was first scored are printed next to them. Each backtest also prints where the error of the model
 and of the best baseline comes from (evaluation.error_sources): the RMSPE left if each store's level
-over the horizon, each day's chain-wide shock, or both were known in advance, and how the interval of
-the chain's daily total held. Every method's row has its training seconds (``fit s``; the model's
+over the horizon, each day's chain-wide shock, or both were known in advance, and how the interval
+of the chain's daily total held. Every method's row has its training seconds (``fit s``; the model's
 fit without the forecast) and its RMSPE without the anomalous actuals (evaluation.anomalies), which
 are listed under the table with their share of each method's squared error; 2014-11-15 as a cutoff
 (``--cutoffs 2014-11-15``) is the case they were found on. The LightGBM peer (``gbm``) runs in every
-backtest and in the cold start (trained on the other stores' whole history and the new stores'
-known days). Exits 2 when the data is not there.
+backtest and in the cold start (trained on the other stores' whole history and the new stores' known
+days). Exits 2 when the data is not there.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "rossmann"
 CUTOFFS = ("2015-06-19", "2015-03-31", "2014-12-15")
 HORIZON = 42
 COLD = {"new_stores": 115, "known_days": 7, "seed": 0}
-# Issue 4's reference RMSPEs (cutoff 2015-06-19, all stores; cold start 115 stores x 7 days).
+# The first reference RMSPEs (cutoff 2015-06-19, all stores; cold start 115 stores x 7 days).
 REFERENCE = {
     "2015-06-19": {"ols_log": 0.151, "median_dow_promo": 0.132, "hierarchical": 0.153},
     "coldstart": {"ols_log": 0.63, "mean": 0.40, "hierarchical": 0.31},

@@ -1,4 +1,4 @@
-"""Scale (issue 6): time per step against batch size, number of series and devices; peak memory;
+"""Scale: time per step against batch size, number of series and devices; peak memory;
 a fit of 10^5 virtual Rossmann series to a stable loss. Every row is a fresh process running
 
     python -m bhm_core scale --series N --batch B --steps S [--devices D] [--data-dir DIR] --json

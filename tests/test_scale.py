@@ -1,4 +1,4 @@
-"""Scale (issue 6): virtual and synthetic series, bounded step memory, sparse minibatch steps, sharded
+"""Scale: virtual and synthetic series, bounded step memory, sparse minibatch steps, sharded
 fits equal to unsharded ones, and chunked / streamed prediction equal to unchunked."""
 
 import json

@@ -1,6 +1,6 @@
 """Backtest: the hierarchical model against the baselines, on held-out days.
 
-Both return an ``Evaluation``: ``summary`` (the JSON object of issue 4, plain Python types, no NaN)
+Both return an ``Evaluation``: ``summary`` (the backtest's JSON contract, plain Python types, no NaN)
 and ``forecasts`` (the tidy frame of every method's forecasts, for the dashboard). Only cells whose
 sales were observed in the horizon are scored (closed and missing days are not).
 
@@ -43,7 +43,7 @@ DEFAULT_HORIZON = 42
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    summary: dict  # the JSON object (issue 4)
+    summary: dict  # the JSON contract of a backtest
     forecasts: pd.DataFrame  # every method's forecasts in the metrics schema
     fit: FitResult | None = field(default=None, repr=False)  # the (global) fit
     local_fit: FitResult | None = field(default=None, repr=False)  # cold start: the new stores' fit
