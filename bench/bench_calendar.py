@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
+
+from cli_run import bhm  # noqa: E402
 
 from bhm_core.data import public_holidays as ph  # noqa: E402
 from bhm_core.data.future import read_calendar  # noqa: E402
@@ -69,19 +69,6 @@ def against_test(cube, matches, test_file: Path) -> dict:
         "holiday_store_days_inferred": int(ours.sum()),
         "agreement_on_holidays": float((said == ours)[either].mean()) if either.any() else None,
     }
-
-
-def bhm(*argv: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bhm_core", *argv, "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if done.returncode != 0:
-        sys.exit(f"bhm_core {argv[0]} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def submission(data_dir: Path, test_file: Path) -> dict:

@@ -12,31 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cli_run import bhm
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
 LEVELS = ("50", "80", "90", "95", "99")
-
-
-def bhm(*argv: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bhm_core", *argv, "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if done.returncode != 0:
-        sys.exit(f"bhm_core {argv[0]} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
