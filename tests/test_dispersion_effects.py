@@ -13,6 +13,7 @@ from bhm_core.model.hierarchy import (
     NO_EFFECT_SCALE,
     StoreParameters,
     cell_laws,
+    dispersion_slots,
     prior_arrays,
     store_parameters,
 )
@@ -25,16 +26,21 @@ def test_only_weekday_and_promo_features_get_a_dispersion_offset_prior():
     np.testing.assert_allclose(scale, [DISPERSION_EFFECT_SCALE] * 3 + [NO_EFFECT_SCALE] * 2)
 
 
-def test_a_cells_dispersion_is_its_stores_plus_its_features_offsets():
-    store = StoreParameters(theta=np.zeros((2, 3)), r=np.array([1.0, 2.0]), r_effects=np.array([0.5, -0.25, 4.0]))
+def test_a_cells_dispersion_is_its_stores_plus_its_weekday_and_promo_offsets():
+    groups = ("weekday", "weekday", "promo", "christmas")
+    store = StoreParameters(theta=np.zeros((2, 4)), r=np.array([1.0, 2.0]), r_effects=np.array([0.5, -0.25, 4.0, 9.0]))
     cell_store = np.array([0, 1, 1])
-    index = np.array([[0, 2], [1, 2], [0, 1]])  # (cells, slots) feature columns
-    value = np.array([[1.0, 0.0], [1.0, 0.5], [1.0, 1.0]])
-    _, dispersion = cell_laws(store, cell_store, index, value)
-    np.testing.assert_allclose(dispersion, [1.0 + 0.5, 2.0 - 0.25 + 2.0, 2.0 + 0.5 - 0.25])
+    index = np.array([[0, 2, 3], [1, 2, 3], [0, 2, 3]])  # (cells, slots) feature columns: weekday, promo, christmas
+    value = np.array([[1.0, 0.0, 1.0], [1.0, 0.5, 1.0], [1.0, 1.0, 0.0]])
+    slots = dispersion_slots(index[0], groups)
+    np.testing.assert_array_equal(slots, [0, 1])
+    _, dispersion = cell_laws(store, cell_store, index, value, slots)
+    # the christmas slot's offset (9.0) is never read: only the weekday and promo groups have one
+    np.testing.assert_allclose(dispersion, [1.0 + 0.5, 2.0 - 0.25 + 2.0, 2.0 + 0.5 + 4.0])
     # Without offsets (latents of a fit saved before them) a cell's dispersion is its store's.
-    _, plain = cell_laws(store._replace(r_effects=None), cell_store, index, value)
+    _, plain = cell_laws(store._replace(r_effects=None), cell_store, index, value, slots)
     np.testing.assert_allclose(plain, [1.0, 2.0, 2.0])
+    assert len(dispersion_slots(index[0], ("state_holiday",) * 4)) == 0
 
 
 def test_latents_without_offsets_and_old_fits_params():

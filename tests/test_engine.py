@@ -85,7 +85,7 @@ def test_priors_round_trip_through_dict():
 def _loss_inputs(cube):
     cells = observed_cells(cube)
     prior = prior_arrays(Priors(), cube.design.groups)
-    data = pack(cells, cube.n_stores)
+    data = pack(cells, cube.n_stores, cube.design.groups)
     params = pad_stores(
         initial_params(cells, cube.n_stores, cube.design.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL),
         data.store_mask.shape[0],
@@ -526,3 +526,12 @@ def test_a_fit_refuses_training_days_cut_before_the_features_origin(demo, cube):
     assert fit(anchored, FitConfig(steps=2)).losses.shape == (2,)
     # The reference features do not depend on the origin: any window may be fitted.
     assert fit(cube.select_days(None, cutoff), FitConfig(steps=2)).losses.shape == (2,)
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_a_fresh_fit_compiles_its_program_once_while_it_starts(cube, batch_size):
+    # the program compiled ahead, from shapes alone, is the one the fit then runs
+    config = FitConfig(steps=7, chunk_steps=7, batch_size=batch_size, warmup_steps=3)
+    before = COMPILE_COUNT["n"]
+    fit(cube.select_stores(cube.store_ids[:29]), config)
+    assert COMPILE_COUNT["n"] == before + 1

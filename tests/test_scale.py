@@ -113,7 +113,7 @@ def synth():
 
 
 def _runner_args(data: FitData, lr: float = 0.01):
-    packed = pack_by_store(data.cells, data.n_stores)
+    packed = pack_by_store(data.cells, data.n_stores, data.feature_groups)
     prior = prior_arrays(Priors(), data.feature_groups)
     params = pad_stores(
         initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL),

@@ -21,7 +21,7 @@ from bhm_core.data.future import FIELDS, UNKNOWN, FutureCalendar
 from bhm_core.errors import DataError
 from bhm_core.inference.state import FitResult
 from bhm_core.model.guide import basis_name, draw_order, guide_draw, guide_sites
-from bhm_core.model.hierarchy import cell_laws, store_parameters
+from bhm_core.model.hierarchy import cell_laws, dispersion_slots, store_parameters
 
 CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
 SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
@@ -141,14 +141,17 @@ def _per_store_normal(key, ids, n_samples: int, shape: tuple):
     return jnp.moveaxis(jax.vmap(draw)(ids), 0, 1)
 
 
-@jax.jit
-def _cell_laws(latents, design_index, design_value):
+def _cell_laws(latents, design):
     """(n_samples, stores * days) eta and dispersion of every store-day under each posterior draw."""
+    return _design_laws(latents, design.index, design.value, dispersion_slots(design.index[0, 0], design.groups))
+
+
+@jax.jit
+def _design_laws(latents, design_index, design_value, slots_of_dispersion):
     n_stores, n_days, k = design_index.shape
     store = jnp.repeat(jnp.arange(n_stores, dtype=jnp.int32), n_days)
     index = design_index.reshape(-1, k).astype(jnp.int32)
-    eta, dispersion = cell_laws(store_parameters(latents), store, index, design_value.reshape(-1, k))
-    return eta, dispersion
+    return cell_laws(store_parameters(latents), store, index, design_value.reshape(-1, k), slots_of_dispersion)
 
 
 def day_shocks(shock_sd: float, dates: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
@@ -214,7 +217,7 @@ def sample_forecast(
             latents = _draw_latents_async(latent_key, result, n_samples, rows_fit[part])
             yield (
                 np.asarray(store_ids)[part[:n_real]],
-                _cell_laws(latents, design.index, design.value),
+                _cell_laws(latents, design),
                 covariates.take_stores(np.arange(n_real)).take_days(np.arange(len(dates))),
             )
 
@@ -260,7 +263,7 @@ def compile_programs(
         for days in (d for s, d in shapes if s == n_stores):
             dates = cube.dates[-1] + np.arange(1, days + 1)
             design = encode(cube.spec, window_covariates(cube, rows, dates, Scenario()))
-            jax.block_until_ready(_cell_laws(latents, design.index, design.value))
+            jax.block_until_ready(_cell_laws(latents, design))
     return len(shapes)
 
 

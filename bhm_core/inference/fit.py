@@ -8,8 +8,10 @@ sites (a cold start freezes the hyper-parameters).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -36,7 +38,7 @@ from bhm_core.inference.step import split_plan
 from bhm_core.model import guide, likelihoods
 from bhm_core.model.config import FitConfig, Priors
 from bhm_core.model.hierarchy import ModelData, prior_arrays
-from bhm_core.model.start import initial_params
+from bhm_core.model.start import initial_params, whitens
 
 Progress = Callable[[int, float], None]
 
@@ -111,7 +113,11 @@ def fit_cells(
 
 
 def _prepare(data: FitData, config, priors, init, trainable, devices):
-    """The start, the packed data on the device(s) and the compiled program: (run, program, args)."""
+    """The start, the packed data on the device(s) and the compiled program: (run, program, args).
+
+    A fresh fit's program depends only on shapes known before the start, so it compiles in a
+    thread while the start's regressions run (XLA's compiler and NumPy's solves each hold a core).
+    """
     config = config or FitConfig()
     priors = priors or Priors()
     trainable = tuple(trainable or all_sites())
@@ -122,18 +128,8 @@ def _prepare(data: FitData, config, priors, init, trainable, devices):
     prior = prior_arrays(priors, data.feature_groups)
     if init is not None:
         _check_compatible(init, data, config)
-    params, reset = _starting_guide(data, config, prior, likelihood, init)
-    prepared = time.perf_counter()
     packed = _pack_on_devices(data, batch, mesh, likelihood)  # the data stay on the device(s) across chunks
     s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
-    params = pad_stores(params, s_pad)
-    same_stores = init is not None and np.array_equal(init.store_ids, data.store_ids)
-    state = _start_state(params, init, trainable, config, s_pad, reset, same_stores)
-    fixed = {k: v for k, v in params.items() if k not in trainable}
-    hyper = _hyper(config, state)
-    key = jax.random.PRNGKey(config.seed)
-    plan = split_plan((key, state, fixed, packed, prior, hyper), batch)
-    key, state, fixed, prior = place((key, state, fixed, prior), mesh, (*plan[:3], plan[4]))
     static = {
         "chunk": config.chunk_steps,
         "schedule": config.schedule,
@@ -143,8 +139,22 @@ def _prepare(data: FitData, config, priors, init, trainable, devices):
         "likelihood": likelihood,
         "mesh": mesh,
     }
+    key = jax.random.PRNGKey(config.seed)
+    if init is None:
+        shapes = _fresh_shapes(data, config, trainable, s_pad)
+        ahead = (key, shapes.state, shapes.fixed, packed, prior, _hyper(config, shapes.state))
+        threading.Thread(target=program, args=(ahead, static), daemon=True, name="compile-ahead").start()
+    params, reset = _starting_guide(data, config, prior, likelihood, init)
+    prepared = time.perf_counter()
+    params = pad_stores(params, s_pad)
+    same_stores = init is not None and np.array_equal(init.store_ids, data.store_ids)
+    state = _start_state(params, init, trainable, config, s_pad, reset, same_stores)
+    fixed = {k: v for k, v in params.items() if k not in trainable}
+    hyper = _hyper(config, state)
+    plan = split_plan((key, state, fixed, packed, prior, hyper), batch)
+    key, state, fixed, prior = place((key, state, fixed, prior), mesh, (*plan[:3], plan[4]))
     args = (key, state, fixed, packed, prior, hyper)
-    compiled, compile_seconds = program(args, static)
+    compiled, compile_seconds = program(args, static)  # waits for the compile started ahead
     timing = {
         "started": started,
         "compile_seconds": compile_seconds,
@@ -153,6 +163,27 @@ def _prepare(data: FitData, config, priors, init, trainable, devices):
     }
     run = _Run(data, priors, config, trainable, timing, {"devices": n_devices(mesh), "batch_size": batch})
     return run, compiled, args
+
+
+class _Shapes(NamedTuple):
+    state: FitState
+    fixed: dict
+
+
+def _fresh_shapes(data: FitData, config: FitConfig, trainable: tuple, s_pad: int) -> _Shapes:
+    """The shapes and dtypes of a fresh fit's state and fixed entries, before the start computes
+    their values: the guide's entries at the padded stores (a whitening basis where the start
+    gives one) and the optimizer's state of the trained ones."""
+    shapes = guide.entry_shapes(s_pad, data.n_features)
+    if not whitens(data.n_stores, config):
+        shapes = {k: v for k, v in shapes.items() if not isinstance(v, guide.Whitening)}
+    params = {
+        name: type(entry)(*(jax.ShapeDtypeStruct(shape, np.float32) for shape in entry))
+        for name, entry in shapes.items()
+    }
+    train = {k: v for k, v in params.items() if k in trainable}
+    opt_state = jax.eval_shape(lambda tree: optim.init_state(config.optimizer, tree), train)
+    return _Shapes(FitState(train, opt_state, np.int32(0)), {k: v for k, v in params.items() if k not in trainable})
 
 
 def warm_programs(cube: SalesCube, config: FitConfig | None = None, priors: Priors | None = None) -> list[int]:
@@ -243,9 +274,16 @@ def _pack_on_devices(data: FitData, batch, mesh, likelihood) -> ModelData:
         def put_rows(array, split):
             return place_rows(array, mesh, *shares["rows"]) if split else put(array, False)
 
-        return pack_by_store(data.cells, data.n_stores, alignment(mesh), put=put_rows, likelihood=likelihood, rows=rows)
-    fields = list(pack(data.cells, data.n_stores, alignment(mesh), likelihood=likelihood))
-    for i, split in enumerate(ModelData(*(True,) * 6, False, False)):
+        return pack_by_store(
+            data.cells,
+            data.n_stores,
+            data.feature_groups,
+            alignment(mesh),
+            put=put_rows,
+            rows=rows,
+        )
+    fields = list(pack(data.cells, data.n_stores, data.feature_groups, alignment(mesh), likelihood=likelihood))
+    for i, split in enumerate(ModelData(*(True,) * 6, False, False, False)):
         fields[i] = put(fields[i], split)  # drops the host copy of this field
     return ModelData(*fields)
 

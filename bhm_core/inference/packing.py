@@ -6,7 +6,8 @@ Both are padded to bucketed sizes so similar problems share one compiled program
 masked out of the log density. Store and cell padding are multiples of ``sharding.ALIGN`` so the
 same shapes split evenly over 1, 2, 4 or 8 devices.
 
-The likelihood's per-cell constant of the sales (Likelihood.cell_constant) is computed here, once.
+The likelihood's per-cell constant of the sales (Likelihood.cell_constant) is computed here, once,
+for a full batch, and for a store batch's cells in each step.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from bhm_core.data.cells import Cells, store_sorted
 from bhm_core.inference.sharding import ALIGN
-from bhm_core.model.hierarchy import ModelData
+from bhm_core.model.hierarchy import ModelData, dispersion_slots
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL, Likelihood
 
 PACK_BLOCK = 1 << 20  # cells handled at a time when packing, to bound temporary memory
@@ -59,7 +60,14 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def pack(cells: Cells, n_stores: int, align: int = ALIGN, likelihood: Likelihood = NEGATIVE_BINOMIAL) -> ModelData:
+def slots_of_dispersion(cells: Cells, feature_groups) -> np.ndarray:
+    """The cells' `hierarchy.dispersion_slots` (none without cells)."""
+    return dispersion_slots(cells.index[0], feature_groups) if len(cells.y) else np.zeros(0, np.int32)
+
+
+def pack(
+    cells: Cells, n_stores: int, feature_groups, align: int = ALIGN, likelihood: Likelihood = NEGATIVE_BINOMIAL
+) -> ModelData:
     """Pad cells and stores to bucket sizes; padding is masked out of the log density."""
     n = len(cells.y)
     n_pad = _round_up(cell_bucket(n), align)
@@ -75,26 +83,29 @@ def pack(cells: Cells, n_stores: int, align: int = ALIGN, likelihood: Likelihood
         cell_index=pad(cells.index, n_pad, dtype=np.int32),
         cell_value=pad(cells.value, n_pad, dtype=np.float32),
         y=pad(cells.y, n_pad, dtype=np.float32),
-        y_constant=pad(likelihood.cell_constant(cells.y), n_pad),
+        y_constant=pad(np.asarray(likelihood.cell_constant(cells.y)), n_pad),
         cell_mask=pad(np.ones(n, bool), n_pad, False),
         store_mask=pad(np.ones(n_stores, bool), s_pad, False),
         scale=np.float32(1.0),
+        dispersion_slots=slots_of_dispersion(cells, feature_groups),
     )
 
 
 class StorePacked(NamedTuple):
     """Cells per store: row s holds store s's observed cells, left-aligned and masked.
 
-    index and value use the narrowest dtype that holds them exactly (int8/int16/int32 and
-    uint8/float16/float32); batch_of widens the gathered rows, so results do not depend on it.
+    index, value and y use the narrowest dtype that holds them exactly (int8/int16/int32,
+    uint8/float16/float32 and uint16/float32); batch_of widens the gathered rows, so results do not
+    depend on it. The likelihood's constant of y is computed for the batch's cells in each step
+    (a few thousand cells) rather than stored for every cell (4 bytes a cell at 10^8 cells).
     """
 
     index: jnp.ndarray  # (S, L, K) integer
     value: jnp.ndarray  # (S, L, K) uint8, float16 or float32
-    y: jnp.ndarray  # (S, L) float32
-    y_constant: jnp.ndarray  # (S, L) float32 the likelihood's constant of y
+    y: jnp.ndarray  # (S, L) uint16 or float32
     mask: jnp.ndarray  # (S, L) bool
     n_stores: jnp.ndarray  # () int32: real stores (rows past it are padding)
+    dispersion_slots: jnp.ndarray  # (D,) int32 (hierarchy.dispersion_slots)
 
 
 def _index_dtype(index: np.ndarray):
@@ -102,11 +113,11 @@ def _index_dtype(index: np.ndarray):
     return np.int8 if top < 2**7 else np.int16 if top < 2**15 else np.int32
 
 
-def _value_dtype(value: np.ndarray):
-    """The narrowest of uint8, float16, float32 that represents every value exactly."""
-    for dtype in (np.uint8, np.float16):
+def _exact_dtype(values: np.ndarray, candidates=(np.uint8, np.float16)):
+    """The first of the candidates (else float32) that represents every value exactly."""
+    for dtype in candidates:
         # a block at a time bounds the temporary copies
-        parts = (value[start : start + PACK_BLOCK] for start in range(0, len(value), PACK_BLOCK))
+        parts = (values[start : start + PACK_BLOCK] for start in range(0, len(values), PACK_BLOCK))
         if all(np.array_equal(part.astype(dtype).astype(np.float32), part) for part in parts):
             return dtype
     return np.float32
@@ -115,9 +126,9 @@ def _value_dtype(value: np.ndarray):
 def pack_by_store(
     cells: Cells,
     n_stores: int,
+    feature_groups,
     align: int = ALIGN,
     put=None,
-    likelihood: Likelihood = NEGATIVE_BINOMIAL,
     rows=None,
 ) -> StorePacked:
     """Rows of (stores x max cells), filled a block of cells at a time (bounded temporaries).
@@ -137,25 +148,25 @@ def pack_by_store(
     cell_range = range(int(first[mine.start]), int(first[mine.stop]))  # the cells of those rows
 
     def fill(tail, dtype, source):
-        out = np.zeros((mine.stop - mine.start, width, *tail), dtype)
+        out = np.zeros(((mine.stop - mine.start) * width, *tail), dtype)
         for start in range(cell_range.start, cell_range.stop, PACK_BLOCK):
             part = slice(start, min(start + PACK_BLOCK, cell_range.stop))
             store = cells.store[part]
-            out[store - mine.start, np.arange(part.start, part.stop) - first[store]] = source(part)
-        return put(out, True)
+            out[(store - mine.start) * np.int64(width) + np.arange(part.start, part.stop) - first[store]] = source(part)
+        return put(out.reshape(mine.stop - mine.start, width, *tail), True)
 
     k = cells.index.shape[1]
     return StorePacked(
         fill((k,), _index_dtype(cells.index), lambda part: cells.index[part]),
-        fill((k,), _value_dtype(cells.value), lambda part: cells.value[part]),
-        fill((), np.float32, lambda part: cells.y[part]),
-        fill((), np.float32, lambda part: likelihood.cell_constant(cells.y[part])),
+        fill((k,), _exact_dtype(cells.value), lambda part: cells.value[part]),
+        fill((), _exact_dtype(cells.y, (np.uint16,)), lambda part: cells.y[part]),
         fill((), bool, lambda part: True),
         put(np.int32(n_stores), False),
+        put(slots_of_dispersion(cells, feature_groups), False),
     )
 
 
-def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
+def batch_of(packed: StorePacked, rows: jnp.ndarray, likelihood: Likelihood = NEGATIVE_BINOMIAL) -> ModelData:
     """ModelData for a batch of store rows, the likelihood scaled by stores / batch size.
 
     Sampling rows uniformly with replacement keeps the scaled gradient unbiased for the full one.
@@ -163,13 +174,15 @@ def batch_of(packed: StorePacked, rows: jnp.ndarray) -> ModelData:
     """
     batch, width = rows.shape[0], packed.y.shape[1]
     n = batch * width
+    y = packed.y[rows].reshape(n).astype(jnp.float32)
     return ModelData(
         cell_store=jnp.repeat(jnp.arange(batch, dtype=jnp.int32), width),
         cell_index=packed.index[rows].reshape(n, -1).astype(jnp.int32),
         cell_value=packed.value[rows].reshape(n, -1).astype(jnp.float32),
-        y=packed.y[rows].reshape(n),
-        y_constant=packed.y_constant[rows].reshape(n),
+        y=y,
+        y_constant=likelihood.cell_constant(y),
         cell_mask=packed.mask[rows].reshape(n),
         store_mask=jnp.ones(batch, bool),
         scale=packed.n_stores.astype(jnp.float32) / batch,
+        dispersion_slots=packed.dispersion_slots,
     )

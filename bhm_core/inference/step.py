@@ -38,6 +38,12 @@ def _all_finite(loss, grads):
     return jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
 
 
+def _laid_out(data: ModelData, mesh) -> ModelData:
+    """A batch's cell and store arrays split over the mesh like the stores; the slot list whole."""
+    split = jax.tree.map(lambda a: constrain(a, mesh) if a.ndim else a, data._replace(dispersion_slots=None))
+    return split._replace(dispersion_slots=data.dispersion_slots)
+
+
 def run_chunk(
     key,
     state: FitState,
@@ -74,7 +80,7 @@ def run_chunk(
             rows = jax.random.randint(batch_key, (batch,), 0, data.n_stores)
             unique, inverse = _unique_rows(rows, data.y.shape[0])
             sub, sub_fixed = take_rows(state, unique), take_rows(fixed, unique)
-            step_data = jax.tree.map(lambda a: constrain(a, mesh) if a.ndim else a, batch_of(data, rows))
+            step_data = _laid_out(batch_of(data, rows, likelihood), mesh)
         loss, grads = value_and_grad(sub.params, sub_fixed, elbo_key, step_data, inverse)
         params, opt_state = optim.apply(optimizer, hyper, schedule, sub.params, grads, sub.opt_state, state.step)
         finite = _all_finite(loss, grads)
@@ -106,9 +112,9 @@ def split_plan(args, batch):
         return map_per_store(lambda _: batch is not None, jax.tree.map(lambda _: False, tree))
 
     if batch is None:
-        data_plan = ModelData(*(True,) * 6, False, False)  # cells split; store mask and scale replicated
+        data_plan = ModelData(*(True,) * 6, False, False, False)  # cells split; the rest replicated
     else:
-        data_plan = StorePacked(*(True,) * 5, False)  # rows of stores split
+        data_plan = StorePacked(*(True,) * 4, False, False)  # rows of stores split
     return (
         False,
         per_store(state),

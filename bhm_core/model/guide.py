@@ -101,7 +101,15 @@ def guide_sites() -> tuple[GuideSite, ...]:
     one = np.ones(1, np.float32)
     stores = np.ones(TRACE_STORES, bool)
     data = ModelData(
-        np.zeros(1, np.int32), np.zeros((1, 1), np.int32), one[:, None], one, one, one > 0, stores, np.float32(1)
+        np.zeros(1, np.int32),
+        np.zeros((1, 1), np.int32),
+        one[:, None],
+        one,
+        one,
+        one > 0,
+        stores,
+        np.float32(1),
+        np.zeros(1, np.int32),
     )
     features = np.ones(TRACE_FEATURES, np.float32)
     prior = PriorArrays(features, features, features, *(np.float32(1),) * 4, features)

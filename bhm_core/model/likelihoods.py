@@ -36,10 +36,11 @@ class Likelihood:
 
     name: ClassVar[str]
 
-    def cell_constant(self, y: np.ndarray) -> np.ndarray:
-        """(n,) float32 a per-cell constant of the observed sales, computed once when packing
-        (passed back as ``constant`` to `distribution`); zeros when the law needs none."""
-        return np.zeros(np.shape(y), np.float32)
+    def cell_constant(self, y):
+        """(n,) float32 a per-cell constant of the observed sales (passed back as ``constant`` to
+        `distribution`); zeros when the law needs none. Computed once when packing every cell, or
+        for a store batch's cells inside the compiled step: it must take JAX arrays."""
+        return jnp.zeros(jnp.shape(y), jnp.float32)
 
     def distribution(self, eta, dispersion, constant) -> dist.Distribution:
         """The law of each cell's sales, batched over cells."""
@@ -117,7 +118,7 @@ class NegativeBinomial(Likelihood):
     name: ClassVar[str] = "negative_binomial"
 
     def cell_constant(self, y):
-        return np.asarray(gammaln(np.asarray(y, np.float32) + 1.0), np.float32)
+        return gammaln(jnp.asarray(y, jnp.float32) + 1.0)
 
     def distribution(self, eta, dispersion, constant):
         return NegBinomialMean(eta, dispersion, constant)

@@ -3,13 +3,16 @@
 Up to STORE_BLOCK stores, per-store ridge regressions refined by empirical Bayes (see
 `shrunk_log_linear`) give a Gaussian approximation of each store's posterior, which becomes the
 z guide's whitening. Past that (virtual and synthetic series, 10^5..10^6 stores) only the ridge
-estimates are computed, a block of stores at a time, so memory stays at one block's
-(stores x F x F) normal equations instead of growing with the stores.
+estimates are computed, a block of stores at a time, so memory stays at one block's dense design
+instead of growing with the stores.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -17,14 +20,22 @@ from bhm_core.data.cells import Cells, store_sorted
 from bhm_core.model import guide
 from bhm_core.model.config import FitConfig
 from bhm_core.model.guide import SiteParams, Whitening
-from bhm_core.model.hierarchy import NO_EFFECT_SCALE, linear_predictor, standardised
+from bhm_core.model.hierarchy import NO_EFFECT_SCALE, standardised
 from bhm_core.model.likelihoods import Likelihood
-from bhm_core.model.lsq import POOLED_PENALTY, STORE_PENALTY, fit_log_linear, normal_equations, ridge
+from bhm_core.model.lsq import (
+    POOLED_PENALTY,
+    STORE_PENALTY,
+    block_equations,
+    fit_log_linear,
+    normal_equations,
+    residual_variance,
+    ridge,
+    store_blocks,
+)
 
 INITIAL_LOG_SCALE = math.log(0.05)
-STORE_BLOCK = 1 << 14  # above this many stores, work a block of stores at a time
-BLOCK_ENTRIES = 1 << 23  # stores x F x F of one block's normal equations (64 MB)
-CELL_ENTRIES = 1 << 22  # cells x K of one `normal_equations` call: bounds its per-slot temporaries
+START_THREADS = max(1, min(4, os.cpu_count() or 1))
+STORE_BLOCK = 1 << 14  # above this many stores, ridge estimates only (no covariances)
 
 
 def initial_params(
@@ -76,6 +87,12 @@ def initial_params(
         **{name: _site_params(name, v, log_scales.get(name, INITIAL_LOG_SCALE)) for name, v in values.items()},
         **extra,
     }
+
+
+def whitens(n_stores: int, config: FitConfig) -> bool:
+    """Whether the start gives the whitened site a per-store basis: a least-squares start on at
+    most STORE_BLOCK stores (`shrunk_log_linear` gives covariances only there)."""
+    return config.init == "least_squares" and n_stores <= STORE_BLOCK
 
 
 def new_store_params(n_stores: int, n_features: int) -> dict:
@@ -169,48 +186,47 @@ def moderated_variance(resid_var: np.ndarray, counts: np.ndarray, n_features: in
     return (counts * resid_var + n_features * typical) / (counts + n_features)
 
 
+def log64(y: np.ndarray) -> np.ndarray:
+    return np.log(y.astype(np.float64))
+
+
 def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
     """Per-store ridge estimates (S, F) of log sales and residual variances (S,), pulled toward the
-    pooled estimate: fit_log_linear's, block by block (two passes: the pooled equations, then the
-    stores)."""
+    pooled estimate as fit_log_linear's are, in one pass over blocks of stores. The pooled estimate
+    only sets where a store's ridge pulls (with one day's weight), so it comes from STORE_BLOCK
+    (about) stores spread evenly over all of them: its standard error is then already far below the
+    spread between stores."""
     cells = store_sorted(cells)
-    f = n_features
-    block = max(1, min(STORE_BLOCK, BLOCK_ENTRIES // (f * f)))
-    xtx_all, xty_all = np.zeros((f, f)), np.zeros(f)
-    for first in range(0, n_stores, block):  # pass 1: pooled equations
-        xtx, xty, _ = _block_equations(cells, first, min(block, n_stores - first), f)
-        xtx_all += xtx.sum(0)
-        xty_all += xty.sum(0)
-    pooled = ridge(xtx_all, xty_all, POOLED_PENALTY, np.zeros(f))
-    theta, resid_var = np.zeros((n_stores, f)), np.zeros(n_stores)
-    for first in range(0, n_stores, block):  # pass 2: the stores, shrunk toward the pooled fit
-        count = min(block, n_stores - first)
-        xtx, xty, counts = _block_equations(cells, first, count, f)
-        estimate = ridge(xtx, xty, STORE_PENALTY, pooled)
-        part = slice(*np.searchsorted(cells.store, [first, first + count]))
-        store = cells.store[part] - first
-        eta = linear_predictor(estimate, store, cells.index[part], cells.value[part])
-        resid2 = np.bincount(store, weights=(np.log(cells.y[part].astype(np.float64)) - eta) ** 2, minlength=count)
-        theta[first : first + count], resid_var[first : first + count] = estimate, resid2 / np.maximum(counts, 1)
-    return theta, resid_var
+    sample = np.arange(0, n_stores, max(1, n_stores // STORE_BLOCK))
+    in_sample = np.zeros(n_stores, bool)
+    in_sample[sample] = True
+    picked = in_sample[cells.store]
+    xtx, xty, _ = normal_equations(
+        np.searchsorted(sample, cells.store[picked]),
+        cells.index[picked],
+        cells.value[picked],
+        log64(cells.y[picked]),
+        len(sample),
+        n_features,
+    )
+    pooled = ridge(xtx.sum(0), xty.sum(0), POOLED_PENALTY, np.zeros(n_features))
+    theta, resid_var = np.zeros((n_stores, n_features)), np.zeros(n_stores)
 
-
-def _block_equations(cells: Cells, first: int, count: int, f: int):
-    """X'X (count, F, F), X'y (count, F) and cell counts of stores [first, first + count)."""
-    lo, hi = np.searchsorted(cells.store, [first, first + count])
-    xtx, xty, counts = np.zeros((count, f, f)), np.zeros((count, f)), np.zeros(count, np.int64)
-    step = max(1, CELL_ENTRIES // cells.index.shape[1])
-    for start in range(lo, hi, step):
-        part = slice(start, min(start + step, hi))
-        equations = normal_equations(
-            cells.store[part] - first,
-            cells.index[part],
-            cells.value[part],
-            np.log(cells.y[part].astype(np.float64)),
-            count,
-            f,
+    def fit_stores(stores: range) -> None:
+        lo, hi = np.searchsorted(cells.store, np.array([stores.start, stores.stop], cells.store.dtype))
+        part = slice(int(lo), int(hi))
+        local = cells.store[part] - stores.start
+        blocks = store_blocks(
+            local, cells.index[part], cells.value[part], cells.y[part], len(stores), n_features, log64
         )
-        xtx += equations[0]
-        xty += equations[1]
-        counts += equations[2]
-    return xtx, xty, counts
+        for block in blocks:
+            rows = slice(stores.start + block.stores.start, stores.start + block.stores.stop)
+            xtx, xty = block_equations(block)
+            theta[rows] = ridge(xtx, xty, STORE_PENALTY, pooled)
+            resid_var[rows] = residual_variance(block, theta[rows])
+
+    # NumPy's indexing and LAPACK's solves release the GIL: one share of the stores per core
+    shares = np.linspace(0, n_stores, START_THREADS + 1).astype(int)
+    with ThreadPoolExecutor(START_THREADS) as pool:
+        list(pool.map(fit_stores, [range(a, b) for a, b in itertools.pairwise(shares)]))
+    return theta, resid_var
