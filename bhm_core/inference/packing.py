@@ -116,6 +116,8 @@ def _index_dtype(index: np.ndarray):
 def _exact_dtype(values: np.ndarray, candidates=(np.uint8, np.float16)):
     """The first of the candidates (else float32) that represents every value exactly."""
     for dtype in candidates:
+        if np.can_cast(values.dtype, dtype, "safe"):  # e.g. uint8 values: no need to look
+            return dtype
         # a block at a time bounds the temporary copies
         parts = (values[start : start + PACK_BLOCK] for start in range(0, len(values), PACK_BLOCK))
         if all(np.array_equal(part.astype(dtype).astype(np.float32), part) for part in parts):
