@@ -203,11 +203,18 @@ def draw_order(names) -> list[GuideSite]:
 
 
 def guide_centre(params: dict) -> dict:
-    """Each latent's value at the guide's centre (u at its location), as NumPy arrays."""
+    """Each latent's value at the guide's centre (u at its location), as NumPy arrays.
+
+    One compiled program: run op by op, its few dozen operations each compile on their first use
+    in a process (a second of a fresh fit's time)."""
+    return {name: np.asarray(value) for name, value in _centre(params).items()}
+
+
+@jax.jit
+def _centre(params: dict) -> dict:
     out = {}
     for spec in draw_order(params):
-        _, _, value = guide_draw(spec, params[spec.name], 0.0, params.get(basis_name(spec.name)), out)
-        out[spec.name] = np.asarray(value)
+        out[spec.name] = guide_draw(spec, params[spec.name], 0.0, params.get(basis_name(spec.name)), out)[2]
     return out
 
 
