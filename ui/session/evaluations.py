@@ -100,7 +100,7 @@ def hierarchy_plan(cube, new_ids) -> tuple[fits.CurrentFit | None, list[int]]:
     fit = fits.current()
     picked, _ = fits.stores_to_fit(cube)
     plan = plans.hierarchy_plan(
-        cube, new_ids, fit.result if fit else None, picked, fits.DEFAULT_STORES, select=loaders.fit_cube
+        cube, new_ids, fit.result if fit else None, picked, state.DEFAULT_STORES, select=loaders.fit_cube
     )
     return (fit if plan.reuse is not None else None), plan.stores
 

@@ -31,8 +31,6 @@ from ui.session import in_use, loaders, state, warmup
 from ui.session.jobs import FitJob
 from ui.session.lifecycle import Lifecycle, Notice
 
-DEFAULT_STORES = 20  # stores fitted when none are picked
-
 
 @dataclass(frozen=True, eq=False)
 class CurrentFit:
@@ -55,11 +53,11 @@ def fit_store() -> FitStore:
 
 
 def stores_to_fit(cube) -> tuple[list[int], bool]:
-    """The picked stores, or the first DEFAULT_STORES when none are picked (flag True)."""
+    """The picked stores, or the first state.DEFAULT_STORES when none are picked (flag True)."""
     picks = state.selected_stores(cube.store_ids)
     if picks:
         return sorted(picks), False
-    return cube.store_ids[:DEFAULT_STORES].tolist(), True
+    return cube.store_ids[: state.DEFAULT_STORES].tolist(), True
 
 
 def make_current(fit: CurrentFit) -> None:

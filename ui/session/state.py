@@ -15,6 +15,8 @@ import streamlit as st
 from bhm_core.data.sources import DemoSource
 
 # Plain data, kept for the whole session.
+DEFAULT_STORES = 20  # stores a fit takes when none are picked
+
 SOURCE = "bhm.source"  # frozen source dataclass in use: the last one that loaded
 SELECTED_STORES = "bhm.selected_stores"  # list[int]: store ids picked on the Stores page
 FIT = "bhm.fit"  # ui.session.fits.CurrentFit: the fit the engine pages show

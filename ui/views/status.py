@@ -15,7 +15,11 @@ def sidebar_status(slot) -> None:
     n_picked = len(state.selected_stores())
     with slot.container():
         st.caption(f"**Data:** {state.current_source().label}")
-        st.caption(f"**Picked stores:** {n_picked}" if n_picked else "No stores picked yet (see Stores).")
+        st.caption(
+            f"**Picked stores:** {n_picked}"
+            if n_picked
+            else f"No stores picked: a fit takes the first {state.DEFAULT_STORES} (see Stores)."
+        )
         job = st.session_state.get(state.FIT_JOB)
         if job is not None and not job.done:
             st.caption(f"**Fitting** {job.n_stores} stores: {_progress(job)} (see Model & fit)")
