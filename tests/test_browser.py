@@ -129,6 +129,18 @@ def scroll_to(page, text: str) -> None:
 FIT_TIMEOUT = 180_000  # a first fit of a new size compiles (seconds on this 2-core machine)
 
 
+def pick_random_sample(page, n: int) -> None:
+    """Press "Random sample of n" until the sidebar counts n picks: a click that lands while the
+    page is still running its previous pass can be dropped by the browser's Streamlit client."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for _ in range(3):
+        page.get_by_role("button", name=f"Random sample of {n}").click()
+        with contextlib.suppress(Exception):
+            sidebar.get_by_text(f"Picked stores: {n}").wait_for(timeout=20_000)
+            return
+    raise AssertionError(f"the sidebar never counted {n} picked stores")
+
+
 def fit_in_browser(page, steps: int) -> None:
     """On Model & fit: set the steps, press Fit, wait until the fit is current."""
     page.get_by_text("Prior predictive check").wait_for(timeout=30_000)
@@ -319,8 +331,9 @@ def test_dark_theme_fit_cache_forecast_and_effects(server, browser):
     page.get_by_text("No current fit yet").wait_for(timeout=30_000)
     page.get_by_role("link", name="Go to Model & fit").wait_for(timeout=30_000)
     page.get_by_role("link", name="Stores", exact=True).click()
-    page.get_by_role("button", name="Random sample of 6").click()
-    page.get_by_text("Sales history of the picked stores").wait_for()
+    page.get_by_text("60 of 60 stores match").wait_for(timeout=30_000)
+    pick_random_sample(page, 6)
+    wait_for_chart(page)
     page.get_by_role("link", name="Model & fit").click()
     fit_in_browser(page, steps=60)
     # same inputs again: from the cache (the button is back once the job's last phase is collected)
