@@ -17,29 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+from cli_run import bhm, bhm_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rossmann"
-
-
-def bhm(*argv: str) -> tuple[int, dict]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bhm_core", *argv, "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if done.returncode not in (0, 3):
-        sys.exit(f"bhm_core {argv[0]} failed: {done.stderr.strip()[-2000:]}")
-    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def champion_folder(data_dir: Path, last_day: str, folder: Path) -> Path:
@@ -65,11 +51,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = champion_folder(data_dir, args.champion_end, Path(tmp) / "old")
         fits = f"{tmp}/fits"
-        _, champion = bhm("fit", "--data-dir", str(old), "--out", fits)
+        champion = bhm("fit", "--data-dir", str(old), "--out", fits)
         print(f"champion {champion['key']}: {champion['n_stores']} stores, {champion['fit_seconds']:.1f} s")
-        code, answer = bhm(
+        code, answer = bhm_answer(
             "retrain", "--data-dir", str(data_dir), "--from", champion["key"], "--fits-dir", fits,
             "--holdout", args.holdout, "--compare-cold", *(["--steps", args.steps] if args.steps else []),
+            accepted=(0, 3),
         )  # fmt: skip
     warm, cold = answer["challenger"], answer["cold"]
     # Compiling is left out of both: the second fit of a shape in a process reuses the first's program.
