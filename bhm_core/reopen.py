@@ -6,7 +6,8 @@ mapping). Reopening loads those data (or the folder given instead), rebuilds the
 features for the fit's stores, and checks its fingerprint against the fit's, so a forecast is never
 drawn from covariates the fit did not see. The data folder's calendar ahead (`test.csv` or
 `test.csv.gz`) comes along when there is one, and the public holidays of each store's inferred
-region for the days it does not cover (data.public_holidays).
+region for the days it does not cover (data.public_holidays). What that builds is kept under the
+fits folder (artifacts.prepared), so the next reopen of the same data reads it back instead.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bhm_core.artifacts import FitStore
+from bhm_core.artifacts import FitStore, prepared
 from bhm_core.data.cube import SalesCube
 from bhm_core.data.features import FeatureSpec
 from bhm_core.data.future import FutureCalendar, read_calendar
 from bhm_core.data.public_holidays import with_public_holidays
-from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, load_dataset
+from bhm_core.data.sources import CsvSource, DemoSource, KaggleDirSource, calendar_file, load_dataset
 from bhm_core.errors import ArtifactError, DataError
 from bhm_core.inference.state import FitResult
-
-CALENDAR_NAMES = ("test.csv", "test.csv.gz")
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +87,12 @@ def reopen(
     source = KaggleDirSource(data_dir) if data_dir else source_from_record((record.get("lineage") or {}).get("source"))
     if source is None:
         raise DataError(f"fit {key} does not say which data it was made on; give them with --data-dir")
+    calendar_path = Path(calendar) if calendar else calendar_file(source)
+    entry = prepared.entry_key(source, calendar_path, record["spec"], result.store_ids, result.data_fingerprint)
+    kept = prepared.read(store.root, entry)
+    if kept is not None:
+        cube, ahead = kept
+        return Reopened(key, result, cube, record, ahead, source)
     options = {} if max_bytes is None else {"max_bytes": max_bytes}
     cube = load_dataset(source, **options).cube(FeatureSpec(**record["spec"])).select_stores(result.store_ids)
     if cube.fingerprint != result.data_fingerprint:
@@ -95,16 +100,6 @@ def reopen(
             f"the data of {source.label} are not the data fit {key} was made on (their fingerprints "
             "differ); give the data it was fitted on, or fit again"
         )
-    ahead, _ = with_public_holidays(cube, _calendar(source, calendar))
+    ahead, _ = with_public_holidays(cube, None if calendar_path is None else read_calendar(calendar_path))
+    prepared.write(store.root, entry, cube, ahead)
     return Reopened(key, result, cube, record, ahead, source)
-
-
-def _calendar(source, path: str | None) -> FutureCalendar | None:
-    if path:
-        return read_calendar(path)
-    if isinstance(source, KaggleDirSource):
-        for name in CALENDAR_NAMES:
-            candidate = Path(source.path).expanduser() / name
-            if candidate.is_file():
-                return read_calendar(candidate)
-    return None
