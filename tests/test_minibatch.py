@@ -38,7 +38,7 @@ def _deterministic_params(cube, s_pad):
 
 def test_minibatch_gradient_is_unbiased(cube):
     packed = pack_by_store(observed_cells(cube), cube.n_stores, cube.design.groups)
-    cells, prior, params = _deterministic_params(cube, packed.y.shape[0])
+    cells, prior, params = _deterministic_params(cube, packed.n_rows)
     full_data = pack(cells, cube.n_stores, cube.design.groups)
     key = jax.random.PRNGKey(0)
     s_full = full_data.store_mask.shape[0]

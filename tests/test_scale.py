@@ -117,7 +117,7 @@ def _runner_args(data: FitData, lr: float = 0.01):
     prior = prior_arrays(Priors(), data.feature_groups)
     params = pad_stores(
         initial_params(data.cells, data.n_stores, data.n_features, FitConfig(), prior, NEGATIVE_BINOMIAL),
-        packed.y.shape[0],
+        packed.n_rows,
     )
     # final_lr_fraction 1: the cosine schedule is a constant learning rate
     hyper = Hyper(np.float32(lr), np.float32(1.0), np.float32(10.0), np.int32(0), np.int32(1), np.int32(0), np.int32(1))
@@ -156,7 +156,7 @@ def test_sparse_minibatch_step_equals_the_dense_update(synth):
 
     grads = jax.jit(jax.grad(loss))(params)
     dense, _ = optim.apply("adam", hyper, "cosine", params, grads, opt_state, np.int32(0))
-    touched = np.zeros(packed.y.shape[0], bool)
+    touched = np.zeros(packed.n_rows, bool)
     touched[np.asarray(rows)] = True
     for name in ("theta_mu", "theta_sigma", "r_mu", "r_sigma"):
         np.testing.assert_allclose(out.state.params[name].loc, dense[name].loc, rtol=1e-5, atol=1e-6)

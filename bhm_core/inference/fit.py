@@ -129,7 +129,7 @@ def _prepare(data: FitData, config, priors, init, trainable, devices):
     if init is not None:
         _check_compatible(init, data, config)
     packed = _pack_on_devices(data, batch, mesh, likelihood)  # the data stay on the device(s) across chunks
-    s_pad = (packed.store_mask if batch is None else packed.y).shape[0]
+    s_pad = packed.store_mask.shape[0] if batch is None else packed.n_rows
     static = {
         "chunk": config.chunk_steps,
         "schedule": config.schedule,
@@ -257,30 +257,31 @@ def _start_state(
 
 def _pack_on_devices(data: FitData, batch, mesh, likelihood) -> ModelData:
     """Pack the cells and move them to the device(s). Store minibatches: `pack_by_store` places
-    each field as it is built, so the host holds at most one packed field besides the cells (and,
-    on a mesh over several processes, only this process's rows of it).
+    each field as it is built, so the host holds at most one packed field besides the cells (none
+    on a CPU where the cells are already in their packed dtypes and aligned), and on a mesh over
+    several processes only this process's share of the cells.
     Full batch: `pack` builds every field on the host first, and each is dropped once placed."""
 
     def put(array, split):
         return place(array, mesh, split)
 
     if batch is not None:
-        shares = {}  # on a mesh over several processes, each packs and places only its own rows
+        shares = {}  # on a mesh over several processes, each packs and places only its own cells
 
-        def rows(n_rows):
-            shares["rows"] = (n_rows, local_rows(mesh, n_rows))
-            return shares["rows"][1]
+        def share(n_cells):
+            shares["cells"] = (n_cells, local_rows(mesh, n_cells))
+            return shares["cells"][1]
 
-        def put_rows(array, split):
-            return place_rows(array, mesh, *shares["rows"]) if split else put(array, False)
+        def put_share(array, split):
+            return place_rows(array, mesh, *shares["cells"]) if split else put(array, False)
 
         return pack_by_store(
             data.cells,
             data.n_stores,
             data.feature_groups,
             alignment(mesh),
-            put=put_rows,
-            rows=rows,
+            put=put_share,
+            share=share,
         )
     fields = list(pack(data.cells, data.n_stores, data.feature_groups, alignment(mesh), likelihood=likelihood))
     for i, split in enumerate(ModelData(*(True,) * 6, False, False, False)):

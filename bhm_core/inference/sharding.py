@@ -1,10 +1,10 @@
 """Data-parallel fitting with JAX's own sharding: a one-axis device mesh over the stores.
 
-Layout (see engine._run_chunk): the per-store rows of the packed data (store minibatches) or the
-flat cells (full batch) are split over the mesh axis ``stores``; each device holds its share of the
+Layout (see step.run_chunk): the flat cells of the packed data (store minibatches: sorted by
+store; full batch) are split over the mesh axis ``stores``; each device holds its share of the
 local guide parameters (z, w) and their Adam moments; the global parameters, the priors and the
 random key are replicated. XLA's SPMD partitioner (GSPMD) partitions the one compiled step: a batch
-gathers its rows from the devices that own them, the likelihood of the batch is computed with the
+gathers its rows' cells from the devices that own them, the likelihood of the batch is computed with the
 batch split over the devices, and the gradients of the globals are summed across them.
 
 Several machines: call ``jax.distributed.initialize()`` in every process before the first JAX call,

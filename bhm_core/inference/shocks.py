@@ -29,7 +29,15 @@ def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
     read: a day's mean over thousands of stores is as good as over a million.
     """
     theta = store_coefficients(guide_centre(trim_stores(params, MAX_SHOCK_STORES)))
-    positive = np.flatnonzero((cells.y > 0) & (cells.store < MAX_SHOCK_STORES))
+    positive = np.concatenate(  # a block at a time: no mask of every cell (84 MB each at 84 M cells)
+        [
+            start
+            + np.flatnonzero(
+                (cells.y[start : start + chunk] > 0) & (cells.store[start : start + chunk] < MAX_SHOCK_STORES)
+            )
+            for start in range(0, len(cells.y), chunk)
+        ]
+    )
     residual = np.empty(positive.size)
     for start in range(0, positive.size, chunk):
         at = positive[start : start + chunk]

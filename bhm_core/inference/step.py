@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from bhm_core.inference import optim
-from bhm_core.inference.packing import StorePacked, batch_of
+from bhm_core.inference.packing import SPLIT_FIELDS, batch_of
 from bhm_core.inference.sharding import constrain
 from bhm_core.inference.state import FitState, gather_rows, map_per_store, put_rows, take_rows
 from bhm_core.model.guide import negative_elbo
@@ -78,7 +78,7 @@ def run_chunk(
             sub, sub_fixed, step_data, inverse = state, fixed, data, None
         else:
             rows = jax.random.randint(batch_key, (batch,), 0, data.n_stores)
-            unique, inverse = _unique_rows(rows, data.y.shape[0])
+            unique, inverse = _unique_rows(rows, data.n_rows)
             sub, sub_fixed = take_rows(state, unique), take_rows(fixed, unique)
             step_data = _laid_out(batch_of(data, rows, likelihood), mesh)
         loss, grads = value_and_grad(sub.params, sub_fixed, elbo_key, step_data, inverse)
@@ -114,7 +114,7 @@ def split_plan(args, batch):
     if batch is None:
         data_plan = ModelData(*(True,) * 6, False, False, False)  # cells split; the rest replicated
     else:
-        data_plan = StorePacked(*(True,) * 4, False, False)  # rows of stores split
+        data_plan = SPLIT_FIELDS
     return (
         False,
         per_store(state),

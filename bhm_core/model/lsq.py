@@ -45,6 +45,13 @@ def store_blocks(cell_store, cell_index, cell_value, target, n_stores: int, n_fe
         order = np.argsort(cell_store, kind="stable")
         cell_store, cell_index, cell_value, target = (a[order] for a in (cell_store, cell_index, cell_value, target))
     counts = np.bincount(cell_store, minlength=n_stores)
+    return sorted_store_blocks(counts, cell_index, cell_value, target, n_features, transform)
+
+
+def sorted_store_blocks(counts, cell_index, cell_value, target, n_features: int, transform=None):
+    """`store_blocks` of cells already sorted by store, `counts` of them per store: reads the
+    cells in place (a share of a large set's arrays is never copied)."""
+    n_stores = len(counts)
     first = np.concatenate([[0], np.cumsum(counts)])
     accumulate = _slots_may_share_columns(cell_index)
     per_block = max(1, DENSE_ENTRIES // (max(int(counts.max(initial=1)), 1) * n_features))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from bhm_core.data.cells import Cells, store_sorted
+from bhm_core.data.cells import Cells, store_sorted, store_sums
 from bhm_core.model import guide
 from bhm_core.model.config import FitConfig
 from bhm_core.model.guide import SiteParams, Whitening
@@ -30,7 +30,7 @@ from bhm_core.model.lsq import (
     normal_equations,
     residual_variance,
     ridge,
-    store_blocks,
+    sorted_store_blocks,
 )
 
 INITIAL_LOG_SCALE = math.log(0.05)
@@ -62,9 +62,7 @@ def initial_params(
         # Hyper-parameters: the standard errors of a mean and of a standard deviation over S stores.
         log_scales["theta_mu"] = np.log(theta_sigma / np.sqrt(n_stores))
         log_scales["theta_sigma"] = np.full(n_features, -0.5 * np.log(2.0 * n_stores))
-        mean_y = np.bincount(cells.store, weights=cells.y, minlength=n_stores) / np.maximum(
-            np.bincount(cells.store, minlength=n_stores), 1
-        )
+        mean_y = store_sums(cells.store, n_stores, cells.y) / np.maximum(store_sums(cells.store, n_stores), 1)
         r_store = likelihood.dispersion_for(resid_var, mean_y)
         r_mu = float(np.median(r_store))
         r_sigma = max(float(r_store.std()) / w_scale, 0.1)
@@ -197,12 +195,12 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
     (about) stores spread evenly over all of them: its standard error is then already far below the
     spread between stores."""
     cells = store_sorted(cells)
+    counts = store_sums(cells.store, n_stores)
+    first = np.concatenate([[0], np.cumsum(counts)])
     sample = np.arange(0, n_stores, max(1, n_stores // STORE_BLOCK))
-    in_sample = np.zeros(n_stores, bool)
-    in_sample[sample] = True
-    picked = in_sample[cells.store]
+    picked = np.concatenate([np.arange(first[s], first[s + 1]) for s in sample])  # the sample's cells
     xtx, xty, _ = normal_equations(
-        np.searchsorted(sample, cells.store[picked]),
+        np.repeat(np.arange(len(sample)), counts[sample]),
         cells.index[picked],
         cells.value[picked],
         log64(cells.y[picked]),
@@ -213,11 +211,9 @@ def per_store_log_linear(cells: Cells, n_stores: int, n_features: int):
     theta, resid_var = np.zeros((n_stores, n_features)), np.zeros(n_stores)
 
     def fit_stores(stores: range) -> None:
-        lo, hi = np.searchsorted(cells.store, np.array([stores.start, stores.stop], cells.store.dtype))
-        part = slice(int(lo), int(hi))
-        local = cells.store[part] - stores.start
-        blocks = store_blocks(
-            local, cells.index[part], cells.value[part], cells.y[part], len(stores), n_features, log64
+        part = slice(int(first[stores.start]), int(first[stores.stop]))  # their cells, read in place
+        blocks = sorted_store_blocks(
+            counts[stores.start : stores.stop], cells.index[part], cells.value[part], cells.y[part], n_features, log64
         )
         for block in blocks:
             rows = slice(stores.start + block.stores.start, stores.start + block.stores.stop)

@@ -4,7 +4,7 @@
 command on this machine, each with `--process-id I --coordinator 127.0.0.1:PORT`. Every child
 calls `jax.distributed.initialize` (process 0 hosts the coordinator) with CPU collectives over
 Gloo, so the global device mesh spans every process's devices and the one sharded fit program
-(inference.fit) runs on it: each process packs and places only its own rows of the stores, and
+(inference.fit) runs on it: each process packs and places only its own share of the cells, and
 the results are gathered back to every process. Process 0's output is the run's.
 
 On a cluster, start the same command on every host with its own --process-id and the

@@ -24,6 +24,7 @@ from bhm_core.data.cells import Cells, FitData, fingerprint_of, observed_cells
 from bhm_core.data.covariates import STATE_HOLIDAY_LEVELS
 from bhm_core.data.cube import SalesCube
 from bhm_core.errors import ConfigError
+from bhm_core.inference.packing import aligned_copy, cells_buffer
 from bhm_core.model.hierarchy import linear_predictor, store_parameters
 from bhm_core.model.likelihoods import NEGATIVE_BINOMIAL
 
@@ -54,8 +55,8 @@ def _narrow(cells: Cells) -> Cells:
     """The same cells in the narrowest exact dtypes (values 0/1 -> uint8, small indices -> uint8)."""
     value = cells.value
     if np.array_equal(value.astype(np.uint8), value):
-        value = value.astype(np.uint8)
-    index = cells.index.astype(np.uint8) if cells.index.max(initial=0) < 256 else cells.index
+        value = aligned_copy(value, np.uint8)
+    index = aligned_copy(cells.index, np.uint8) if cells.index.max(initial=0) < 256 else cells.index
     return Cells(cells.store, cells.day.astype(np.int16), index, value, cells.y)
 
 
@@ -201,11 +202,11 @@ def synthetic_series(
     state = rng.integers(0, n_states, n_series)
     counts = open_before[state, first + length] - open_before[state, first]
     total = int(counts.sum())
-    cells = Cells(
+    cells = Cells(  # index and value aligned: a CPU fit's packed cells are then these arrays (pack_by_store)
         np.empty(total, np.int32),
         np.empty(total, np.int16),
-        np.empty((total, 6), np.uint8),
-        np.empty((total, 6), np.uint8),
+        cells_buffer(total, (6,), np.uint8),
+        cells_buffer(total, (6,), np.uint8),
         np.empty(total, np.float32),
     )
     offset = np.concatenate([[0], np.cumsum(counts)])
