@@ -102,7 +102,7 @@ def draw_latents(key, result: FitResult, n_samples: int, rows: np.ndarray) -> di
 def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray) -> dict:
     """`draw_latents` as JAX arrays still being computed (JAX dispatches asynchronously)."""
     rows = np.asarray(rows)
-    ids = jnp.asarray(np.asarray(result.store_ids)[rows].astype(np.uint32))
+    ids = np.asarray(result.store_ids)[rows].astype(np.uint32)  # staged with the call: no program of its own
     local = {s.name for s in guide_sites() if s.local}
     local |= {basis_name(name) for name in local}
     # The requested stores' rows are taken on the host: only they travel to the device, not every
@@ -112,6 +112,13 @@ def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray
         for name, site in result.params.items()
     }
     return _latents_program(key, params, ids, n_samples)
+
+
+@jax.jit
+def _latent_key(seed):
+    """The latents' key of a forecast's seed, as one program (eagerly, seeding and splitting
+    would dispatch four, each traced and lowered in a fresh process)."""
+    return jax.random.split(jax.random.PRNGKey(seed))[0]
 
 
 @partial(jax.jit, static_argnums=(3,))
@@ -196,7 +203,7 @@ def sample_forecast(
     sales draw would only blur the difference."""
     rows_fit = fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
-    latent_key, _ = jax.random.split(jax.random.PRNGKey(seed))
+    latent_key = _latent_key(np.int32(seed))
     # Chunks of a power of two stores (the last padded) and windows padded to a power of two days:
     # a handful of compiled programs (`program_shapes`) serve every request, so a server can
     # compile them all before its first request.
