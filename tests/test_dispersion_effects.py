@@ -14,6 +14,7 @@ from bhm_core.model.hierarchy import (
     StoreParameters,
     cell_laws,
     dispersion_slots,
+    grid_laws,
     prior_arrays,
     store_parameters,
 )
@@ -63,3 +64,31 @@ def test_latents_without_offsets_and_old_fits_params():
 @pytest.mark.parametrize("n_features", [1, 13])
 def test_the_guide_site_has_one_offset_per_feature(n_features):
     assert guide.site("r_effects").shape(5, n_features) == (n_features,)
+
+
+def test_grid_laws_are_cell_laws_on_every_store_day_of_a_grid():
+    """Draws x stores x days: the dense-row product gives each cell's law as the gather does,
+    with two slots naming one column (their values add) and without dispersion offsets."""
+    rng = np.random.default_rng(0)
+    n_draws, n_stores, n_days, n_features = 3, 4, 5, 6
+    store = StoreParameters(
+        theta=rng.normal(size=(n_draws, n_stores, n_features)),
+        r=rng.normal(size=(n_draws, n_stores)),
+        r_effects=rng.normal(size=(n_draws, n_features)),
+    )
+    index = np.stack(
+        [
+            rng.integers(0, 3, (n_stores, n_days)),
+            rng.integers(2, 6, (n_stores, n_days)),
+            np.full((n_stores, n_days), 2),
+        ],
+        axis=-1,
+    )  # the first two slots' columns overlap, the third always names column 2
+    value = rng.normal(size=(n_stores, n_days, 3)).astype(np.float32)
+    slots = np.array([0, 2], np.int32)
+    cell_store = np.repeat(np.arange(n_stores), n_days)
+    for params in (store, store._replace(r_effects=None)):
+        eta, dispersion = grid_laws(params, index, value, slots)
+        want_eta, want_dispersion = cell_laws(params, cell_store, index.reshape(-1, 3), value.reshape(-1, 3), slots)
+        np.testing.assert_allclose(np.asarray(eta).reshape(n_draws, -1), want_eta, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(dispersion).reshape(n_draws, -1), want_dispersion, rtol=1e-5, atol=1e-5)

@@ -1,7 +1,7 @@
 """Posterior predictive draws from a fit, a chunk of stores at a time so memory stays flat.
 
 Latents come from the fitted guide; each draw's law of every store-day comes from the model's own
-`store_parameters` and `cell_laws`, and the fit's likelihood draws the sales on the host, keyed by
+`store_parameters` and `grid_laws`, and the fit's likelihood draws the sales on the host, keyed by
 store id (so chunking never changes a number). Every store of a day shares that day's chain-wide
 shock (`day_shocks`), whose sd the fit measured (inference.shocks).
 """
@@ -21,7 +21,7 @@ from bhm_core.data.future import FIELDS, UNKNOWN, FutureCalendar
 from bhm_core.errors import DataError
 from bhm_core.inference.state import FitResult
 from bhm_core.model.guide import basis_name, draw_order, guide_draw, guide_sites
-from bhm_core.model.hierarchy import cell_laws, dispersion_slots, store_parameters
+from bhm_core.model.hierarchy import dispersion_slots, grid_laws, store_parameters
 
 CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
 SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
@@ -149,16 +149,13 @@ def _per_store_normal(key, ids, n_samples: int, shape: tuple):
 
 
 def _cell_laws(latents, design):
-    """(n_samples, stores * days) eta and dispersion of every store-day under each posterior draw."""
+    """(n_samples, stores, days) eta and dispersion of every store-day under each posterior draw."""
     return _design_laws(latents, design.index, design.value, dispersion_slots(design.index[0, 0], design.groups))
 
 
 @jax.jit
 def _design_laws(latents, design_index, design_value, slots_of_dispersion):
-    n_stores, n_days, k = design_index.shape
-    store = jnp.repeat(jnp.arange(n_stores, dtype=jnp.int32), n_days)
-    index = design_index.reshape(-1, k).astype(jnp.int32)
-    return cell_laws(store_parameters(latents), store, index, design_value.reshape(-1, k), slots_of_dispersion)
+    return grid_laws(store_parameters(latents), design_index.astype(jnp.int32), design_value, slots_of_dispersion)
 
 
 def day_shocks(shock_sd: float, dates: np.ndarray, n_samples: int, seed: int) -> np.ndarray:

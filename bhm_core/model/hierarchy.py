@@ -28,7 +28,8 @@ the intervals held 0.47 / 0.85 overall.
 that needs a store's coefficients or a cell's law (prediction, effects, streaming summaries, prior
 checks, the start, the day-shock estimate, the synthetic series at scale) calls the functions the
 model itself uses, `store_parameters` (or `store_coefficients` where only theta matters) and
-`cell_laws`, so the maths above lives here only. They work on NumPy and JAX arrays alike and
+`cell_laws` (`grid_laws`: the same on a store x day design, for many draws of it), so the maths
+above lives here only. They work on NumPy and JAX arrays alike and
 accept leading sample axes.
 
 Data reach the model as flat arrays over cells (observed store-days, padded to a bucket size so
@@ -176,6 +177,24 @@ def cell_laws(store: StoreParameters, cell_store, cell_index, cell_value, slots_
     if store.r_effects is not None:
         index, value = cell_index[:, slots_of_dispersion], cell_value[:, slots_of_dispersion]
         dispersion = dispersion + (store.r_effects[..., index] * value).sum(-1)
+    return eta, dispersion
+
+
+def grid_laws(store: StoreParameters, index, value, slots_of_dispersion):
+    """`cell_laws` on a store x day design shared by every leading draw: (eta, dispersion) (..., S, T)
+    from index and value (S, T, K).
+
+    The same maths, with eta as a matrix product of each draw's coefficients and the design's dense
+    rows (S, T, F) (each slot's value added at its column): with hundreds of draws of one design,
+    ~4x faster on a CPU than gathering the K slot coefficients per draw and cell."""
+    n_stores, n_days, _ = index.shape
+    rows = jnp.zeros((n_stores, n_days, store.theta.shape[-1]), jnp.float32)
+    rows = rows.at[jnp.arange(n_stores)[:, None, None], jnp.arange(n_days)[None, :, None], index].add(value)
+    eta = jnp.einsum("stf,...sf->...st", rows, store.theta)
+    dispersion = jnp.broadcast_to(store.r[..., :, None], eta.shape)
+    if store.r_effects is not None:
+        slot_index, slot_value = index[..., slots_of_dispersion], value[..., slots_of_dispersion]
+        dispersion = dispersion + (store.r_effects[..., slot_index] * slot_value).sum(-1)
     return eta, dispersion
 
 
