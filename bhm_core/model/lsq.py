@@ -78,7 +78,9 @@ def _slots_may_share_columns(cell_index) -> bool:
     then a dense design must add slot values, not set them."""
     if not len(cell_index):
         return False
-    ranges = sorted((int(cell_index[:, k].min()), int(cell_index[:, k].max())) for k in range(cell_index.shape[1]))
+    # one pass over every slot at once: a strided pass per slot took 0.5 s on Rossmann's 20 slots
+    low, high = cell_index.min(axis=0), cell_index.max(axis=0)
+    ranges = sorted(zip(low.tolist(), high.tolist(), strict=True))
     return any(low <= high for (_, high), (low, _) in itertools.pairwise(ranges))
 
 
