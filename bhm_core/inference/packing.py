@@ -150,6 +150,7 @@ def aligned_empty(shape, dtype) -> np.ndarray:
 
 
 def aligned_copy(values: np.ndarray, dtype) -> np.ndarray:
+    """values in `dtype`, in a `cells_buffer` (placed without a copy once packed)."""
     out = cells_buffer(len(values), values.shape[1:], dtype)
     out[...] = values
     return out
