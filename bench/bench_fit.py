@@ -132,7 +132,7 @@ def main() -> int:
         (f"  RMSPE of a {long['steps']}-step run", long["rmspe"], "within 1%"),
         ("  relative gap", gap, "<= 0.01"),
         ("  fit process peak RSS (MB)", median(full, "peak_mb"), "< 3072"),
-        ("predict 1115 x 42 x 500 (s)", median(predict, "seconds"), "<= 5"),
+        ("predict 1115 x 42 x 500 (s)", median(predict, "seconds"), "<= 3"),
         ("  predict process peak RSS (MB)", median(predict, "peak_mb"), "< 2048"),
         ("50 stores, compiled code warm (s)", fifty_cold["warm_seconds"], "<= 3"),
         ("50 stores, fresh process, no cache (s)", fifty_cold["fresh_seconds"], "<= 10"),
