@@ -12,8 +12,9 @@ The files are named in the key by name, size and modification time (sources.file
 dashboard's data cache does), the code by a SHA-256 of the modules that build the cube. An entry is
 written only after its cube matched the fit's data fingerprint, and the key holds that fingerprint.
 
-Nothing is pickled. The manifest names how to rebuild each object from the arrays, from a fixed
-list of dataclasses, and a SHA-256 over the manifest and every array is checked on reading: an
+Nothing is pickled, and nothing in an entry names what to build: the layout of the cube and the
+calendar is fixed here, the manifest holds only values and array names (read with
+allow_pickle=False), and a SHA-256 over the manifest and every array is checked on reading: an
 entry that is edited, truncated or unreadable is a miss (the data are read from the files again
 and the entry rewritten), never an error and never trusted. Writing is best effort: a fits folder
 that cannot be written still forecasts. The KEEP most recently used entries are kept, and the
@@ -46,10 +47,8 @@ from bhm_core.data.sources import file_stamp
 
 FOLDER = ".prepared"
 KEEP = 4  # a Rossmann entry is ~140 MB, nearly all of it the design
-FORMAT = 1
+FORMAT = 2
 MANIFEST, DIGEST = "__manifest__", "__digest__"
-# The only objects an entry may rebuild, by name.
-CLASSES = {cls.__name__: cls for cls in (SalesCube, Covariates, Design, FeatureSpec, FutureCalendar)}
 BUILDERS = ("data", "reopen.py")  # what builds a reopened fit's cube and calendar, under bhm_core
 
 
@@ -102,10 +101,8 @@ def read(root: Path, key: str) -> tuple[SalesCube, FutureCalendar | None] | None
         return None
     try:
         tree = json.loads(manifest.tobytes())
-        cube, calendar = _decode(tree["cube"], arrays), _decode(tree["calendar"], arrays)
+        cube, calendar = _decode_cube(tree["cube"], arrays), _decode_calendar(tree["calendar"], arrays)
     except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(cube, SalesCube) or not (calendar is None or isinstance(calendar, FutureCalendar)):
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: kept the longest
@@ -117,7 +114,7 @@ def write(root: Path, key: str, cube: SalesCube, calendar: FutureCalendar | None
     folder = Path(root) / FOLDER
     arrays: dict = {}
     try:
-        tree = {"cube": _encode(cube, arrays, "cube"), "calendar": _encode(calendar, arrays, "calendar")}
+        tree = {"cube": _encode_cube(cube, arrays), "calendar": _encode_calendar(calendar, arrays)}
     except TypeError:  # a field this codec does not know: the reopen still works, uncached
         return None
     manifest = np.frombuffer(canonical(tree), np.uint8)
@@ -158,8 +155,69 @@ def _evict(folder: Path) -> None:
                 path.unlink()
 
 
-def _encode(value, arrays: dict, name: str):
-    """A JSON tree for `value`; its arrays go into `arrays` under names derived from `name`."""
+# The entry's layout is fixed here, object by object: the manifest holds values and array names,
+# never which class to build, so reading an entry can only make a SalesCube and a FutureCalendar.
+CUBE_PARTS = ("covariates", "design", "stores", "spec")  # SalesCube fields with a layout of their own
+CALENDAR_PARTS = ("values", "extra")
+
+
+def _encode_cube(cube: SalesCube, arrays: dict) -> dict:
+    return {
+        **_encode_fields(cube, arrays, "cube", skip=CUBE_PARTS),
+        "covariates": _encode_fields(cube.covariates, arrays, "covariates"),
+        "design": _encode_fields(cube.design, arrays, "design"),
+        "stores": _encode_frame(cube.stores, arrays, "stores"),
+        "spec": dataclasses.asdict(cube.spec),
+    }
+
+
+def _decode_cube(node: dict, arrays: dict) -> SalesCube:
+    return SalesCube(
+        **_decode_fields(SalesCube, node, arrays, skip=CUBE_PARTS),
+        covariates=Covariates(**_decode_fields(Covariates, node["covariates"], arrays)),
+        design=Design(**_decode_fields(Design, node["design"], arrays)),
+        stores=_decode_frame(node["stores"], arrays),
+        spec=FeatureSpec(**node["spec"]),
+    )
+
+
+def _encode_calendar(calendar: FutureCalendar | None, arrays: dict) -> dict | None:
+    if calendar is None:
+        return None
+    values = []  # pairs, not an object: the manifest's JSON sorts an object's keys, and the order may matter
+    for name, grid in calendar.values.items():
+        values.append([name, _encode_value(grid, arrays, f"calendar.values.{name}")])
+    return {
+        **_encode_fields(calendar, arrays, "calendar", skip=CALENDAR_PARTS),
+        "values": values,
+        "extra": None if calendar.extra is None else _encode_frame(calendar.extra, arrays, "calendar.extra"),
+    }
+
+
+def _decode_calendar(node: dict | None, arrays: dict) -> FutureCalendar | None:
+    if node is None:
+        return None
+    return FutureCalendar(
+        **_decode_fields(FutureCalendar, node, arrays, skip=CALENDAR_PARTS),
+        values={name: _decode_value(value, arrays) for name, value in node["values"]},
+        extra=None if node["extra"] is None else _decode_frame(node["extra"], arrays),
+    )
+
+
+def _encode_fields(obj, arrays: dict, prefix: str, skip=()) -> dict:
+    return {
+        f.name: _encode_value(getattr(obj, f.name), arrays, f"{prefix}.{f.name}")
+        for f in dataclasses.fields(obj)
+        if f.name not in skip
+    }
+
+
+def _decode_fields(cls, node: dict, arrays: dict, skip=()) -> dict:
+    return {f.name: _decode_value(node[f.name], arrays) for f in dataclasses.fields(cls) if f.name not in skip}
+
+
+def _encode_value(value, arrays: dict, name: str):
+    """A plain field as JSON: an array by its name in `arrays`, a date, a tuple of plain values."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, np.ndarray):
@@ -169,58 +227,43 @@ def _encode(value, arrays: dict, name: str):
         return {"array": name}
     if isinstance(value, np.datetime64):
         return {"datetime64": str(value), "unit": np.datetime_data(value.dtype)[0]}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return {"tuple": [_encode(v, arrays, f"{name}.{i}") for i, v in enumerate(value)]}
-    if isinstance(value, dict):
-        # pairs, not an object: the manifest's JSON sorts an object's keys, and the order may matter
-        return {"dict": [[str(k), _encode(v, arrays, f"{name}.{k}")] for k, v in value.items()]}
-    if isinstance(value, pd.DataFrame):
-        return {"frame": [_encode_column(value[c], arrays, f"{name}.{i}") for i, c in enumerate(value.columns)]}
-    if dataclasses.is_dataclass(value) and type(value).__name__ in CLASSES:
-        fields = {
-            f.name: _encode(getattr(value, f.name), arrays, f"{name}.{f.name}") for f in dataclasses.fields(value)
-        }
-        return {"class": type(value).__name__, "fields": fields}
-    raise TypeError(f"cannot keep a {type(value).__name__} in a prepared entry")
+    if isinstance(value, tuple) and all(isinstance(v, (bool, int, float, str)) for v in value):
+        return {"tuple": list(value)}
+    raise TypeError(f"cannot keep a {type(value).__name__} ({name}) in a prepared entry")
 
 
-def _encode_column(column: pd.Series, arrays: dict, name: str) -> dict:
-    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-        missing = column.isna().to_numpy()
-        arrays[f"{name}.missing"] = missing
-        arrays[name] = np.where(missing, "", column.to_numpy(dtype=object, na_value="")).astype(str)
-        return {"name": str(column.name), "dtype": str(column.dtype), "text": name}
-    values = column.to_numpy()
-    if values.dtype.hasobject:
-        raise TypeError(f"cannot keep column {column.name!r} of dtype {column.dtype} in a prepared entry")
-    arrays[name] = values
-    return {"name": str(column.name), "dtype": str(column.dtype), "array": name}
-
-
-def _decode(node, arrays: dict):
+def _decode_value(node, arrays: dict):
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
-    if isinstance(node, list):
-        raise ValueError("a list is not part of a prepared entry")
     if "array" in node:
         return arrays[node["array"]]
     if "datetime64" in node:
         return np.datetime64(node["datetime64"], node["unit"])
-    if "tuple" in node:
-        return tuple(_decode(v, arrays) for v in node["tuple"])
-    if "dict" in node:
-        return {k: _decode(v, arrays) for k, v in node["dict"]}
-    if "frame" in node:
-        return pd.DataFrame({column["name"]: _decode_column(column, arrays) for column in node["frame"]})
-    cls = CLASSES[node["class"]]
-    return cls(**{field: _decode(v, arrays) for field, v in node["fields"].items()})
+    return tuple(node["tuple"])
 
 
-def _decode_column(column: dict, arrays: dict) -> pd.Series:
-    if "text" in column:
-        values = arrays[column["text"]].astype(object)
-        values[arrays[f"{column['text']}.missing"]] = None
-        return pd.Series(values, dtype=column["dtype"])
-    return pd.Series(arrays[column["array"]], dtype=column["dtype"])
+def _encode_frame(frame: pd.DataFrame, arrays: dict, prefix: str) -> list:
+    columns = []
+    for i, name in enumerate(frame.columns):
+        column, key = frame[name], f"{prefix}.{i}"
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            missing = column.isna().to_numpy()
+            arrays[f"{key}.missing"] = missing
+            arrays[key] = np.where(missing, "", column.to_numpy(dtype=object, na_value="")).astype(str)
+            columns.append({"name": str(name), "dtype": str(column.dtype), "text": key})
+        else:
+            columns.append(
+                {"name": str(name), "dtype": str(column.dtype), **_encode_value(column.to_numpy(), arrays, key)}
+            )
+    return columns
+
+
+def _decode_frame(columns: list, arrays: dict) -> pd.DataFrame:
+    out = {}
+    for column in columns:
+        if "text" in column:
+            text = pd.Series(arrays[column["text"]]).astype(column["dtype"])
+            out[column["name"]] = text.where(~arrays[f"{column['text']}.missing"])
+        else:
+            out[column["name"]] = pd.Series(arrays[column["array"]], dtype=column["dtype"])
+    return pd.DataFrame(out)
