@@ -16,16 +16,16 @@ from bhm_core.data.sources import DemoSource, load_dataset
 from bhm_core.errors import ArtifactError, ConfigError, DataError, FitDivergedError
 from bhm_core.evaluation.metrics import rmspe
 from bhm_core.forecast.predict import forecast, forecast_total, store_day_samples
-from bhm_core.forecast.sampling import day_shocks
+from bhm_core.forecast.sampling import day_shocks, draw_latents
 from bhm_core.inference.coldstart import fit_new_stores, priors_from_posterior
 from bhm_core.inference.fit import fit
 from bhm_core.inference.packing import pack
 from bhm_core.inference.programs import COMPILE_COUNT
-from bhm_core.inference.shocks import day_shock_sd
-from bhm_core.inference.state import DAY_SHOCK_SD, pad_stores
+from bhm_core.inference.shocks import coefficient_shock_sd, day_shock_sd, feature_days
+from bhm_core.inference.state import COEFFICIENT_SHOCK_SD, DAY_SHOCK_SD, pad_stores
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
 from bhm_core.model.guide import SiteParams, basis_name, negative_elbo, sample_guide
-from bhm_core.model.hierarchy import prior_arrays
+from bhm_core.model.hierarchy import prior_arrays, store_coefficients
 from bhm_core.model.likelihoods import MAX_POISSON_RATE, NEGATIVE_BINOMIAL
 from bhm_core.model.lsq import normal_equations, ridge
 from bhm_core.model.start import initial_params
@@ -376,6 +376,43 @@ def test_day_shock_sd_is_recovered_from_the_residuals(truth):
     assert day_shock_sd(params, few_stores) == 0.0  # no day has enough stores to tell
 
 
+def test_feature_days_count_the_days_a_feature_had_sales():
+    # 3 features over 2 slots; feature 2 is set on days 1 and 4, with value 0 on day 2 and on
+    # day 3 only in a cell without sales: neither counts.
+    store = np.array([0, 1, 0, 1, 0, 1], np.int32)
+    day = np.array([0, 1, 2, 3, 4, 4], np.int32)
+    index = np.array([[0, 1], [0, 2], [0, 2], [0, 2], [0, 2], [0, 1]], np.int32)
+    value = np.array([[1, 1], [1, 1], [1, 0], [1, 1], [1, 0.5], [1, 1]], np.float32)
+    y = np.array([5, 7, 3, 0, 4, 6], np.float32)
+    cells = Cells(store, day, index, value, y)
+    np.testing.assert_array_equal(feature_days(cells, 4), [4, 2, 2, 0])
+    # A day's shock moves every store alike: a feature measured on d days carries their mean's error.
+    np.testing.assert_allclose(
+        coefficient_shock_sd(0.05, np.array([4, 2, 2, 0])), [0.025, 0.05 / np.sqrt(2), 0.05 / np.sqrt(2), 0.05]
+    )
+
+
+def test_chain_coefficients_carry_the_day_shocks_error_in_every_draw(cube, fitted):
+    n_features = len(fitted.feature_names)
+    days = feature_days(observed_cells(cube), n_features)
+    np.testing.assert_allclose(fitted.coefficient_shock_sd, coefficient_shock_sd(fitted.day_shock_sd, days), rtol=1e-6)
+    rare = int(np.argmin(np.where(days > 0, days, np.inf)))  # a holiday level: the fewest days
+    assert fitted.coefficient_shock_sd[rare] == fitted.coefficient_shock_sd.max() > 0
+    sd = np.zeros(n_features)
+    sd[rare] = 0.2
+    calm = replace(fitted, meta={**fitted.meta, COEFFICIENT_SHOCK_SD: np.zeros(n_features).tolist()})
+    shocked = replace(fitted, meta={**fitted.meta, COEFFICIENT_SHOCK_SD: sd.tolist()})
+    key, rows = jax.random.PRNGKey(1), np.arange(4)
+    a, b = (draw_latents(key, result, 4000, rows) for result in (calm, shocked))
+    others = np.arange(n_features) != rare
+    np.testing.assert_array_equal(a["theta_mu"][:, others], b["theta_mu"][:, others])
+    shift = b["theta_mu"][:, rare] - a["theta_mu"][:, rare]
+    assert shift.std() == pytest.approx(0.2, rel=0.05) and abs(shift.mean()) < 0.02
+    # Every store's coefficient moves by the same draw: the error is the chain's, not a store's.
+    theta_a, theta_b = (store_coefficients(x)[..., rare] for x in (a, b))
+    np.testing.assert_allclose(theta_b - theta_a, np.broadcast_to(shift[:, None], theta_a.shape), atol=1e-5)
+
+
 @pytest.mark.parametrize("mean, dispersion", [(6000.0, 60.0), (30000.0, 60.0), (300.0, 60.0)])
 def test_a_store_days_law_keeps_its_mean_and_spread_under_day_shocks(mean, dispersion):
     # 30000: the Gamma's own relative variance (0.002) is below the shock's (0.0025), so the
@@ -492,6 +529,7 @@ def test_cold_start_beats_a_per_store_fit_on_seven_days():
     known = new.select_days(start, start + 9)  # ~7 open days
     local = fit_new_stores(global_fit, known, FitConfig(steps=200, chunk_steps=100))
     assert local.meta[DAY_SHOCK_SD] == global_fit.meta[DAY_SHOCK_SD]  # a week cannot measure it
+    np.testing.assert_array_equal(local.coefficient_shock_sd, global_fit.coefficient_shock_sd)
     horizon = forecast(local, new, new_ids, start + 10, start + 51, n_samples=200)
     scored = horizon[horizon["y"].notna()]
     cold = rmspe(scored["y"], scored["point"])

@@ -25,6 +25,7 @@ from bhm_core.model.hierarchy import dispersion_slots, grid_laws, store_paramete
 
 CHUNK_STORES = 64  # stores drawn together: memory is one chunk's samples
 SHOCK_STREAM = 7919  # generator key of the day shocks, apart from the stores' (seed, id)
+COEFFICIENT_SHOCK_STREAM = 7907  # the latents' key folded with this: the chain coefficients' shared error
 MIN_DAYS = 8  # the shortest padded window
 DAY_NUMBER_OFFSET = 10**6  # dates as days since 1970 made non-negative for the generator key
 
@@ -111,7 +112,7 @@ def _draw_latents_async(key, result: FitResult, n_samples: int, rows: np.ndarray
         name: type(site)(*(np.asarray(a)[rows] for a in site)) if name in local else site
         for name, site in result.params.items()
     }
-    return _latents_program(key, params, ids, n_samples)
+    return _latents_program(key, params, ids, n_samples, result.coefficient_shock_sd)
 
 
 @jax.jit
@@ -122,8 +123,12 @@ def _latent_key(seed):
 
 
 @partial(jax.jit, static_argnums=(3,))
-def _latents_program(key, params: dict, ids, n_samples: int) -> dict:
-    """The latent draw as one compiled program: a request pays one dispatch, not one per site."""
+def _latents_program(key, params: dict, ids, n_samples: int, coefficient_shock_sd) -> dict:
+    """The latent draw as one compiled program: a request pays one dispatch, not one per site.
+
+    Each draw's chain coefficients also carry the error the training days' chain-wide shocks left
+    in them (N(0, coefficient_shock_sd^2) per feature, inference.shocks), which moves every store's
+    coefficients alike: the guide cannot hold it, as the model sees each store-day's noise as its own."""
     out = {}
     index = {s.name: i for i, s in enumerate(s for s in guide_sites() if s.name in params)}
     for spec in draw_order(params):  # a whitened site after the hyper-parameters it reads
@@ -135,6 +140,8 @@ def _latents_program(key, params: dict, ids, n_samples: int) -> dict:
         else:
             eps = jax.random.normal(site_key, (n_samples, *np.shape(site.loc)))
         _, _, out[spec.name] = guide_draw(spec, site, eps, basis, out)
+    shared_error = jax.random.normal(jax.random.fold_in(key, COEFFICIENT_SHOCK_STREAM), out["theta_mu"].shape)
+    out["theta_mu"] = out["theta_mu"] + coefficient_shock_sd * shared_error
     return out
 
 

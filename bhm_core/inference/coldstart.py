@@ -12,7 +12,7 @@ from bhm_core.data.features import GROUPS
 from bhm_core.errors import DataError
 from bhm_core.inference import optim
 from bhm_core.inference.fit import fit
-from bhm_core.inference.state import DAY_SHOCK_SD, FitResult, FitState
+from bhm_core.inference.state import COEFFICIENT_SHOCK_SD, DAY_SHOCK_SD, FitResult, FitState
 from bhm_core.model import guide
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
 from bhm_core.model.hierarchy import prior_arrays
@@ -74,8 +74,10 @@ def fit_new_stores(
         on_progress=on_progress,
         should_stop=should_stop,
     )
-    # A few new stores' known days cannot measure chain-wide shocks; the chain's fit did.
+    # A few new stores' known days cannot measure chain-wide shocks, nor the error they leave in
+    # the chain's coefficients (which the hierarchy's fit measured); the chain's fit did.
     result.meta[DAY_SHOCK_SD] = global_fit.day_shock_sd
+    result.meta[COEFFICIENT_SHOCK_SD] = global_fit.coefficient_shock_sd.tolist()
     return result
 
 

@@ -23,8 +23,9 @@ from bhm_core.inference import optim
 from bhm_core.inference.packing import COARSE_CELLS, MIN_CELLS, pack, pack_by_store
 from bhm_core.inference.programs import program
 from bhm_core.inference.sharding import alignment, local_rows, n_devices, place, place_rows, store_mesh, to_host
-from bhm_core.inference.shocks import day_shock_sd
+from bhm_core.inference.shocks import coefficient_shock_sd, day_shock_sd, feature_days
 from bhm_core.inference.state import (
+    COEFFICIENT_SHOCK_SD,
     DAY_SHOCK_SD,
     FitResult,
     FitState,
@@ -339,6 +340,8 @@ class _Run:
         data, n = self.data, self.data.n_stores
         host = trim_stores(jax.tree.map(to_host, FitState({**fixed, **state.params}, state.opt_state, state.step)), n)
         losses = np.asarray(losses, np.float64)
+        shock_sd = day_shock_sd(host.params, data.cells)
+        days_active = feature_days(data.cells, len(data.feature_names))
         meta = {
             "seconds": time.perf_counter() - self.timing["started"],
             **self.timing,
@@ -346,7 +349,8 @@ class _Run:
             "steps_this_run": len(losses),
             "final_loss": float(np.mean(losses[-20:])) if len(losses) else float("nan"),
             "n_cells": len(data.cells.y),
-            DAY_SHOCK_SD: day_shock_sd(host.params, data.cells),
+            DAY_SHOCK_SD: shock_sd,
+            COEFFICIENT_SHOCK_SD: coefficient_shock_sd(shock_sd, days_active).tolist(),
             **data.info,
             **self.extra,
             **extra,

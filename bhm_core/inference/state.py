@@ -20,6 +20,8 @@ from bhm_core.model.config import FitConfig, Priors
 from bhm_core.model.guide import Whitening, identity_whitening, per_store_entries
 
 DAY_SHOCK_SD = "day_shock_sd"  # FitResult.meta key: sd of chain-wide day shocks (inference.shocks)
+# FitResult.meta key: per feature, the sd of the chain coefficient's error from those shocks
+COEFFICIENT_SHOCK_SD = "coefficient_shock_sd"
 
 
 class FitState(NamedTuple):
@@ -57,6 +59,15 @@ class FitResult:
     def day_shock_sd(self) -> float:
         """sd of the chain-wide day shocks forecasts draw (inference.shocks); 0 when not measured."""
         return float(self.meta.get(DAY_SHOCK_SD, 0.0))
+
+    @property
+    def coefficient_shock_sd(self) -> np.ndarray:
+        """(F,) float32 the sd the day shocks add to each chain coefficient (inference.shocks);
+        zeros when not measured."""
+        values = self.meta.get(COEFFICIENT_SHOCK_SD)
+        if values is None:
+            return np.zeros(len(self.feature_names), np.float32)
+        return np.asarray(values, np.float32)
 
     @property
     def final_loss(self) -> float:
