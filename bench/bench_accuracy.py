@@ -2,6 +2,7 @@
 
     python bench/bench_accuracy.py [--data-dir DIR] [--steps N] [--samples N] [--json-out FILE]
                                    [--features JSON]   # e.g. '{"season": false}': an ablation row
+                                   [--likelihood log_student_t]   # another observation law
 
 Backtests on all stores, horizon 42 days, at three cutoffs (2015-06-19, plus 2015-03-31 and
 2014-12-15, each followed by 42 days of data; the last one's horizon holds Christmas and the 180
@@ -136,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--features", default="{}", help="FeatureSpec fields changed from the defaults, as JSON (an ablation row)"
     )
+    parser.add_argument("--likelihood", help="the model's observation law (FitConfig.likelihood; default: its default)")
     args = parser.parse_args(argv)
     if not Path(args.data_dir).is_dir():
         print(f"no data at {args.data_dir} (needs Kaggle-layout train.csv and store.csv)", file=sys.stderr)
@@ -150,13 +152,15 @@ def main(argv=None) -> int:
     from bhm_core.model.config import FitConfig
 
     enable_compilation_cache()
-    config = FitConfig(**({"steps": args.steps} if args.steps else {}))
+    config = FitConfig(
+        **({"steps": args.steps} if args.steps else {}), **({"likelihood": args.likelihood} if args.likelihood else {})
+    )
     start = time.perf_counter()
     spec = FeatureSpec(**json.loads(args.features))
     cube = load_dataset(KaggleDirSource(args.data_dir)).cube(spec)
     print(
         f"loaded {cube.n_stores} stores x {cube.n_days} days in {time.perf_counter() - start:.1f} s; "
-        f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}), "
+        f"FitConfig(steps={config.steps}, learning_rate={config.learning_rate}, likelihood={config.likelihood}), "
         f"{args.samples} samples; {spec}",
         flush=True,
     )

@@ -189,6 +189,17 @@ def test_minibatch_fit_runs_through_the_page(app):
     assert history_rows(app)["Batch"].tolist() == [5]
 
 
+def test_the_observation_law_is_chosen_on_the_page_and_fitted_with(app):
+    law = app.segmented_control(key=f"{state.W_SVI}.likelihood")
+    assert law.value == "negative_binomial" and "Student-t on log sales" in law.options
+    law.set_value("log_student_t")
+    app.run()
+    fit(app, steps=40)
+    assert not app.exception and not app.error
+    assert current(app).result.config.likelihood == "log_student_t"
+    assert np.isfinite(current(app).result.losses).all()
+
+
 def history_rows(at):
     return at.dataframe[0].value
 
@@ -342,6 +353,7 @@ def test_settings_round_trip_through_toml_exactly(app):
         batch_size=8,
         chunk_steps=25,
         seed=7,
+        likelihood="log_student_t",
     )
     priors = replace(original.priors, r_mu_loc=3.25, promo=replace(original.priors.promo, mu_scale=0.4))
     text = to_toml(replace(original, fit=fit_settings, priors=priors))
@@ -351,6 +363,7 @@ def test_settings_round_trip_through_toml_exactly(app):
     assert not app.exception and not app.error
     assert "Loaded the pasted settings into the editors" in texts(app.success)
     assert app.number_input(key=f"{state.W_SVI}.learning_rate").value == 0.02
+    assert app.segmented_control(key=f"{state.W_SVI}.likelihood").value == "log_student_t"
     assert app.number_input(key=prior_key("dispersion", "r_mu_loc")).value == 3.25
     # What the download writes is what was loaded, to the byte (the code block drops the last newline).
     assert settings_code(app) == text.rstrip("\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bhm_core.errors import ConfigError
+from bhm_core.model import likelihoods
 from bhm_core.model.config import INITS, OPTIMIZERS, SCHEDULES, FitConfig
 from ui.session import state
 from ui.views import labels
@@ -13,13 +14,14 @@ from ui.views import labels
 PROGRESS_EVERY = state.PROGRESS_EVERY
 OPTIMIZER_LABELS = {"adam": "Adam", "clipped_adam": "Adam, clipped gradients"}
 INIT_LABELS = {"least_squares": "Least squares (fast)", "prior": "Prior means"}
+LIKELIHOOD_LABELS = {"negative_binomial": "Gamma-Poisson", "log_student_t": "Student-t on log sales"}
 
 
 def _key(name: str) -> str:
     return f"{state.W_SVI}.{name}"
 
 
-NO_WIDGET = ("warmup_steps", "likelihood")  # kept as loaded (a settings file, a reopened fit)
+NO_WIDGET = ("warmup_steps",)  # kept as loaded (a settings file, a reopened fit)
 
 
 def load(config: FitConfig) -> None:
@@ -32,7 +34,7 @@ def load(config: FitConfig) -> None:
 def _widget_values(config: FitConfig) -> dict:
     values = config.to_dict()
     values.pop("chunk_steps")  # the dashboard's own: how often the progress panel moves
-    for name in NO_WIDGET:  # the default ramp and law suit every case; a file may set them
+    for name in NO_WIDGET:  # the default ramp suits every case; a file may set it
         values.pop(name)
     values["minibatch"] = config.batch_size is not None
     values["batch_size"] = config.batch_size or 10
@@ -53,6 +55,7 @@ def _build(values: dict) -> FitConfig:
         init=values["init"],
         chunk_steps=PROGRESS_EVERY,
         seed=int(values["seed"]),
+        likelihood=values["likelihood"],
         **st.session_state.get(state.SVI_EXTRA, {}),
     )
 
@@ -150,7 +153,7 @@ def _schedule_row(schedule: str, optimizer: str) -> dict:
 
 
 def _batch_row(n_stores: int) -> dict:
-    low = st.columns([1.2, 1.2, 3.6], vertical_alignment="center")
+    low = st.columns([1.2, 1.2, 2.4, 1.6], vertical_alignment="center")
     minibatch = low[0].toggle(
         "Minibatch stores",
         help="Each step sees a random subset of the stores, scaled up: cheaper steps on large data",
@@ -163,14 +166,24 @@ def _batch_row(n_stores: int) -> dict:
         help=f"How many of the {n_stores} stores each step sees",
         **_k("batch_size", KEEP),
     )
+    law = low[2].segmented_control(
+        labels.SVI["likelihood"],
+        tuple(likelihoods.LIKELIHOODS),
+        format_func=lambda name: LIKELIHOOD_LABELS.get(name, name),
+        required=True,
+        help="The law of a store-day's sales around the model's level. Gamma-Poisson: counts whose "
+        "variance grows with the mean. Student-t on log sales: relative errors with heavier tails "
+        "on both sides, so odd days weigh less in the fit; its steps are about a third cheaper",
+        **_k("likelihood", KEEP),
+    )
     if minibatch and batch >= n_stores:
-        low[2].caption(
+        low[3].caption(
             f"{batch:,} is not fewer than the {n_stores:,} stores fitted: every step sees every store "
             "(a full-batch fit)."
         )
     elif minibatch:
-        low[2].caption(f"{batch:,} of the {n_stores:,} stores per step.")
-    return {"minibatch": minibatch, "batch_size": batch}
+        low[3].caption(f"{batch:,} of the {n_stores:,} stores per step.")
+    return {"minibatch": minibatch, "batch_size": batch, "likelihood": law}
 
 
 def _k(name: str, keep: dict) -> dict:
