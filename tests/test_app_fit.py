@@ -193,6 +193,8 @@ def test_the_observation_law_is_chosen_on_the_page_and_fitted_with(app):
     law = app.segmented_control(key=f"{state.W_SVI}.likelihood")
     assert law.value == "negative_binomial" and "Student-t on log sales" in law.options
     law.set_value("log_student_t")
+    # A session may still hold settings-file fields an older page kept beside the widgets.
+    app.session_state[state.SVI_EXTRA] = {"warmup_steps": 0, "likelihood": "negative_binomial"}
     app.run()
     fit(app, steps=40)
     assert not app.exception and not app.error

@@ -21,7 +21,7 @@ from bhm_core.inference.coldstart import fit_new_stores, priors_from_posterior
 from bhm_core.inference.fit import fit
 from bhm_core.inference.packing import pack
 from bhm_core.inference.programs import COMPILE_COUNT
-from bhm_core.inference.shocks import coefficient_shock_sd, day_shock_sd, feature_days
+from bhm_core.inference.shocks import active_days, coefficient_shock_sd, day_shock_sd
 from bhm_core.inference.state import COEFFICIENT_SHOCK_SD, DAY_SHOCK_SD, pad_stores
 from bhm_core.model.config import EffectPrior, FitConfig, Priors
 from bhm_core.model.guide import SiteParams, basis_name, negative_elbo, sample_guide
@@ -377,15 +377,15 @@ def test_day_shock_sd_is_recovered_from_the_residuals(truth):
 
 
 def test_feature_days_count_the_days_a_feature_had_sales():
-    # 3 features over 2 slots; feature 2 is set on days 1 and 4, with value 0 on day 2 and on
-    # day 3 only in a cell without sales: neither counts.
+    # 4 features over 2 slots (feature 3 never set); feature 2 is set on days 1 and 4, with value 0
+    # on day 2 and on day 3 only in a cell without sales: neither counts.
     store = np.array([0, 1, 0, 1, 0, 1], np.int32)
     day = np.array([0, 1, 2, 3, 4, 4], np.int32)
     index = np.array([[0, 1], [0, 2], [0, 2], [0, 2], [0, 2], [0, 1]], np.int32)
     value = np.array([[1, 1], [1, 1], [1, 0], [1, 1], [1, 0.5], [1, 1]], np.float32)
     y = np.array([5, 7, 3, 0, 4, 6], np.float32)
     cells = Cells(store, day, index, value, y)
-    np.testing.assert_array_equal(feature_days(cells, 4), [4, 2, 2, 0])
+    np.testing.assert_array_equal(active_days(cells, 4), [4, 2, 2, 0])
     # A day's shock moves every store alike: a feature measured on d days carries their mean's error.
     np.testing.assert_allclose(
         coefficient_shock_sd(0.05, np.array([4, 2, 2, 0])), [0.025, 0.05 / np.sqrt(2), 0.05 / np.sqrt(2), 0.05]
@@ -394,7 +394,7 @@ def test_feature_days_count_the_days_a_feature_had_sales():
 
 def test_chain_coefficients_carry_the_day_shocks_error_in_every_draw(cube, fitted):
     n_features = len(fitted.feature_names)
-    days = feature_days(observed_cells(cube), n_features)
+    days = active_days(observed_cells(cube), n_features)
     np.testing.assert_allclose(fitted.coefficient_shock_sd, coefficient_shock_sd(fitted.day_shock_sd, days), rtol=1e-6)
     rare = int(np.argmin(np.where(days > 0, days, np.inf)))  # a holiday level: the fewest days
     assert fitted.coefficient_shock_sd[rare] == fitted.coefficient_shock_sd.max() > 0
@@ -411,6 +411,11 @@ def test_chain_coefficients_carry_the_day_shocks_error_in_every_draw(cube, fitte
     # Every store's coefficient moves by the same draw: the error is the chain's, not a store's.
     theta_a, theta_b = (store_coefficients(x)[..., rare] for x in (a, b))
     np.testing.assert_allclose(theta_b - theta_a, np.broadcast_to(shift[:, None], theta_a.shape), atol=1e-5)
+    # Drawn from the forecast's key alone: any chunking of the stores gives the same forecast.
+    stores, first, last = cube.store_ids[:5], cube.dates[-14], cube.dates[-1]
+    a = forecast(shocked, cube, stores, first, last, n_samples=50, chunk_stores=2)
+    b = forecast(shocked, cube, stores, first, last, n_samples=50, chunk_stores=5)
+    np.testing.assert_array_equal(a["point"].to_numpy(), b["point"].to_numpy())
 
 
 @pytest.mark.parametrize("mean, dispersion", [(6000.0, 60.0), (30000.0, 60.0), (300.0, 60.0)])

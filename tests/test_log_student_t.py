@@ -58,6 +58,11 @@ def test_its_draws_keep_the_median_and_spread_the_fit_gives_under_day_shocks(sho
         assert np.corrcoef(np.log1p(y), shocks[:, 0])[0, 1] > 0.3
 
 
+def test_one_draw_per_element_of_eta_whatever_the_dispersions_shape():
+    y = LAW.sample(np.random.default_rng(0), np.full(1000, np.log(7000.0)), np.float32(5.0))
+    assert y.shape == (1000,) and len(np.unique(y)) > 500
+
+
 @pytest.fixture(scope="module")
 def demo():
     return load_dataset(DemoSource(n_stores=16, n_days=300, seed=2))
@@ -82,6 +87,17 @@ def test_a_fit_with_it_recovers_the_promo_effect_and_forecasts_calibrated_interv
     scored = frame[frame["y"].notna()]
     covered = ((scored["y"] >= scored["lo_90"]) & (scored["y"] <= scored["hi_90"])).mean()
     assert 0.8 <= covered <= 0.98
+
+
+@pytest.mark.slow
+def test_a_fit_is_not_continued_under_another_law(demo, fitted):
+    from bhm_core.errors import ConfigError
+    from bhm_core.inference.fit import fit
+
+    cube, result = fitted
+    with pytest.raises(ConfigError, match="made with 'log_student_t'") as caught:
+        fit(cube, FitConfig(steps=10, likelihood="negative_binomial"), init=result)
+    assert caught.value.key == "fit.likelihood"
 
 
 @pytest.mark.slow

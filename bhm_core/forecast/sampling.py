@@ -202,9 +202,10 @@ def sample_forecast(
     expected: bool = False,
 ):
     """Yield (store ids of the chunk, samples (n_samples, chunk stores, days), the chunk's window
-    covariates) chunk by chunk. expected: each posterior draw's expected sales exp(eta) instead of a
-    sales draw, for comparisons of scenarios on the same draws, where the day-to-day noise of a
-    sales draw would only blur the difference."""
+    covariates) chunk by chunk. expected: each posterior draw's level exp(eta) instead of a sales
+    draw (the expected sales under the Gamma-Poisson; under the Student-t law on log sales, whose
+    heavy tails leave no mean, the median of 1 + sales), for comparisons of scenarios on the same
+    draws, where the day-to-day noise of a sales draw would only blur the difference."""
     rows_fit = fit_rows(result, store_ids)
     rows_cube = cube.store_rows(store_ids)
     latent_key = _latent_key(np.int32(seed))

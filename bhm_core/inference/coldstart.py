@@ -159,13 +159,15 @@ def priors_from_posterior(result: FitResult, inflate: float = 2.0) -> Priors:
     mu_scale; the fitted per-store spreads give sigma_scale. Used to seed a fit of a new region.
     """
     loc_mu, log_scale_mu = result.params["theta_mu"]
+    # the chain means' uncertainty: the guide's, and the error the training days' shared shocks left
+    variance_mu = np.exp(2 * np.asarray(log_scale_mu, np.float64)) + result.coefficient_shock_sd.astype(np.float64) ** 2
     centre = guide.guide_centre(result.params)
     sigma = centre["theta_sigma"]
     groups = np.asarray(result.feature_groups)
     changes = {}
     for group in dict.fromkeys(result.feature_groups):
         sel = groups == group
-        spread = np.sqrt(np.var(loc_mu[sel]) + np.mean(np.exp(2 * log_scale_mu[sel])))
+        spread = np.sqrt(np.var(loc_mu[sel]) + np.mean(variance_mu[sel]))
         changes[group] = EffectPrior(
             mu_loc=float(np.mean(loc_mu[sel])),
             mu_scale=float(np.clip(inflate * spread, 1e-3, 100)),

@@ -18,12 +18,12 @@ import numpy as np
 
 from bhm_core.data.cells import FitData
 from bhm_core.data.cube import SalesCube
-from bhm_core.errors import DataError, FitDivergedError
+from bhm_core.errors import ConfigError, DataError, FitDivergedError
 from bhm_core.inference import optim
 from bhm_core.inference.packing import COARSE_CELLS, MIN_CELLS, pack, pack_by_store
 from bhm_core.inference.programs import program
 from bhm_core.inference.sharding import alignment, local_rows, n_devices, place, place_rows, store_mesh, to_host
-from bhm_core.inference.shocks import coefficient_shock_sd, day_shock_sd, feature_days
+from bhm_core.inference.shocks import active_days, coefficient_shock_sd, day_shock_sd
 from bhm_core.inference.state import (
     COEFFICIENT_SHOCK_SD,
     DAY_SHOCK_SD,
@@ -341,7 +341,7 @@ class _Run:
         host = trim_stores(jax.tree.map(to_host, FitState({**fixed, **state.params}, state.opt_state, state.step)), n)
         losses = np.asarray(losses, np.float64)
         shock_sd = day_shock_sd(host.params, data.cells)
-        days_active = feature_days(data.cells, len(data.feature_names))
+        days_active = active_days(data.cells, len(data.feature_names))
         meta = {
             "seconds": time.perf_counter() - self.timing["started"],
             **self.timing,
@@ -375,6 +375,14 @@ def _check_compatible(init: FitResult, data: FitData, config: FitConfig) -> None
     new stores' guide comes from the start, the old stores' too, so nothing is carried per store)."""
     if tuple(init.feature_names) != tuple(data.feature_names):
         raise DataError("cannot continue this fit: it was made for other features; start a new fit instead")
+    if init.config.likelihood != config.likelihood:  # eta and r mean other things under another law
+        raise ConfigError(
+            f"cannot continue this fit with the likelihood {config.likelihood!r}: it was made with "
+            f"{init.config.likelihood!r}; start a new fit instead",
+            key="fit.likelihood",
+            value=config.likelihood,
+            allowed=repr(init.config.likelihood),
+        )
     fresh_start = init.data_fingerprint != data.fingerprint and config.init == "least_squares"
     if not fresh_start and not np.array_equal(init.store_ids, data.store_ids):
         raise DataError("cannot continue this fit: it was made for other stores; start a new fit instead")

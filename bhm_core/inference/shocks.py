@@ -71,7 +71,7 @@ def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
     return float(np.sqrt(max(spread**2 - np.median(within / np.maximum(n - 1, 1)), 0.0)))
 
 
-def feature_days(cells, n_features: int, chunk: int = 1 << 20) -> np.ndarray:
+def active_days(cells, n_features: int, chunk: int = 1 << 20) -> np.ndarray:
     """(F,) int64 the number of days on which each feature is non-zero in a cell with sales (of
     the first MAX_SHOCK_STORES stores, as for the shocks' sd)."""
     positive = _positive_cells(cells, chunk)

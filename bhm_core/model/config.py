@@ -74,7 +74,8 @@ class EffectPrior:
 
 
 DISPERSION_PRIORS = (  # (field, default, low, high, low open): the dispersion's hyperpriors
-    ("r_mu_loc", 4.0, -20, 20, False),  # log-dispersion: Var[y] = E[y] (1 + exp(r))
+    # log-dispersion: Var[y] = E[y] (1 + exp(r)) (Gamma-Poisson; log_student_t: Var[log(1 + y)] ~ exp(-r))
+    ("r_mu_loc", 4.0, -20, 20, False),
     ("r_mu_scale", 1.0, 0, 100, True),
     ("r_sigma_scale", 1.0, 0, 100, True),
     ("w_scale", 0.1, 0, 100, True),  # scale of the per-store dispersion offsets

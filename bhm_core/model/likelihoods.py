@@ -239,7 +239,7 @@ class LogStudentT(Likelihood):
             s2 = np.minimum(np.float32(shock_sd**2), (1.0 - IDIOSYNCRATIC_FLOOR) * variance)
             variance = variance - s2
             log_y = mu + np.sqrt(s2) / np.float32(shock_sd) * np.asarray(shock, np.float32)
-        t = rng.standard_t(self.DF, size=np.shape(variance)).astype(np.float32)
+        t = rng.standard_t(self.DF, size=np.broadcast_shapes(np.shape(log_y), np.shape(variance))).astype(np.float32)
         log_y = np.minimum(log_y + np.sqrt(variance / ratio) * t, LOG_MEAN_RANGE[1])
         return np.rint(np.maximum(np.expm1(log_y), 0.0)).astype(np.int64)
 

@@ -171,7 +171,9 @@ def _dispersion_editor():
     ):
         st.caption(
             "Day-to-day noise around the expected sales: Var = mean × (1 + eʳ) per store, with "
-            "r = r_μ + r_σ w. e⁴ ≈ 55: at 5,000 €/day a standard deviation of about 520 €."
+            "r = r_μ + r_σ w. e⁴ ≈ 55: at 5,000 €/day a standard deviation of about 520 €. "
+            "With the Student-t law on log sales (Likelihood, under Inference) r sets the spread of "
+            "log sales instead, the other way round: r = 5 is about ±9.5 %, a larger r a narrower law."
         )
         cols = st.columns(4)
         help_texts = (

@@ -56,7 +56,8 @@ def _build(values: dict) -> FitConfig:
         chunk_steps=PROGRESS_EVERY,
         seed=int(values["seed"]),
         likelihood=values["likelihood"],
-        **st.session_state.get(state.SVI_EXTRA, {}),
+        # only the fields without a widget: a session may hold more from an older version of the page
+        **{k: v for k, v in st.session_state.get(state.SVI_EXTRA, {}).items() if k in NO_WIDGET},
     )
 
 
