@@ -64,25 +64,22 @@ def test_one_draw_per_element_of_eta_whatever_the_dispersions_shape():
 
 
 @pytest.fixture(scope="module")
-def demo():
-    return load_dataset(DemoSource(n_stores=16, n_days=300, seed=2))
-
-
-@pytest.fixture(scope="module")
-def fitted(demo):
+def fitted():
+    """(the demo's truth, its cube, a fit with the law)."""
     from bhm_core.inference.fit import fit
 
+    demo = load_dataset(DemoSource(n_stores=16, n_days=300, seed=2))
     cube = demo.cube()
-    return cube, fit(cube, FitConfig(steps=150, likelihood="log_student_t"))
+    return demo.truth, cube, fit(cube, FitConfig(steps=150, likelihood="log_student_t"))
 
 
 @pytest.mark.slow
-def test_a_fit_with_it_recovers_the_promo_effect_and_forecasts_calibrated_intervals(demo, fitted):
-    cube, result = fitted
+def test_a_fit_with_it_recovers_the_promo_effect_and_forecasts_calibrated_intervals(fitted):
+    truth, cube, result = fitted
     assert result.likelihood is LAW and np.isfinite(result.losses).all()
     promo = list(result.feature_names).index("promo")
-    truth = demo.truth["theta_mu"][list(demo.truth["feature_names"]).index("promo")]
-    assert result.params["theta_mu"].loc[promo] == pytest.approx(truth, abs=0.05)
+    promo_truth = truth["theta_mu"][list(truth["feature_names"]).index("promo")]
+    assert result.params["theta_mu"].loc[promo] == pytest.approx(promo_truth, abs=0.05)
     frame = forecast(result, cube, cube.store_ids, cube.dates[-42], cube.dates[-1], n_samples=300)
     scored = frame[frame["y"].notna()]
     covered = ((scored["y"] >= scored["lo_90"]) & (scored["y"] <= scored["hi_90"])).mean()
@@ -90,11 +87,11 @@ def test_a_fit_with_it_recovers_the_promo_effect_and_forecasts_calibrated_interv
 
 
 @pytest.mark.slow
-def test_a_fit_is_not_continued_under_another_law(demo, fitted):
+def test_a_fit_is_not_continued_under_another_law(fitted):
     from bhm_core.errors import ConfigError
     from bhm_core.inference.fit import fit
 
-    cube, result = fitted
+    _, cube, result = fitted
     with pytest.raises(ConfigError, match="made with 'log_student_t'") as caught:
         fit(cube, FitConfig(steps=10, likelihood="negative_binomial"), init=result)
     assert caught.value.key == "fit.likelihood"
@@ -102,7 +99,7 @@ def test_a_fit_is_not_continued_under_another_law(demo, fitted):
 
 @pytest.mark.slow
 def test_a_fit_with_it_survives_a_save_and_a_load(fitted, tmp_path):
-    cube, result = fitted
+    _, cube, result = fitted
     store = FitStore(tmp_path)
     store.save(result, "abc123", spec=cube.spec)
     loaded = store.load("abc123")
