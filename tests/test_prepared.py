@@ -130,6 +130,28 @@ def test_an_entry_naming_an_unknown_object_is_refused(fitted):
     assert opened.cube is not None
 
 
+@pytest.mark.parametrize("dtype", ["category", "object", "period[D]"])
+def test_an_entry_naming_a_column_type_beyond_plain_values_is_refused(fitted, dtype):
+    """A valid digest over an edited manifest: a stores column made some other pandas type by name."""
+    import json
+
+    root, _, key = fitted
+    reopen(key, root / "fits")
+    source = _entries(root)[0]
+    with np.load(source, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    tree = json.loads(arrays.pop(prepared.MANIFEST).tobytes())
+    arrays.pop(prepared.DIGEST)
+    numeric = next(c for c in tree["cube"]["stores"] if "array" in c)
+    numeric["dtype"] = dtype
+    manifest = np.frombuffer(prepared.canonical(tree), np.uint8)
+    arrays[prepared.DIGEST] = np.frombuffer(prepared._digest(manifest, arrays).encode(), np.uint8)
+    arrays[prepared.MANIFEST] = manifest
+    np.savez(root / "fits" / prepared.FOLDER / "edited.npz", **arrays)
+    assert prepared.read(root / "fits", "edited") is None
+    assert prepared.read(root / "fits", source.stem) is not None  # the entry it was made from reads
+
+
 def test_only_the_newest_entries_are_kept(fitted, tmp_path):
     _, _, key = fitted
     opened = reopen(key, fitted[0] / "fits")

@@ -13,8 +13,8 @@ dashboard's data cache does), the code by a SHA-256 of the modules that build th
 written only after its cube matched the fit's data fingerprint, and the key holds that fingerprint.
 
 Nothing is pickled, and nothing in an entry names what to build: the layout of the cube and the
-calendar is fixed here, the manifest holds only values and array names (read with
-allow_pickle=False), and a SHA-256 over the manifest and every array is checked on reading: an
+calendar is fixed here, the manifest holds only values, array names and the stores table's column
+dtypes from a fixed list of plain types (the arrays read with allow_pickle=False), and a SHA-256 over the manifest and every array is checked on reading: an
 entry that is edited, truncated or unreadable is a miss (the data are read from the files again
 and the entry rewritten), never an error and never trusted. Writing is best effort: a fits folder
 that cannot be written still forecasts. The KEEP most recently used entries are kept, and the
@@ -239,7 +239,9 @@ def _decode_value(node, arrays: dict):
         return arrays[node["array"]]
     if "datetime64" in node:
         return np.datetime64(node["datetime64"], node["unit"])
-    return tuple(node["tuple"])
+    if "tuple" in node and all(isinstance(v, (bool, int, float, str)) for v in node["tuple"]):
+        return tuple(node["tuple"])
+    raise ValueError(f"a prepared entry holds a value of no known layout: {str(node)[:80]}")
 
 
 def _encode_frame(frame: pd.DataFrame, arrays: dict, prefix: str) -> list:
@@ -258,12 +260,44 @@ def _encode_frame(frame: pd.DataFrame, arrays: dict, prefix: str) -> list:
     return columns
 
 
+TEXT_DTYPES = ("object", "str", "string")  # the text columns' dtypes an entry may name
+NULLABLE_DTYPES = (
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float32",
+    "Float64",
+    "boolean",
+)
+
+
+def _column_dtype(name: str, text: bool):
+    """The dtype a column's entry names, if it is one of plain values: never an extension type of
+    any other kind, which pandas would build from the name alone."""
+    if text:
+        if name in TEXT_DTYPES:
+            return name
+    elif name in NULLABLE_DTYPES:
+        return name
+    else:
+        dtype = np.dtype(name)  # a name NumPy does not know raises TypeError: the entry is a miss
+        if dtype.kind in "biufM":
+            return dtype
+    raise ValueError(f"a prepared entry names the column dtype {name!r}")
+
+
 def _decode_frame(columns: list, arrays: dict) -> pd.DataFrame:
     out = {}
     for column in columns:
         if "text" in column:
-            text = pd.Series(arrays[column["text"]]).astype(column["dtype"])
+            text = pd.Series(arrays[column["text"]]).astype(_column_dtype(column["dtype"], text=True))
             out[column["name"]] = text.where(~arrays[f"{column['text']}.missing"])
         else:
-            out[column["name"]] = pd.Series(arrays[column["array"]], dtype=column["dtype"])
+            dtype = _column_dtype(column["dtype"], text=False)
+            out[column["name"]] = pd.Series(arrays[column["array"]], dtype=dtype)
     return pd.DataFrame(out)
