@@ -58,6 +58,15 @@ def test_its_draws_keep_the_median_and_spread_the_fit_gives_under_day_shocks(sho
         assert np.corrcoef(np.log1p(y), shocks[:, 0])[0, 1] > 0.3
 
 
+def test_the_numpyro_law_draws_what_it_scores():
+    import jax
+
+    law = likelihoods.LogStudentTLaw(DF, jnp.full(50_000, np.log(7000.0)), jnp.asarray(5.0))
+    y = np.asarray(law.sample(jax.random.PRNGKey(0)))
+    assert np.median(y) == pytest.approx(6999.0, rel=0.005)
+    assert np.std(np.log1p(y)) == pytest.approx(np.sqrt(LAW.log_variance(1.0, 5.0)), rel=0.03)
+
+
 def test_one_draw_per_element_of_eta_whatever_the_dispersions_shape():
     y = LAW.sample(np.random.default_rng(0), np.full(1000, np.log(7000.0)), np.float32(5.0))
     assert y.shape == (1000,) and len(np.unique(y)) > 500

@@ -14,10 +14,11 @@ written only after its cube matched the fit's data fingerprint, and the key hold
 
 Nothing is pickled, and nothing in an entry names what to build: the layout of the cube and the
 calendar is fixed here, the manifest holds only values, array names and the stores table's column
-dtypes from a fixed list of plain types (the arrays read with allow_pickle=False), and a SHA-256 over the manifest and every array is checked on reading: an
-entry that is edited, truncated or unreadable is a miss (the data are read from the files again
-and the entry rewritten), never an error and never trusted. Writing is best effort: a fits folder
-that cannot be written still forecasts. The KEEP most recently used entries are kept, and the
+dtypes from a fixed list of plain types (the arrays read with allow_pickle=False), and a SHA-256
+over the manifest and every array is checked on reading: an entry that is edited, truncated or
+unreadable is a miss (the data are read from the files again and the entry rewritten), never an
+error and never trusted. Writing is best effort: a fits folder that cannot be written still
+forecasts. The KEEP most recently used entries are kept, and the
 folder is never followed when it is a link.
 """
 

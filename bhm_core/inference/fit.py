@@ -23,7 +23,7 @@ from bhm_core.inference import optim
 from bhm_core.inference.packing import COARSE_CELLS, MIN_CELLS, pack, pack_by_store
 from bhm_core.inference.programs import program
 from bhm_core.inference.sharding import alignment, local_rows, n_devices, place, place_rows, store_mesh, to_host
-from bhm_core.inference.shocks import active_days, coefficient_shock_sd, day_shock_sd
+from bhm_core.inference.shocks import active_days, coefficient_shock_sd, day_shock_sd, positive_cells
 from bhm_core.inference.state import (
     COEFFICIENT_SHOCK_SD,
     DAY_SHOCK_SD,
@@ -340,8 +340,9 @@ class _Run:
         data, n = self.data, self.data.n_stores
         host = trim_stores(jax.tree.map(to_host, FitState({**fixed, **state.params}, state.opt_state, state.step)), n)
         losses = np.asarray(losses, np.float64)
-        shock_sd = day_shock_sd(host.params, data.cells)
-        days_active = active_days(data.cells, len(data.feature_names))
+        positive = positive_cells(data.cells)  # the cells both estimates read
+        shock_sd = day_shock_sd(host.params, data.cells, positive=positive)
+        days_active = active_days(data.cells, len(data.feature_names), positive=positive)
         meta = {
             "seconds": time.perf_counter() - self.timing["started"],
             **self.timing,

@@ -29,7 +29,7 @@ MIN_SHOCK_DAYS = 28  # such days a fit needs to estimate the shocks' spread
 MAX_SHOCK_STORES = 4096  # stores read for the estimate (bounded cost at scale)
 
 
-def _positive_cells(cells, chunk: int) -> np.ndarray:
+def positive_cells(cells, chunk: int = 1 << 20) -> np.ndarray:
     """Indices of the cells with sales among the first MAX_SHOCK_STORES stores, a block at a time:
     no mask of every cell (84 MB each at 84 M cells)."""
     return np.concatenate(
@@ -43,7 +43,7 @@ def _positive_cells(cells, chunk: int) -> np.ndarray:
     )
 
 
-def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
+def day_shock_sd(params: dict, cells, chunk: int = 1 << 20, positive: np.ndarray | None = None) -> float:
     """The sd (log scale) of the chain-wide day shocks the features leave over.
 
     Each day's mean log residual over its stores (at the guide's centre) estimates that day's
@@ -53,7 +53,7 @@ def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
     read: a day's mean over thousands of stores is as good as over a million.
     """
     theta = store_coefficients(guide_centre(trim_stores(params, MAX_SHOCK_STORES)))
-    positive = _positive_cells(cells, chunk)
+    positive = positive_cells(cells, chunk) if positive is None else positive
     residual = np.empty(positive.size)
     for start in range(0, positive.size, chunk):
         at = positive[start : start + chunk]
@@ -71,10 +71,11 @@ def day_shock_sd(params: dict, cells, chunk: int = 1 << 20) -> float:
     return float(np.sqrt(max(spread**2 - np.median(within / np.maximum(n - 1, 1)), 0.0)))
 
 
-def active_days(cells, n_features: int, chunk: int = 1 << 20) -> np.ndarray:
+def active_days(cells, n_features: int, chunk: int = 1 << 20, positive: np.ndarray | None = None) -> np.ndarray:
     """(F,) int64 the number of days on which each feature is non-zero in a cell with sales (of
-    the first MAX_SHOCK_STORES stores, as for the shocks' sd)."""
-    positive = _positive_cells(cells, chunk)
+    the first MAX_SHOCK_STORES stores, as for the shocks' sd). positive: `positive_cells`, when the
+    caller has them already."""
+    positive = positive_cells(cells, chunk) if positive is None else positive
     n_days = int(cells.day[positive].max()) + 1 if positive.size else 0
     active = np.zeros(n_days * n_features, bool)
     for start in range(0, positive.size, chunk):
